@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+#include "arena.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PAGE 4096u
+#define NCLASSES (ARENA_MAX_OBJ / ARENA_ALIGN)
+#define MAX_ZSPAGE_PAGES 8u
+#define FREE_END 0xffffu
+
+struct zspage {
+  struct zspage *prev, *next; /* on the class's partial list when not full */
+  struct size_class *cls;
+  uint16_t inuse;    /* objects allocated */
+  uint16_t carved;   /* objects [0, carved) have been handed out at least once */
+  uint16_t freelist; /* first free object below carved, FREE_END if none */
+  uint16_t npages;   /* pages present: those reached by carved objects */
+  uint8_t *pages[];
+};
+
+struct size_class {
+  pthread_mutex_t lock;
+  uint32_t size;
+  uint16_t pages_per_zspage;
+  uint16_t objs_per_zspage;
+  struct zspage *partial; /* zspages with room */
+};
+
+struct arena {
+  struct pagepool *pool;
+  struct memacct *acct;
+  _Atomic uint64_t meta_bytes;
+  struct size_class classes[NCLASSES];
+};
+
+/* Fewest pages whose tail waste is near the best achievable, since a larger
+ * zspage is less likely to ever empty and go back to the pool. */
+static uint16_t pick_pages(uint32_t size) {
+  uint32_t best = PAGE;
+  for (uint32_t k = 1; k <= MAX_ZSPAGE_PAGES; k++) {
+    uint32_t w = (k * PAGE % size) * PAGE / (k * PAGE); /* waste per page */
+    if (w < best)
+      best = w;
+  }
+  for (uint32_t k = 1; k <= MAX_ZSPAGE_PAGES; k++)
+    if ((k * PAGE % size) * PAGE / (k * PAGE) <= best + PAGE / 256)
+      return (uint16_t)k;
+  return MAX_ZSPAGE_PAGES;
+}
+
+int arena_create(struct pagepool *pool, struct memacct *acct,
+                 struct arena **out) {
+  struct arena *a = calloc(1, sizeof *a);
+  if (!a)
+    return -ENOMEM;
+  a->pool = pool;
+  a->acct = acct;
+  for (uint32_t i = 0; i < NCLASSES; i++) {
+    struct size_class *c = &a->classes[i];
+    pthread_mutex_init(&c->lock, NULL);
+    c->size = (i + 1) * ARENA_ALIGN;
+    c->pages_per_zspage = pick_pages(c->size);
+    c->objs_per_zspage = (uint16_t)(c->pages_per_zspage * PAGE / c->size);
+  }
+  *out = a;
+  return 0;
+}
+
+void arena_destroy(struct arena *a) {
+  for (uint32_t i = 0; i < NCLASSES; i++)
+    pthread_mutex_destroy(&a->classes[i].lock);
+  free(a);
+}
+
+static uint64_t handle_make(struct zspage *zs, uint16_t idx) {
+  return ((uint64_t)(uintptr_t)zs << 16) | idx;
+}
+
+static struct zspage *handle_zspage(uint64_t h) {
+  return (struct zspage *)(uintptr_t)(h >> 16);
+}
+
+static uint8_t *obj_at(struct zspage *zs, uint32_t off) {
+  return zs->pages[off / PAGE] + off % PAGE;
+}
+
+static void partial_del(struct size_class *c, struct zspage *zs) {
+  if (zs->prev)
+    zs->prev->next = zs->next;
+  else
+    c->partial = zs->next;
+  if (zs->next)
+    zs->next->prev = zs->prev;
+  zs->prev = zs->next = NULL;
+}
+
+static void partial_add(struct size_class *c, struct zspage *zs) {
+  zs->prev = NULL;
+  zs->next = c->partial;
+  if (c->partial)
+    c->partial->prev = zs;
+  c->partial = zs;
+}
+
+static size_t zspage_bytes(const struct size_class *c) {
+  return sizeof(struct zspage) + c->pages_per_zspage * sizeof(uint8_t *);
+}
+
+static void zspage_release(struct arena *a, struct zspage *zs) {
+  for (uint16_t i = 0; i < zs->npages; i++)
+    pagepool_free(a->pool, zs->pages[i]);
+  size_t bytes = zspage_bytes(zs->cls);
+  free(zs);
+  atomic_fetch_sub_explicit(&a->meta_bytes, bytes, memory_order_relaxed);
+  memacct_uncharge(a->acct, bytes);
+}
+
+static int zspage_new(struct arena *a, struct size_class *c,
+                      struct zspage **out) {
+  size_t bytes = zspage_bytes(c);
+  int r = memacct_charge(a->acct, bytes);
+  if (r)
+    return r;
+  struct zspage *zs = calloc(1, bytes);
+  if (!zs) {
+    memacct_uncharge(a->acct, bytes);
+    return -ENOMEM;
+  }
+  /* Handles keep the pointer in 48 bits; user space addresses fit. */
+  if ((uintptr_t)zs >> 48) {
+    free(zs);
+    memacct_uncharge(a->acct, bytes);
+    return -ENOMEM;
+  }
+  atomic_fetch_add_explicit(&a->meta_bytes, bytes, memory_order_relaxed);
+  zs->cls = c;
+  zs->freelist = FREE_END;
+  partial_add(c, zs);
+  *out = zs;
+  return 0;
+}
+
+/* Takes a free object index from zs; caller holds the class lock. */
+static int zspage_take(struct arena *a, struct zspage *zs, uint16_t *idx) {
+  struct size_class *c = zs->cls;
+  if (zs->freelist != FREE_END) {
+    *idx = zs->freelist;
+    /* The link lives in the free object's first two bytes; objects start on
+     * ARENA_ALIGN boundaries, so those never straddle a page. */
+    memcpy(&zs->freelist, obj_at(zs, (uint32_t)*idx * c->size), 2);
+    return 0;
+  }
+  uint32_t end = ((uint32_t)zs->carved + 1) * c->size;
+  while ((uint32_t)zs->npages * PAGE < end) {
+    void *pg;
+    int r = pagepool_alloc(a->pool, &pg);
+    if (r)
+      return r;
+    zs->pages[zs->npages++] = pg;
+  }
+  *idx = zs->carved++;
+  return 0;
+}
+
+int arena_store(struct arena *a, const void *data, size_t len,
+                uint64_t *handle) {
+  if (len == 0 || len > ARENA_MAX_OBJ)
+    return -EINVAL;
+  struct size_class *c = &a->classes[(len - 1) / ARENA_ALIGN];
+  pthread_mutex_lock(&c->lock);
+  struct zspage *zs = c->partial;
+  int r = 0;
+  if (!zs)
+    r = zspage_new(a, c, &zs);
+  uint16_t idx = 0;
+  if (!r)
+    r = zspage_take(a, zs, &idx);
+  if (r) {
+    if (zs && zs->inuse == 0) {
+      partial_del(c, zs);
+      zspage_release(a, zs);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return r;
+  }
+  if (++zs->inuse == c->objs_per_zspage)
+    partial_del(c, zs);
+  pthread_mutex_unlock(&c->lock);
+
+  /* The object is ours alone until the handle is published: copy unlocked. */
+  uint32_t off = (uint32_t)idx * c->size;
+  size_t first = PAGE - off % PAGE;
+  if (first >= len) {
+    memcpy(obj_at(zs, off), data, len);
+  } else {
+    memcpy(obj_at(zs, off), data, first);
+    memcpy(obj_at(zs, off + (uint32_t)first), (const uint8_t *)data + first,
+           len - first);
+  }
+  *handle = handle_make(zs, idx);
+  return 0;
+}
+
+const void *arena_view(uint64_t handle, size_t len, void *bounce) {
+  struct zspage *zs = handle_zspage(handle);
+  uint32_t off = (uint32_t)(handle & 0xffff) * zs->cls->size;
+  size_t first = PAGE - off % PAGE;
+  if (first >= len)
+    return obj_at(zs, off);
+  memcpy(bounce, obj_at(zs, off), first);
+  memcpy((uint8_t *)bounce + first, obj_at(zs, off + (uint32_t)first),
+         len - first);
+  return bounce;
+}
+
+void arena_free(struct arena *a, uint64_t handle) {
+  struct zspage *zs = handle_zspage(handle);
+  struct size_class *c = zs->cls;
+  uint16_t idx = (uint16_t)(handle & 0xffff);
+  pthread_mutex_lock(&c->lock);
+  memcpy(obj_at(zs, (uint32_t)idx * c->size), &zs->freelist, 2);
+  zs->freelist = idx;
+  if (zs->inuse-- == c->objs_per_zspage)
+    partial_add(c, zs);
+  if (zs->inuse == 0) {
+    partial_del(c, zs);
+    zspage_release(a, zs);
+  }
+  pthread_mutex_unlock(&c->lock);
+}
+
+uint64_t arena_metadata_bytes(struct arena *a) {
+  return atomic_load_explicit(&a->meta_bytes, memory_order_relaxed);
+}
+

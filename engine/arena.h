@@ -1,0 +1,43 @@
+/* A size-class arena for compressed pages, in the spirit of zsmalloc.
+ *
+ * Objects of up to ARENA_MAX_OBJ bytes are rounded up to a multiple of
+ * ARENA_ALIGN and packed into "zspages": runs of 4 KiB pool pages that hold
+ * objects of one class back to back, objects straddling page boundaries.
+ * Pages of a zspage are taken from the pool only when the first object
+ * reaching them is carved, so a class's last, partly filled zspage costs at
+ * most one partly used page.  An empty zspage goes back to the pool.
+ *
+ * A handle names an object; it stays valid until arena_free.  Reading an
+ * object needs no lock (the caller's slot lock keeps it alive).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef TRUENO_ARENA_H
+#define TRUENO_ARENA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pagepool.h"
+
+#define ARENA_ALIGN 32u
+#define ARENA_MAX_OBJ 3584u
+
+struct arena;
+
+int arena_create(struct pagepool *pool, struct memacct *acct,
+                 struct arena **out);
+/* All objects must have been freed. */
+void arena_destroy(struct arena *a);
+/* Allocates an object of len (1..ARENA_MAX_OBJ) bytes holding a copy of data.
+ * -ENOSPC at the memory limit, -ENOMEM when memory cannot be had. */
+int arena_store(struct arena *a, const void *data, size_t len,
+                uint64_t *handle);
+/* The object's bytes, contiguous: a pointer into the arena, or bounce (of at
+ * least len bytes) filled with a copy when the object straddles pages. */
+const void *arena_view(uint64_t handle, size_t len, void *bounce);
+void arena_free(struct arena *a, uint64_t handle);
+/* Bytes of zspage bookkeeping now allocated. */
+uint64_t arena_metadata_bytes(struct arena *a);
+
+#endif

@@ -1,0 +1,59 @@
+/* The slot table: one 16-byte slot per 4 KiB page of the device.
+ *
+ * Slots live in chunks of SLOTS_PER_CHUNK, allocated the first time a page
+ * in the chunk is written, so a huge sparse device pays only for the top
+ * array (8 bytes per 2 MiB of device) until it is used.  A slot's contents
+ * are protected by the store's stripe lock for its page; the chunk pointers
+ * are published with compare-and-swap and never freed before the table.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef TRUENO_SLOTS_H
+#define TRUENO_SLOTS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "memacct.h"
+
+enum slot_type {
+  SLOT_EMPTY = 0, /* never written or released: reads as zeros */
+  SLOT_SAME,      /* val is the word repeated over the page */
+  SLOT_COMP,      /* val is an arena handle, len bytes of codec alg */
+  SLOT_RAW,       /* val is a pool page holding the page as is */
+};
+
+struct slot {
+  uint64_t val;
+  uint16_t len;  /* payload bytes: compressed length, 4096 for raw */
+  uint8_t type;  /* enum slot_type */
+  uint8_t alg;   /* enum trueno_algorithm, for SLOT_COMP */
+  uint32_t spare;
+};
+
+_Static_assert(sizeof(struct slot) == 16, "slot metadata budget is 16 bytes");
+
+#define SLOTS_PER_CHUNK 512u
+
+struct slot_table {
+  uint64_t npages;
+  uint64_t nchunks;
+  _Atomic(struct slot *) *chunks;
+  struct memacct *acct;
+  _Atomic uint64_t bytes; /* top array and chunks, for the stats */
+};
+
+int slots_init(struct slot_table *t, uint64_t npages, struct memacct *acct);
+/* Frees the table; the caller has released every slot's payload. */
+void slots_destroy(struct slot_table *t);
+/* The slot of page idx, or NULL if its chunk was never allocated (a hole). */
+static inline struct slot *slots_peek(struct slot_table *t, uint64_t idx) {
+  struct slot *c = atomic_load_explicit(&t->chunks[idx / SLOTS_PER_CHUNK],
+                                        memory_order_acquire);
+  return c ? &c[idx % SLOTS_PER_CHUNK] : NULL;
+}
+/* The slot of page idx, allocating its chunk; -ENOSPC / -ENOMEM. */
+int slots_get(struct slot_table *t, uint64_t idx, struct slot **out);
+
+#endif

@@ -1,0 +1,392 @@
+/* The page store: one data path for every front end.
+ *
+ * A request is split into pages.  Each page is guarded by a stripe of a
+ * table of rwlocks (adjacent pages fall in different stripes), held only
+ * while a slot is read or swapped: compression of a whole-page write runs
+ * before the lock is taken, and the old payload is freed after it is
+ * dropped.  Readers hold the read lock while they decompress, so a payload
+ * is never freed under a reader.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "codec.h"
+#include "page.h"
+#include "pagepool.h"
+#include "slots.h"
+#include "store_stats.h"
+#include "trueno.h"
+
+#define PAGE TRUENO_PAGE_SIZE
+#define NSTRIPES 1024u
+
+struct trueno_store {
+  uint64_t size;
+  uint64_t npages;
+  enum trueno_algorithm alg;
+  const struct trueno_codec *codec;
+  int level;
+  struct memacct acct;
+  struct pagepool pool;
+  struct arena *arena;
+  struct slot_table slots;
+  struct store_counters cnt;
+  pthread_rwlock_t locks[NSTRIPES];
+};
+
+static pthread_rwlock_t *lock_of(struct trueno_store *st, uint64_t idx) {
+  return &st->locks[idx % NSTRIPES];
+}
+
+int trueno_store_create(const struct trueno_config *cfg,
+                        struct trueno_store **out) {
+  if (!cfg || cfg->size == 0 || !trueno_codec_for(cfg->algorithm))
+    return -EINVAL;
+  int level = cfg->level ? cfg->level : trueno_zstd_level_default();
+  if (level < trueno_zstd_level_min() || level > trueno_zstd_level_max())
+    return -EINVAL;
+  if (cfg->size > UINT64_MAX - PAGE)
+    return -EINVAL;
+  struct trueno_store *st = calloc(1, sizeof *st);
+  if (!st)
+    return -ENOMEM;
+  st->size = cfg->size;
+  st->npages = (cfg->size + PAGE - 1) / PAGE;
+  st->alg = cfg->algorithm;
+  st->codec = trueno_codec_for(cfg->algorithm);
+  st->level = level;
+  st->acct.limit = cfg->mem_limit;
+  int r = pagepool_init(&st->pool, &st->acct);
+  if (r)
+    goto fail_st;
+  r = arena_create(&st->pool, &st->acct, &st->arena);
+  if (r)
+    goto fail_pool;
+  r = slots_init(&st->slots, st->npages, &st->acct);
+  if (r)
+    goto fail_arena;
+  for (unsigned i = 0; i < NSTRIPES; i++)
+    pthread_rwlock_init(&st->locks[i], NULL);
+  *out = st;
+  return 0;
+fail_arena:
+  arena_destroy(st->arena);
+fail_pool:
+  pagepool_destroy(&st->pool);
+fail_st:
+  free(st);
+  return r;
+}
+
+uint64_t trueno_store_size(const struct trueno_store *st) { return st->size; }
+
+/* Frees a slot's payload; the slot must already be unreachable. */
+static void payload_release(struct trueno_store *st, const struct slot *s) {
+  if (s->type == SLOT_COMP)
+    arena_free(st->arena, s->val);
+  else if (s->type == SLOT_RAW)
+    pagepool_free(&st->pool, (void *)(uintptr_t)s->val);
+}
+
+void trueno_store_destroy(struct trueno_store *st) {
+  if (!st)
+    return;
+  for (uint64_t i = 0; i < st->npages; i++) {
+    struct slot *s = slots_peek(&st->slots, i);
+    if (s)
+      payload_release(st, s);
+  }
+  slots_destroy(&st->slots);
+  arena_destroy(st->arena);
+  pagepool_destroy(&st->pool);
+  for (unsigned i = 0; i < NSTRIPES; i++)
+    pthread_rwlock_destroy(&st->locks[i]);
+  free(st);
+}
+
+/* Turns page contents into a slot value, allocating its payload. */
+static int page_encode(struct trueno_store *st, const void *page,
+                       struct slot *out) {
+  memset(out, 0, sizeof *out);
+  uint64_t word;
+  if (trueno_page_same_filled(page, &word)) {
+    out->type = SLOT_SAME;
+    out->val = word;
+    return 0;
+  }
+  /* A page whose compressed form would exceed ARENA_MAX_OBJ saves too
+   * little to pay for decompression: the codec gives up and we store raw. */
+  uint8_t buf[ARENA_MAX_OBJ];
+  int n = st->codec->compress(page, buf, (int)sizeof buf, st->level);
+  if (n < 0)
+    return n;
+  if (n > 0) {
+    int r = arena_store(st->arena, buf, (size_t)n, &out->val);
+    if (r)
+      return r;
+    out->type = SLOT_COMP;
+    out->alg = (uint8_t)st->alg;
+    out->len = (uint16_t)n;
+    return 0;
+  }
+  void *raw;
+  int r = pagepool_alloc(&st->pool, &raw);
+  if (r)
+    return r;
+  memcpy(raw, page, PAGE);
+  out->type = SLOT_RAW;
+  out->val = (uintptr_t)raw;
+  out->len = PAGE;
+  return 0;
+}
+
+/* Writes the page a slot holds into page; caller holds the slot's lock. */
+static int page_decode(const struct slot *s, void *page) {
+  switch (s->type) {
+  case SLOT_EMPTY:
+    memset(page, 0, PAGE);
+    return 0;
+  case SLOT_SAME:
+    trueno_page_fill(page, s->val);
+    return 0;
+  case SLOT_RAW:
+    memcpy(page, (const void *)(uintptr_t)s->val, PAGE);
+    return 0;
+  case SLOT_COMP: {
+    const struct trueno_codec *c = trueno_codec_for(s->alg);
+    uint8_t bounce[ARENA_MAX_OBJ];
+    if (!c || s->len == 0 || s->len > ARENA_MAX_OBJ)
+      return -EIO;
+    const void *src = arena_view(s->val, s->len, bounce);
+    return c->decompress(src, s->len, page);
+  }
+  }
+  return -EIO;
+}
+
+/* Replaces a locked slot's value and accounts for the transition. */
+static void slot_swap(struct trueno_store *st, struct slot *s,
+                      const struct slot *next, struct slot *old) {
+  *old = *s;
+  *s = *next;
+  store_counters_move(&st->cnt, old, next);
+}
+
+static int page_read(struct trueno_store *st, uint64_t idx, uint8_t *dst,
+                     uint32_t pofs, uint32_t plen) {
+  struct slot *s = slots_peek(&st->slots, idx);
+  if (!s) {
+    memset(dst, 0, plen);
+    return 0;
+  }
+  pthread_rwlock_t *l = lock_of(st, idx);
+  int r;
+  pthread_rwlock_rdlock(l);
+  if (plen == PAGE) {
+    r = page_decode(s, dst);
+  } else {
+    uint8_t tmp[PAGE];
+    r = page_decode(s, tmp);
+    memcpy(dst, tmp + pofs, plen);
+  }
+  pthread_rwlock_unlock(l);
+  return r;
+}
+
+/* Writes plen bytes at pofs of page idx; src NULL writes zeros. */
+static int page_write(struct trueno_store *st, uint64_t idx, const uint8_t *src,
+                      uint32_t pofs, uint32_t plen) {
+  struct slot *s;
+  int r;
+  if (src) {
+    r = slots_get(&st->slots, idx, &s);
+    if (r)
+      return r;
+  } else if (!(s = slots_peek(&st->slots, idx))) {
+    return 0; /* zeroing part of a hole changes nothing */
+  }
+  pthread_rwlock_t *l = lock_of(st, idx);
+  struct slot next, old;
+  if (plen == PAGE && src) {
+    /* Compress before locking: the lock is held only for the swap. */
+    r = page_encode(st, src, &next);
+    if (r)
+      return r;
+    pthread_rwlock_wrlock(l);
+    slot_swap(st, s, &next, &old);
+    pthread_rwlock_unlock(l);
+  } else {
+    /* Read-modify-write must be atomic against other writers of the page. */
+    uint8_t tmp[PAGE];
+    pthread_rwlock_wrlock(l);
+    if (!src && s->type == SLOT_EMPTY) {
+      pthread_rwlock_unlock(l);
+      return 0;
+    }
+    r = page_decode(s, tmp);
+    if (!r) {
+      if (src)
+        memcpy(tmp + pofs, src, plen);
+      else
+        memset(tmp + pofs, 0, plen);
+      r = page_encode(st, tmp, &next);
+    }
+    if (r) {
+      pthread_rwlock_unlock(l);
+      return r;
+    }
+    slot_swap(st, s, &next, &old);
+    pthread_rwlock_unlock(l);
+  }
+  payload_release(st, &old);
+  return 0;
+}
+
+static void page_discard(struct trueno_store *st, uint64_t idx) {
+  struct slot *s = slots_peek(&st->slots, idx);
+  if (!s)
+    return;
+  static const struct slot empty;
+  struct slot old;
+  pthread_rwlock_t *l = lock_of(st, idx);
+  pthread_rwlock_wrlock(l);
+  slot_swap(st, s, &empty, &old);
+  pthread_rwlock_unlock(l);
+  payload_release(st, &old);
+  if (old.type != SLOT_EMPTY)
+    store_counter_add(&st->cnt.pages_trimmed, 1);
+}
+
+static int check_range(const struct trueno_store *st, uint64_t len,
+                       uint64_t off) {
+  return off <= st->size && len <= st->size - off ? 0 : -EINVAL;
+}
+
+/* The part of a request that falls in one page. */
+struct piece {
+  uint64_t idx;
+  uint32_t pofs, plen;
+};
+
+static struct piece piece_at(uint64_t pos, uint64_t remaining) {
+  struct piece p = {pos / PAGE, (uint32_t)(pos % PAGE), PAGE - (uint32_t)(pos % PAGE)};
+  if (p.plen > remaining)
+    p.plen = (uint32_t)remaining;
+  return p;
+}
+
+int trueno_read(struct trueno_store *st, void *buf, uint64_t len,
+                uint64_t off) {
+  store_counter_add(&st->cnt.reads, 1);
+  int r = check_range(st, len, off);
+  for (uint64_t done = 0; !r && done < len;) {
+    struct piece p = piece_at(off + done, len - done);
+    r = page_read(st, p.idx, (uint8_t *)buf + done, p.pofs, p.plen);
+    store_counter_add(&st->cnt.pages_read, 1);
+    done += p.plen;
+  }
+  if (r)
+    store_counter_add(&st->cnt.failed_reads, 1);
+  return r;
+}
+
+int trueno_write(struct trueno_store *st, const void *buf, uint64_t len,
+                 uint64_t off) {
+  store_counter_add(&st->cnt.writes, 1);
+  int r = check_range(st, len, off);
+  for (uint64_t done = 0; !r && done < len;) {
+    struct piece p = piece_at(off + done, len - done);
+    r = page_write(st, p.idx, (const uint8_t *)buf + done, p.pofs, p.plen);
+    if (!r)
+      store_counter_add(&st->cnt.pages_written, 1);
+    done += p.plen;
+  }
+  if (r)
+    store_counter_add(&st->cnt.failed_writes, 1);
+  return r;
+}
+
+/* Trim and zero both release whole pages and zero partial edges: a
+ * released page reads as zeros, which is what either request promises. */
+static int release_range(struct trueno_store *st, uint64_t len, uint64_t off) {
+  store_counter_add(&st->cnt.trims, 1);
+  int r = check_range(st, len, off);
+  for (uint64_t done = 0; !r && done < len;) {
+    struct piece p = piece_at(off + done, len - done);
+    if (p.plen == PAGE)
+      page_discard(st, p.idx);
+    else
+      r = page_write(st, p.idx, NULL, p.pofs, p.plen);
+    done += p.plen;
+  }
+  if (r)
+    store_counter_add(&st->cnt.failed_writes, 1);
+  return r;
+}
+
+int trueno_trim(struct trueno_store *st, uint64_t len, uint64_t off) {
+  return release_range(st, len, off);
+}
+
+int trueno_zero(struct trueno_store *st, uint64_t len, uint64_t off) {
+  return release_range(st, len, off);
+}
+
+static enum trueno_extent_type page_extent(struct trueno_store *st,
+                                           uint64_t idx) {
+  struct slot *s = slots_peek(&st->slots, idx);
+  if (!s)
+    return TRUENO_EXTENT_HOLE;
+  pthread_rwlock_t *l = lock_of(st, idx);
+  pthread_rwlock_rdlock(l);
+  enum trueno_extent_type t = s->type == SLOT_EMPTY ? TRUENO_EXTENT_HOLE
+                              : s->type == SLOT_SAME && s->val == 0
+                                  ? TRUENO_EXTENT_ZERO
+                                  : TRUENO_EXTENT_DATA;
+  pthread_rwlock_unlock(l);
+  return t;
+}
+
+int trueno_extent(struct trueno_store *st, uint64_t len, uint64_t off,
+                  enum trueno_extent_type *type, uint64_t *run_len) {
+  int r = check_range(st, len, off);
+  if (r || len == 0)
+    return r ? r : -EINVAL;
+  uint64_t end = off + len;
+  uint64_t idx = off / PAGE;
+  enum trueno_extent_type t = page_extent(st, idx);
+  uint64_t pos = (idx + 1) * PAGE;
+  while (pos < end) {
+    idx = pos / PAGE;
+    /* A chunk never allocated is one long hole: skip it whole. */
+    if (t == TRUENO_EXTENT_HOLE && idx % SLOTS_PER_CHUNK == 0 &&
+        !slots_peek(&st->slots, idx)) {
+      pos += (uint64_t)SLOTS_PER_CHUNK * PAGE;
+      continue;
+    }
+    if (page_extent(st, idx) != t)
+      break;
+    pos += PAGE;
+  }
+  *type = t;
+  *run_len = (pos < end ? pos : end) - off;
+  return 0;
+}
+
+void trueno_get_stats(struct trueno_store *st, struct trueno_stats *out) {
+  memset(out, 0, sizeof *out);
+  store_counters_read(&st->cnt, out);
+  out->disksize = st->size;
+  out->mem_used_total = atomic_load(&st->acct.used);
+  out->mem_used_max = atomic_load(&st->acct.max);
+  out->mem_limit = st->acct.limit;
+  out->arena_pages = atomic_load(&st->pool.pages_out);
+  out->metadata_bytes = atomic_load(&st->slots.bytes) +
+                        arena_metadata_bytes(st->arena) +
+                        pagepool_overhead(&st->pool);
+}

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+#include "store_stats.h"
+
+#include <stdio.h>
+
+static void contribute(struct store_counters *c, const struct slot *s,
+                       int64_t sign) {
+  switch (s->type) {
+  case SLOT_EMPTY:
+    return;
+  case SLOT_SAME:
+    store_counter_add(&c->same_pages, sign);
+    break;
+  case SLOT_RAW:
+    store_counter_add(&c->huge_pages, sign);
+    store_counter_add(&c->compr_data_size, sign * TRUENO_PAGE_SIZE);
+    break;
+  case SLOT_COMP:
+    store_counter_add(&c->alg_pages[s->alg], sign);
+    store_counter_add(&c->compr_data_size, sign * s->len);
+    break;
+  }
+  store_counter_add(&c->pages_stored, sign);
+}
+
+void store_counters_move(struct store_counters *c, const struct slot *old,
+                         const struct slot *next) {
+  contribute(c, old, -1);
+  contribute(c, next, 1);
+}
+
+void store_counters_read(struct store_counters *c, struct trueno_stats *out) {
+  out->pages_stored = atomic_load(&c->pages_stored);
+  out->orig_data_size = out->pages_stored * TRUENO_PAGE_SIZE;
+  out->compr_data_size = atomic_load(&c->compr_data_size);
+  out->same_pages = atomic_load(&c->same_pages);
+  out->huge_pages = atomic_load(&c->huge_pages);
+  for (int i = 0; i < TRUENO_ALG_COUNT; i++)
+    out->alg_pages[i] = atomic_load(&c->alg_pages[i]);
+  out->reads = atomic_load(&c->reads);
+  out->writes = atomic_load(&c->writes);
+  out->trims = atomic_load(&c->trims);
+  out->failed_reads = atomic_load(&c->failed_reads);
+  out->failed_writes = atomic_load(&c->failed_writes);
+  out->pages_read = atomic_load(&c->pages_read);
+  out->pages_written = atomic_load(&c->pages_written);
+  out->pages_trimmed = atomic_load(&c->pages_trimmed);
+}
+
+int trueno_stats_json(const struct trueno_stats *s, enum trueno_algorithm alg,
+                      char *buf, size_t cap) {
+  /* Ratio as zram users read it: data held per byte of memory used. */
+  double ratio = s->mem_used_total
+                     ? (double)s->orig_data_size / (double)s->mem_used_total
+                     : 0.0;
+  return snprintf(
+      buf, cap,
+      "{\"algorithm\": \"%s\", \"disksize\": %llu, \"orig_data_size\": %llu, "
+      "\"compr_data_size\": %llu, \"mem_used_total\": %llu, "
+      "\"mem_limit\": %llu, \"mem_used_max\": %llu, \"same_pages\": %llu, "
+      "\"huge_pages\": %llu, \"pages_stored\": %llu, \"lz4_pages\": %llu, "
+      "\"zstd_pages\": %llu, \"reads\": %llu, \"writes\": %llu, "
+      "\"trims\": %llu, \"failed_reads\": %llu, \"failed_writes\": %llu, "
+      "\"pages_read\": %llu, \"pages_written\": %llu, "
+      "\"pages_trimmed\": %llu, \"arena_pages\": %llu, "
+      "\"metadata_bytes\": %llu, \"ratio\": %.4f}",
+      trueno_algorithm_name(alg), (unsigned long long)s->disksize,
+      (unsigned long long)s->orig_data_size,
+      (unsigned long long)s->compr_data_size,
+      (unsigned long long)s->mem_used_total, (unsigned long long)s->mem_limit,
+      (unsigned long long)s->mem_used_max, (unsigned long long)s->same_pages,
+      (unsigned long long)s->huge_pages, (unsigned long long)s->pages_stored,
+      (unsigned long long)s->alg_pages[TRUENO_ALG_LZ4],
+      (unsigned long long)s->alg_pages[TRUENO_ALG_ZSTD],
+      (unsigned long long)s->reads, (unsigned long long)s->writes,
+      (unsigned long long)s->trims, (unsigned long long)s->failed_reads,
+      (unsigned long long)s->failed_writes, (unsigned long long)s->pages_read,
+      (unsigned long long)s->pages_written,
+      (unsigned long long)s->pages_trimmed,
+      (unsigned long long)s->arena_pages,
+      (unsigned long long)s->metadata_bytes, ratio);
+}

@@ -1,0 +1,109 @@
+/* trueno-zram engine: a store of compressed 4 KiB pages.
+ *
+ * The one public header of the engine.  Front ends (the nbdkit plugin, the
+ * ublk adaptor) see only what is here.  Every function that can fail returns
+ * 0 or a negative errno.  All functions taking a store are safe to call from
+ * many threads at once.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef TRUENO_H
+#define TRUENO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TRUENO_PAGE_SIZE 4096u
+
+enum trueno_algorithm {
+  TRUENO_ALG_LZ4 = 0,
+  TRUENO_ALG_ZSTD = 1,
+  TRUENO_ALG_COUNT
+};
+
+struct trueno_config {
+  uint64_t size;                  /* device size in bytes, > 0 */
+  enum trueno_algorithm algorithm;
+  int level;                      /* zstd level; 0 = the engine's default */
+  uint64_t mem_limit;             /* bytes; 0 = no limit */
+};
+
+/* Counters, in the spirit of kernel zram's mm_stat and io_stat.  All sizes are
+ * bytes.  A snapshot: each field is read atomically, the set is not. */
+struct trueno_stats {
+  uint64_t disksize;
+  uint64_t orig_data_size;   /* pages_stored * 4096 */
+  uint64_t compr_data_size;  /* payload bytes: compressed sizes, 4096 per raw page */
+  uint64_t mem_used_total;   /* arena pages + arena and slot metadata */
+  uint64_t mem_limit;        /* 0 = none */
+  uint64_t mem_used_max;
+  uint64_t same_pages;       /* same-filled pages (no payload) */
+  uint64_t huge_pages;       /* pages stored raw */
+  uint64_t pages_stored;     /* all pages that hold data, same-filled included */
+  uint64_t alg_pages[TRUENO_ALG_COUNT]; /* compressed pages per algorithm */
+  uint64_t reads;            /* read requests (front-end calls) */
+  uint64_t writes;           /* write requests */
+  uint64_t trims;            /* trim and zero requests */
+  uint64_t failed_reads;
+  uint64_t failed_writes;
+  uint64_t pages_read;       /* 4 KiB pages touched by reads */
+  uint64_t pages_written;    /* 4 KiB pages touched by writes */
+  uint64_t pages_trimmed;    /* pages released by trim or zero */
+  uint64_t arena_pages;      /* 4 KiB pages held by the arena */
+  uint64_t metadata_bytes;   /* slot tables and arena bookkeeping */
+};
+
+/* What a page range holds, for NBD extents. */
+enum trueno_extent_type {
+  TRUENO_EXTENT_HOLE = 0,   /* never written or trimmed: reads as zeros */
+  TRUENO_EXTENT_ZERO = 1,   /* stored, all zero bytes */
+  TRUENO_EXTENT_DATA = 2,
+};
+
+struct trueno_store;
+
+const char *trueno_algorithm_name(enum trueno_algorithm alg);
+/* Parses "lz4" or "zstd"; returns -EINVAL for anything else. */
+int trueno_algorithm_parse(const char *name, enum trueno_algorithm *alg);
+/* Valid zstd levels, and the default used when config.level is 0. */
+int trueno_zstd_level_min(void);
+int trueno_zstd_level_max(void);
+int trueno_zstd_level_default(void);
+
+int trueno_store_create(const struct trueno_config *cfg,
+                        struct trueno_store **out);
+void trueno_store_destroy(struct trueno_store *st);
+uint64_t trueno_store_size(const struct trueno_store *st);
+
+/* Byte-addressed I/O of any offset and length within the device.
+ * -EINVAL: out of range.  -ENOSPC: the memory limit would be exceeded; pages
+ * written before the failing one keep their new contents, the failing page
+ * and those after it keep their old contents.  -EIO: stored data is corrupt. */
+int trueno_read(struct trueno_store *st, void *buf, uint64_t len, uint64_t off);
+int trueno_write(struct trueno_store *st, const void *buf, uint64_t len,
+                 uint64_t off);
+/* Whole pages in the range are released (read as zeros afterwards); partial
+ * pages at the edges have their bytes in the range zeroed. */
+int trueno_trim(struct trueno_store *st, uint64_t len, uint64_t off);
+int trueno_zero(struct trueno_store *st, uint64_t len, uint64_t off);
+
+/* Type of the run of pages starting at byte offset off, and its length in
+ * bytes (clipped to len and to the device end).  Never fails for a range
+ * inside the device. */
+int trueno_extent(struct trueno_store *st, uint64_t len, uint64_t off,
+                  enum trueno_extent_type *type, uint64_t *run_len);
+
+void trueno_get_stats(struct trueno_store *st, struct trueno_stats *out);
+/* Writes the stats as one JSON object (no trailing newline) into buf.
+ * Returns the length it needs, like snprintf. */
+int trueno_stats_json(const struct trueno_stats *s, enum trueno_algorithm alg,
+                      char *buf, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+#include "stats-file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct {
+  const char *path;
+  struct trueno_store *st;
+  enum trueno_algorithm alg;
+  pthread_t thread;
+  bool running;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool stop;
+} sf = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+int stats_file_check(const char *path) {
+  char tmp[4096];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >=
+      (int)sizeof tmp)
+    return -ENAMETOOLONG;
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (fd < 0)
+    return -errno;
+  close(fd);
+  unlink(tmp);
+  return 0;
+}
+
+static int write_once(void) {
+  struct trueno_stats s;
+  trueno_get_stats(sf.st, &s);
+  char json[2048];
+  int n = trueno_stats_json(&s, sf.alg, json, sizeof json);
+  if (n < 0 || n >= (int)sizeof json - 1)
+    return -EOVERFLOW;
+  json[n++] = '\n';
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", sf.path, (long)getpid());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0)
+    return -errno;
+  /* Readers must never see a half-written file: write all, then rename. */
+  int r = write(fd, json, (size_t)n) == n ? 0 : -EIO;
+  if (close(fd) && !r)
+    r = -errno;
+  if (!r && rename(tmp, sf.path))
+    r = -errno;
+  if (r)
+    unlink(tmp);
+  return r;
+}
+
+static void *writer(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&sf.lock);
+  while (!sf.stop) {
+    pthread_mutex_unlock(&sf.lock);
+    write_once();
+    pthread_mutex_lock(&sf.lock);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 1;
+    while (!sf.stop &&
+           pthread_cond_timedwait(&sf.cond, &sf.lock, &ts) != ETIMEDOUT)
+      ;
+  }
+  pthread_mutex_unlock(&sf.lock);
+  return NULL;
+}
+
+int stats_file_start(const char *path, struct trueno_store *st,
+                     enum trueno_algorithm alg) {
+  sf.path = path;
+  sf.st = st;
+  sf.alg = alg;
+  sf.stop = false;
+  int r = pthread_create(&sf.thread, NULL, writer, NULL);
+  if (r)
+    return -r;
+  sf.running = true;
+  return 0;
+}
+
+void stats_file_stop(void) {
+  if (!sf.running)
+    return;
+  pthread_mutex_lock(&sf.lock);
+  sf.stop = true;
+  pthread_cond_signal(&sf.cond);
+  pthread_mutex_unlock(&sf.lock);
+  pthread_join(sf.thread, NULL);
+  sf.running = false;
+  write_once();
+}

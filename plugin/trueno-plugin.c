@@ -1,0 +1,280 @@
+/* nbdkit-trueno-plugin: a compressed RAM disk over NBD.
+ *
+ * Only the nbdkit callbacks live here; every one hands off to the engine
+ * (engine/trueno.h), which owns the data path.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NBDKIT_API_VERSION 2
+#include <nbdkit-plugin.h>
+
+#include "stats-file.h"
+#include "trueno.h"
+
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+
+static struct trueno_config cfg = {.algorithm = TRUENO_ALG_LZ4};
+static int size_given, level_given;
+static char *stats_path;
+static struct trueno_store *store;
+
+static void plugin_unload(void) {
+  trueno_store_destroy(store);
+  free(stats_path);
+}
+
+static int parse_positive_size(const char *key, const char *value,
+                               uint64_t *out) {
+  int64_t v = nbdkit_parse_size(value);
+  if (v == -1)
+    return -1; /* nbdkit_parse_size has reported it, naming the value */
+  if (v <= 0) {
+    nbdkit_error("%s: must be greater than zero: %s", key, value);
+    return -1;
+  }
+  *out = (uint64_t)v;
+  return 0;
+}
+
+static int plugin_config(const char *key, const char *value) {
+  if (strcmp(key, "size") == 0) {
+    size_given = 1;
+    return parse_positive_size(key, value, &cfg.size);
+  }
+  if (strcmp(key, "mem-limit") == 0)
+    return parse_positive_size(key, value, &cfg.mem_limit);
+  if (strcmp(key, "algorithm") == 0) {
+    if (trueno_algorithm_parse(value, &cfg.algorithm)) {
+      nbdkit_error("algorithm: unknown algorithm '%s' (use lz4 or zstd)",
+                   value);
+      return -1;
+    }
+    return 0;
+  }
+  if (strcmp(key, "level") == 0) {
+    if (nbdkit_parse_int("level", value, &cfg.level) == -1)
+      return -1;
+    if (cfg.level == 0 || cfg.level < trueno_zstd_level_min() ||
+        cfg.level > trueno_zstd_level_max()) {
+      nbdkit_error("level: %s is out of range: zstd levels are %d..%d, "
+                   "not 0",
+                   value, trueno_zstd_level_min(), trueno_zstd_level_max());
+      return -1;
+    }
+    level_given = 1;
+    return 0;
+  }
+  if (strcmp(key, "stats") == 0) {
+    free(stats_path);
+    /* nbdkit may chdir("/") when it daemonises. */
+    stats_path = nbdkit_absolute_path(value);
+    return stats_path ? 0 : -1;
+  }
+  nbdkit_error("unknown parameter '%s'", key);
+  return -1;
+}
+
+static int plugin_config_complete(void) {
+  if (!size_given) {
+    nbdkit_error("size: parameter is required, e.g. size=8G");
+    return -1;
+  }
+  if (level_given && cfg.algorithm != TRUENO_ALG_ZSTD) {
+    nbdkit_error("level: only applies to algorithm=zstd");
+    return -1;
+  }
+  if (stats_path) {
+    int r = stats_file_check(stats_path);
+    if (r) {
+      nbdkit_error("stats: cannot write beside %s: %s", stats_path,
+                   strerror(-r));
+      return -1;
+    }
+  }
+  return 0;
+}
+
+#define plugin_config_help                                                    \
+  "size=<SIZE>         (required) Virtual device size, e.g. 8G.\n"           \
+  "algorithm=lz4|zstd  Compression algorithm (default lz4).\n"               \
+  "level=<N>           zstd level (default 1).\n"                            \
+  "mem-limit=<SIZE>    Memory the store may use; writes past it: ENOSPC.\n"  \
+  "stats=<FILE>        Write engine counters as JSON every second."
+
+static void plugin_dump_plugin(void) {
+  printf("trueno_algorithms=lz4,zstd\n");
+  printf("trueno_zstd_levels=%d..%d\n", trueno_zstd_level_min(),
+         trueno_zstd_level_max());
+  printf("trueno_zstd_level_default=%d\n", trueno_zstd_level_default());
+  printf("trueno_page_size=%u\n", TRUENO_PAGE_SIZE);
+}
+
+static int plugin_get_ready(void) {
+  int r = trueno_store_create(&cfg, &store);
+  if (r) {
+    nbdkit_error("cannot create the store: %s", strerror(-r));
+    return -1;
+  }
+  return 0;
+}
+
+/* The stats thread must start after nbdkit forks into the background. */
+static int plugin_after_fork(void) {
+  if (!stats_path)
+    return 0;
+  int r = stats_file_start(stats_path, store, cfg.algorithm);
+  if (r) {
+    nbdkit_error("stats: cannot start the writer thread: %s", strerror(-r));
+    return -1;
+  }
+  return 0;
+}
+
+static void plugin_cleanup(void) { stats_file_stop(); }
+
+static void *plugin_open(int readonly) {
+  (void)readonly;
+  return NBDKIT_HANDLE_NOT_NEEDED;
+}
+
+static int64_t plugin_get_size(void *h) {
+  (void)h;
+  return (int64_t)cfg.size;
+}
+
+static int plugin_block_size(void *h, uint32_t *minimum, uint32_t *preferred,
+                             uint32_t *maximum) {
+  (void)h;
+  *minimum = 1;
+  *preferred = TRUENO_PAGE_SIZE;
+  *maximum = 0xffffffff;
+  return 0;
+}
+
+static int plugin_yes(void *h) {
+  (void)h;
+  return 1;
+}
+
+static int plugin_no(void *h) {
+  (void)h;
+  return 0;
+}
+
+/* The store is RAM: FUA and flush have nothing to wait for. */
+static int plugin_can_fua(void *h) {
+  (void)h;
+  return NBDKIT_FUA_NATIVE;
+}
+
+static int engine_result(int r) {
+  if (r == 0)
+    return 0;
+  nbdkit_set_error(-r);
+  if (r != -ENOSPC)
+    nbdkit_error("%s", strerror(-r));
+  return -1;
+}
+
+static int plugin_pread(void *h, void *buf, uint32_t count, uint64_t offset,
+                        uint32_t flags) {
+  (void)h;
+  (void)flags;
+  return engine_result(trueno_read(store, buf, count, offset));
+}
+
+static int plugin_pwrite(void *h, const void *buf, uint32_t count,
+                         uint64_t offset, uint32_t flags) {
+  (void)h;
+  (void)flags;
+  return engine_result(trueno_write(store, buf, count, offset));
+}
+
+static int plugin_flush(void *h, uint32_t flags) {
+  (void)h;
+  (void)flags;
+  return 0;
+}
+
+static int plugin_trim(void *h, uint32_t count, uint64_t offset,
+                       uint32_t flags) {
+  (void)h;
+  (void)flags;
+  return engine_result(trueno_trim(store, count, offset));
+}
+
+/* Zeroing releases pages, which is as fast as it gets: fast-zero is always
+ * honoured and may_trim changes nothing. */
+static int plugin_zero(void *h, uint32_t count, uint64_t offset,
+                       uint32_t flags) {
+  (void)h;
+  (void)flags;
+  return engine_result(trueno_zero(store, count, offset));
+}
+
+static int plugin_extents(void *h, uint32_t count, uint64_t offset,
+                          uint32_t flags, struct nbdkit_extents *extents) {
+  (void)h;
+  uint64_t end = offset + count;
+  while (offset < end) {
+    enum trueno_extent_type t;
+    uint64_t len;
+    int r = trueno_extent(store, end - offset, offset, &t, &len);
+    if (r)
+      return engine_result(r);
+    uint32_t type = t == TRUENO_EXTENT_HOLE   ? NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO
+                    : t == TRUENO_EXTENT_ZERO ? NBDKIT_EXTENT_ZERO
+                                              : 0;
+    if (nbdkit_add_extent(extents, offset, len, type) == -1)
+      return -1;
+    offset += len;
+    if (flags & NBDKIT_FLAG_REQ_ONE)
+      break;
+  }
+  return 0;
+}
+
+static struct nbdkit_plugin plugin = {
+    .name = "trueno",
+    .version = PACKAGE_VERSION,
+    .longname = "trueno-zram compressed RAM disk",
+    .description = "A compressed RAM disk: pages kept as LZ4/ZSTD in RAM.",
+    .magic_config_key = "size",
+    .unload = plugin_unload,
+    .config = plugin_config,
+    .config_complete = plugin_config_complete,
+    .config_help = plugin_config_help,
+    .dump_plugin = plugin_dump_plugin,
+    .get_ready = plugin_get_ready,
+    .after_fork = plugin_after_fork,
+    .cleanup = plugin_cleanup,
+    .open = plugin_open,
+    .get_size = plugin_get_size,
+    .block_size = plugin_block_size,
+    .can_multi_conn = plugin_yes,
+    .can_trim = plugin_yes,
+    .can_zero = plugin_yes,
+    .can_fast_zero = plugin_yes,
+    .can_flush = plugin_yes,
+    .can_extents = plugin_yes,
+    .can_fua = plugin_can_fua,
+    .is_rotational = plugin_no,
+    .pread = plugin_pread,
+    .pwrite = plugin_pwrite,
+    .flush = plugin_flush,
+    .trim = plugin_trim,
+    .zero = plugin_zero,
+    .extents = plugin_extents,
+    .errno_is_preserved = 0,
+};
+
+NBDKIT_REGISTER_PLUGIN(plugin)
