@@ -6,6 +6,7 @@
 #include <string.h>
 
 #define PAGE 4096u
+#define BLOCK PP_HALF /* zspages grow by half pages: see pagepool.h */
 #define NCLASSES (ARENA_MAX_OBJ / ARENA_ALIGN)
 #define MAX_ZSPAGE_PAGES 8u
 #define FREE_END 0xffffu
@@ -16,8 +17,8 @@ struct zspage {
   uint16_t inuse;    /* objects allocated */
   uint16_t carved;   /* objects [0, carved) have been handed out at least once */
   uint16_t freelist; /* first free object below carved, FREE_END if none */
-  uint16_t npages;   /* pages present: those reached by carved objects */
-  uint8_t *pages[];
+  uint16_t nblocks;  /* blocks present: those reached by carved objects */
+  uint8_t *blocks[];
 };
 
 struct size_class {
@@ -83,7 +84,26 @@ static struct zspage *handle_zspage(uint64_t h) {
 }
 
 static uint8_t *obj_at(struct zspage *zs, uint32_t off) {
-  return zs->pages[off / PAGE] + off % PAGE;
+  return zs->blocks[off / BLOCK] + off % BLOCK;
+}
+
+/* Objects straddle blocks (up to three for the largest class): these copy
+ * between an object and a flat buffer, block by block. */
+static size_t block_run(uint32_t off, size_t len) {
+  size_t n = BLOCK - off % BLOCK;
+  return n < len ? n : len;
+}
+
+static void obj_write(struct zspage *zs, uint32_t off, const uint8_t *src,
+                      size_t len) {
+  for (size_t n; len; off += (uint32_t)n, src += n, len -= n)
+    memcpy(obj_at(zs, off), src, n = block_run(off, len));
+}
+
+static void obj_read(struct zspage *zs, uint32_t off, uint8_t *dst,
+                     size_t len) {
+  for (size_t n; len; off += (uint32_t)n, dst += n, len -= n)
+    memcpy(dst, obj_at(zs, off), n = block_run(off, len));
 }
 
 static void partial_del(struct size_class *c, struct zspage *zs) {
@@ -105,12 +125,13 @@ static void partial_add(struct size_class *c, struct zspage *zs) {
 }
 
 static size_t zspage_bytes(const struct size_class *c) {
-  return sizeof(struct zspage) + c->pages_per_zspage * sizeof(uint8_t *);
+  return sizeof(struct zspage) +
+         c->pages_per_zspage * (PAGE / BLOCK) * sizeof(uint8_t *);
 }
 
 static void zspage_release(struct arena *a, struct zspage *zs) {
-  for (uint16_t i = 0; i < zs->npages; i++)
-    pagepool_free(a->pool, zs->pages[i]);
+  for (uint16_t i = 0; i < zs->nblocks; i++)
+    pagepool_free_half(a->pool, zs->blocks[i]);
   size_t bytes = zspage_bytes(zs->cls);
   free(zs);
   atomic_fetch_sub_explicit(&a->meta_bytes, bytes, memory_order_relaxed);
@@ -153,12 +174,12 @@ static int zspage_take(struct arena *a, struct zspage *zs, uint16_t *idx) {
     return 0;
   }
   uint32_t end = ((uint32_t)zs->carved + 1) * c->size;
-  while ((uint32_t)zs->npages * PAGE < end) {
-    void *pg;
-    int r = pagepool_alloc(a->pool, &pg);
+  while ((uint32_t)zs->nblocks * BLOCK < end) {
+    void *blk;
+    int r = pagepool_alloc_half(a->pool, &blk);
     if (r)
       return r;
-    zs->pages[zs->npages++] = pg;
+    zs->blocks[zs->nblocks++] = blk;
   }
   *idx = zs->carved++;
   return 0;
@@ -190,15 +211,7 @@ int arena_store(struct arena *a, const void *data, size_t len,
   pthread_mutex_unlock(&c->lock);
 
   /* The object is ours alone until the handle is published: copy unlocked. */
-  uint32_t off = (uint32_t)idx * c->size;
-  size_t first = PAGE - off % PAGE;
-  if (first >= len) {
-    memcpy(obj_at(zs, off), data, len);
-  } else {
-    memcpy(obj_at(zs, off), data, first);
-    memcpy(obj_at(zs, off + (uint32_t)first), (const uint8_t *)data + first,
-           len - first);
-  }
+  obj_write(zs, (uint32_t)idx * c->size, data, len);
   *handle = handle_make(zs, idx);
   return 0;
 }
@@ -206,12 +219,9 @@ int arena_store(struct arena *a, const void *data, size_t len,
 const void *arena_view(uint64_t handle, size_t len, void *bounce) {
   struct zspage *zs = handle_zspage(handle);
   uint32_t off = (uint32_t)(handle & 0xffff) * zs->cls->size;
-  size_t first = PAGE - off % PAGE;
-  if (first >= len)
+  if (off % BLOCK + len <= BLOCK)
     return obj_at(zs, off);
-  memcpy(bounce, obj_at(zs, off), first);
-  memcpy((uint8_t *)bounce + first, obj_at(zs, off + (uint32_t)first),
-         len - first);
+  obj_read(zs, off, bounce, len);
   return bounce;
 }
 

@@ -1,11 +1,12 @@
 /* A size-class arena for compressed pages, in the spirit of zsmalloc.
  *
  * Objects of up to ARENA_MAX_OBJ bytes are rounded up to a multiple of
- * ARENA_ALIGN and packed into "zspages": runs of 4 KiB pool pages that hold
- * objects of one class back to back, objects straddling page boundaries.
- * Pages of a zspage are taken from the pool only when the first object
- * reaching them is carved, so a class's last, partly filled zspage costs at
- * most one partly used page.  An empty zspage goes back to the pool.
+ * ARENA_ALIGN and packed into "zspages": up to 8 pages' worth of 2 KiB
+ * blocks from the pool holding objects of one class back to back, objects
+ * straddling block boundaries.  Blocks of a zspage are taken from the pool
+ * only when the first object reaching them is carved, so a class's last,
+ * partly filled zspage wastes at most one partly used block.  An empty
+ * zspage goes back to the pool.
  *
  * A handle names an object; it stays valid until arena_free.  Reading an
  * object needs no lock (the caller's slot lock keeps it alive).

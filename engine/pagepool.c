@@ -1,26 +1,78 @@
 /* SPDX-License-Identifier: MIT */
 #include "pagepool.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
-#define PP_PAGE 4096u
 #define PP_CHUNK_PAGES 512u
 #define PP_CHUNK_BYTES ((size_t)PP_CHUNK_PAGES * PP_PAGE)
 #define PP_CACHE_MAX 256u /* 1 MiB of resident free pages at most */
 
-/* Lives in the first page of its 2 MiB-aligned chunk, so a page finds its
- * chunk by masking its address: no lookup structure to grow or lock. */
+/* Chunk headers live outside the chunk (a page of header per 2 MiB would be
+ * 0.2% of the store); chunks are 2 MiB-aligned so a page finds its header by
+ * masking its address and looking the base up in p->table. */
 struct pp_chunk {
   struct pp_chunk *prev, *next; /* on p->partial while nfree > 0 */
+  uint8_t *base;
   uint32_t nfree;               /* set bits in free_map */
   uint32_t hint;                /* lowest word that may hold a set bit */
   uint64_t free_map[PP_CHUNK_PAGES / 64];
+  uint8_t halves[PP_CHUNK_PAGES]; /* split pages: bit i set = half i out */
 };
 
-static struct pp_chunk *chunk_of(void *page) {
-  return (struct pp_chunk *)((uintptr_t)page & ~(uintptr_t)(PP_CHUNK_BYTES - 1));
+/* A free half page whose sibling is out: the list lives in the free memory. */
+struct pp_half {
+  struct pp_half *prev, *next;
+};
+
+static void release_to_chunk(struct pagepool *p, void *page);
+
+/* ---- chunk table ---- */
+
+static size_t table_slot(const struct pagepool *p, uintptr_t base) {
+  return (size_t)((base / PP_CHUNK_BYTES) * 0x9e3779b97f4a7c15ull) &
+         (p->table_cap - 1);
 }
+
+static struct pp_chunk *table_find(const struct pagepool *p, void *addr) {
+  uintptr_t base = (uintptr_t)addr & ~(uintptr_t)(PP_CHUNK_BYTES - 1);
+  for (size_t i = table_slot(p, base);; i = (i + 1) & (p->table_cap - 1))
+    if (p->table[i] && (uintptr_t)p->table[i]->base == base)
+      return p->table[i];
+}
+
+static void table_put(struct pp_chunk **t, size_t cap, struct pp_chunk *c) {
+  struct pagepool tmp = {.table = t, .table_cap = cap};
+  size_t i = table_slot(&tmp, (uintptr_t)c->base);
+  while (t[i])
+    i = (i + 1) & (cap - 1);
+  t[i] = c;
+}
+
+/* Keeps the table at most half full; rebuilt on growth and on removal
+ * (removal is rare: a whole 2 MiB chunk emptied). */
+static int table_rebuild(struct pagepool *p, size_t cap, struct pp_chunk *add,
+                         struct pp_chunk *drop) {
+  struct pp_chunk **t = calloc(cap, sizeof *t);
+  if (!t)
+    return -ENOMEM;
+  for (size_t i = 0; i < p->table_cap; i++)
+    if (p->table[i] && p->table[i] != drop)
+      table_put(t, cap, p->table[i]);
+  if (add)
+    table_put(t, cap, add);
+  free(p->table);
+  p->table = t;
+  p->table_cap = cap;
+  return 0;
+}
+
+static uint64_t table_bytes(const struct pagepool *p) {
+  return p->table_cap * sizeof *p->table + p->nchunks * sizeof(struct pp_chunk);
+}
+
+/* ---- chunks ---- */
 
 static void list_del(struct pagepool *p, struct pp_chunk *c) {
   if (c->prev)
@@ -42,11 +94,16 @@ static void list_add(struct pagepool *p, struct pp_chunk *c) {
 
 /* Maps twice the size and trims, because mmap gives no alignment promise. */
 static struct pp_chunk *chunk_map(void) {
+  struct pp_chunk *c = calloc(1, sizeof *c);
+  if (!c)
+    return NULL;
   size_t len = 2 * PP_CHUNK_BYTES;
   uint8_t *raw = mmap(NULL, len, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (raw == MAP_FAILED)
+  if (raw == MAP_FAILED) {
+    free(c);
     return NULL;
+  }
   uintptr_t base = ((uintptr_t)raw + PP_CHUNK_BYTES - 1) &
                    ~(uintptr_t)(PP_CHUNK_BYTES - 1);
   size_t head = base - (uintptr_t)raw;
@@ -57,19 +114,40 @@ static struct pp_chunk *chunk_map(void) {
   /* A huge page would make RSS jump by 2 MiB and split on the first free. */
   madvise((void *)base, PP_CHUNK_BYTES, MADV_NOHUGEPAGE);
 #endif
-  struct pp_chunk *c = (struct pp_chunk *)base;
-  memset(c, 0, sizeof *c);
+  c->base = (uint8_t *)base;
   memset(c->free_map, 0xff, sizeof c->free_map);
-  c->free_map[0] &= ~(uint64_t)1; /* page 0 holds this header */
-  c->nfree = PP_CHUNK_PAGES - 1;
+  c->nfree = PP_CHUNK_PAGES;
   return c;
 }
 
-static void release_to_chunk(struct pagepool *p, void *page);
+static void chunk_unmap(struct pp_chunk *c) {
+  munmap(c->base, PP_CHUNK_BYTES);
+  free(c);
+}
+
+static void *chunk_take(struct pp_chunk *c) {
+  for (uint32_t w = c->hint; w < PP_CHUNK_PAGES / 64; w++) {
+    if (c->free_map[w]) {
+      unsigned bit = (unsigned)__builtin_ctzll(c->free_map[w]);
+      c->free_map[w] &= c->free_map[w] - 1;
+      c->hint = w;
+      c->nfree--;
+      return c->base + ((size_t)w * 64 + bit) * PP_PAGE;
+    }
+  }
+  return NULL; /* unreachable while nfree > 0 */
+}
 
 int pagepool_init(struct pagepool *p, struct memacct *acct) {
   memset(p, 0, sizeof *p);
   p->acct = acct;
+  p->table_cap = 16;
+  int r = memacct_charge(acct, p->table_cap * sizeof *p->table);
+  if (r)
+    return r;
+  p->table = calloc(p->table_cap, sizeof *p->table);
+  if (!p->table)
+    return -ENOMEM;
   return -pthread_mutex_init(&p->lock, NULL);
 }
 
@@ -82,35 +160,39 @@ void pagepool_destroy(struct pagepool *p) {
     release_to_chunk(p, pg);
   }
   p->ncache = 0;
-  struct pp_chunk *c = p->partial;
-  while (c) {
-    struct pp_chunk *next = c->next;
-    munmap(c, PP_CHUNK_BYTES);
-    c = next;
-  }
-  if (p->spare)
-    munmap(p->spare, PP_CHUNK_BYTES);
+  for (size_t i = 0; i < p->table_cap; i++)
+    if (p->table[i])
+      chunk_unmap(p->table[i]);
+  free(p->table);
   pthread_mutex_destroy(&p->lock);
 }
 
-static void *chunk_take(struct pp_chunk *c) {
-  for (uint32_t w = c->hint; w < PP_CHUNK_PAGES / 64; w++) {
-    if (c->free_map[w]) {
-      unsigned bit = (unsigned)__builtin_ctzll(c->free_map[w]);
-      c->free_map[w] &= c->free_map[w] - 1;
-      c->hint = w;
-      c->nfree--;
-      return (uint8_t *)c + ((size_t)w * 64 + bit) * PP_PAGE;
-    }
+/* Maps a chunk and enters it in the table, charging their bookkeeping. */
+static int chunk_new(struct pagepool *p, struct pp_chunk **out) {
+  int grow = p->nchunks + 1 > p->table_cap / 2;
+  uint64_t meta = sizeof(struct pp_chunk) +
+                  (grow ? p->table_cap * sizeof *p->table : 0);
+  int r = memacct_charge(p->acct, meta);
+  if (r)
+    return r;
+  struct pp_chunk *c = chunk_map();
+  if (!c || (grow && table_rebuild(p, p->table_cap * 2, NULL, NULL))) {
+    if (c)
+      chunk_unmap(c);
+    memacct_uncharge(p->acct, meta);
+    return -ENOMEM;
   }
-  return NULL; /* unreachable while nfree > 0 */
+  table_put(p->table, p->table_cap, c);
+  p->nchunks++;
+  *out = c;
+  return 0;
 }
 
-int pagepool_alloc(struct pagepool *p, void **page) {
+/* A page from the cache or a chunk, charged; caller holds the lock. */
+static int page_get(struct pagepool *p, void **page) {
   int r = memacct_charge(p->acct, PP_PAGE);
   if (r)
     return r;
-  pthread_mutex_lock(&p->lock);
   void *pg = p->cache;
   if (pg) {
     p->cache = *(void **)pg;
@@ -120,18 +202,11 @@ int pagepool_alloc(struct pagepool *p, void **page) {
       struct pp_chunk *c = p->spare;
       p->spare = NULL;
       if (!c) {
-        /* The header page is charged for as long as the chunk exists. */
-        r = memacct_charge(p->acct, PP_PAGE);
-        if (!r && !(c = chunk_map())) {
-          memacct_uncharge(p->acct, PP_PAGE);
-          r = -ENOMEM;
-        }
+        r = chunk_new(p, &c);
         if (r) {
-          pthread_mutex_unlock(&p->lock);
           memacct_uncharge(p->acct, PP_PAGE);
           return r;
         }
-        p->nchunks++;
       }
       list_add(p, c);
     }
@@ -140,7 +215,6 @@ int pagepool_alloc(struct pagepool *p, void **page) {
     if (c->nfree == 0)
       list_del(p, c);
   }
-  pthread_mutex_unlock(&p->lock);
   atomic_fetch_add_explicit(&p->pages_out, 1, memory_order_relaxed);
   *page = pg;
   return 0;
@@ -150,29 +224,31 @@ int pagepool_alloc(struct pagepool *p, void **page) {
 static void release_to_chunk(struct pagepool *p, void *page) {
   /* Fails harmlessly on locked (mlockall) memory. */
   madvise(page, PP_PAGE, MADV_DONTNEED);
-  struct pp_chunk *c = chunk_of(page);
-  size_t idx = ((uintptr_t)page - (uintptr_t)c) / PP_PAGE;
+  struct pp_chunk *c = table_find(p, page);
+  size_t idx = (size_t)((uint8_t *)page - c->base) / PP_PAGE;
   c->free_map[idx / 64] |= (uint64_t)1 << (idx % 64);
   if (idx / 64 < c->hint)
     c->hint = (uint32_t)(idx / 64);
   if (c->nfree++ == 0)
     list_add(p, c);
-  if (c->nfree == PP_CHUNK_PAGES - 1) {
+  if (c->nfree == PP_CHUNK_PAGES) {
     list_del(p, c);
     if (!p->spare) {
       p->spare = c;
-    } else {
-      munmap(c, PP_CHUNK_BYTES);
+    } else if (!table_rebuild(p, p->table_cap, NULL, c)) {
+      chunk_unmap(c);
       p->nchunks--;
-      memacct_uncharge(p->acct, PP_PAGE);
+      memacct_uncharge(p->acct, sizeof(struct pp_chunk));
+    } else {
+      list_add(p, c); /* no memory to rebuild the table: keep the chunk */
     }
   }
 }
 
-void pagepool_free(struct pagepool *p, void *page) {
+/* Uncharges a page and keeps it resident or hands it back. */
+static void page_put(struct pagepool *p, void *page) {
   atomic_fetch_sub_explicit(&p->pages_out, 1, memory_order_relaxed);
   memacct_uncharge(p->acct, PP_PAGE);
-  pthread_mutex_lock(&p->lock);
   if (p->ncache < PP_CACHE_MAX) {
     *(void **)page = p->cache;
     p->cache = page;
@@ -180,12 +256,86 @@ void pagepool_free(struct pagepool *p, void *page) {
   } else {
     release_to_chunk(p, page);
   }
+}
+
+int pagepool_alloc(struct pagepool *p, void **page) {
+  pthread_mutex_lock(&p->lock);
+  int r = page_get(p, page);
+  pthread_mutex_unlock(&p->lock);
+  return r;
+}
+
+void pagepool_free(struct pagepool *p, void *page) {
+  pthread_mutex_lock(&p->lock);
+  page_put(p, page);
+  pthread_mutex_unlock(&p->lock);
+}
+
+/* ---- half pages ---- */
+
+static uint8_t *half_mask(struct pagepool *p, void *half) {
+  struct pp_chunk *c = table_find(p, half);
+  return &c->halves[(size_t)((uint8_t *)half - c->base) / PP_PAGE];
+}
+
+static void half_unlink(struct pagepool *p, struct pp_half *h) {
+  if (h->prev)
+    h->prev->next = h->next;
+  else
+    p->halves = h->next;
+  if (h->next)
+    h->next->prev = h->prev;
+}
+
+static void half_link(struct pagepool *p, struct pp_half *h) {
+  h->prev = NULL;
+  h->next = p->halves;
+  if (p->halves)
+    p->halves->prev = h;
+  p->halves = h;
+}
+
+int pagepool_alloc_half(struct pagepool *p, void **half) {
+  pthread_mutex_lock(&p->lock);
+  struct pp_half *h = p->halves;
+  if (h) {
+    half_unlink(p, h);
+  } else {
+    void *pg;
+    int r = page_get(p, &pg);
+    if (r) {
+      pthread_mutex_unlock(&p->lock);
+      return r;
+    }
+    h = pg;
+    half_link(p, (struct pp_half *)((uint8_t *)pg + PP_HALF));
+  }
+  uintptr_t which = ((uintptr_t)h / PP_HALF) & 1;
+  *half_mask(p, h) |= (uint8_t)(1u << which);
+  pthread_mutex_unlock(&p->lock);
+  *half = h;
+  return 0;
+}
+
+void pagepool_free_half(struct pagepool *p, void *half) {
+  pthread_mutex_lock(&p->lock);
+  uintptr_t which = ((uintptr_t)half / PP_HALF) & 1;
+  uint8_t *mask = half_mask(p, half);
+  *mask &= (uint8_t)~(1u << which);
+  if (*mask == 0) {
+    /* The sibling was free and listed: the page is whole again. */
+    uint8_t *page = (uint8_t *)((uintptr_t)half & ~(uintptr_t)(PP_PAGE - 1));
+    half_unlink(p, (struct pp_half *)(page + (which ? 0 : PP_HALF)));
+    page_put(p, page);
+  } else {
+    half_link(p, half);
+  }
   pthread_mutex_unlock(&p->lock);
 }
 
 uint64_t pagepool_overhead(struct pagepool *p) {
   pthread_mutex_lock(&p->lock);
-  uint64_t n = p->nchunks;
+  uint64_t n = table_bytes(p);
   pthread_mutex_unlock(&p->lock);
-  return n * PP_PAGE;
+  return n;
 }

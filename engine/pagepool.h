@@ -1,11 +1,17 @@
-/* A pool of 4 KiB pages carved from 2 MiB anonymous mappings.
+/* A pool of 4 KiB pages, and of 2 KiB half pages, carved from 2 MiB
+ * anonymous mappings.
  *
- * Why not malloc: the arena and raw pages need page-aligned 4 KiB blocks by
- * the million; glibc's aligned allocations waste up to a page each and never
- * give the memory back in the middle of the heap.  Here a freed page is
- * handed back to the kernel (MADV_DONTNEED) unless it is kept in a small
- * cache of resident pages for the next writer, and a chunk with no page in
- * use is unmapped.  Each page handed out is charged to the accounting.
+ * Why not malloc: the arena and raw pages need page-aligned blocks by the
+ * million; glibc's aligned allocations waste up to a page each and never
+ * give the memory back in the middle of the heap.  Here a freed page goes
+ * back to the kernel (MADV_DONTNEED) unless it is kept in a small cache of
+ * resident pages for the next writer, and a mapping with no page in use is
+ * unmapped.
+ *
+ * Half pages exist for the arena: each size class has one partly carved
+ * zspage whose last block is partly empty, and halving that block halves the
+ * waste, which matters on small stores.  A page split into halves is charged
+ * in full while either half is out, so mem_used_total is memory really held.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -18,27 +24,36 @@
 
 #include "memacct.h"
 
+#define PP_PAGE 4096u
+#define PP_HALF 2048u
+
 struct pp_chunk;
+struct pp_half;
 
 struct pagepool {
   pthread_mutex_t lock;
   struct memacct *acct;
-  struct pp_chunk *partial;  /* chunks with pages free in their bitmap */
-  struct pp_chunk *spare;    /* one empty chunk kept to damp map/unmap churn */
-  void *cache;               /* resident free pages, linked through page[0] */
+  struct pp_chunk *partial;   /* chunks with free pages in their bitmap */
+  struct pp_chunk *spare;     /* one empty chunk kept to damp map/unmap churn */
+  void *cache;                /* resident free pages, linked through page[0] */
   size_t ncache;
+  struct pp_half *halves;     /* free halves whose sibling is in use */
+  struct pp_chunk **table;    /* open-addressing map: chunk base -> header */
+  size_t table_cap;
   uint64_t nchunks;
-  _Atomic uint64_t pages_out; /* pages handed out now */
+  _Atomic uint64_t pages_out; /* pages held by callers, split ones included */
 };
 
 int pagepool_init(struct pagepool *p, struct memacct *acct);
 void pagepool_destroy(struct pagepool *p);
-/* One 4 KiB page of undefined contents; -ENOSPC at the limit, -ENOMEM when
- * the kernel refuses memory. */
+/* One page-aligned 4 KiB page of undefined contents; -ENOSPC at the limit,
+ * -ENOMEM when the kernel refuses memory. */
 int pagepool_alloc(struct pagepool *p, void **page);
 void pagepool_free(struct pagepool *p, void *page);
-/* Bytes of mappings the pool holds that are not charged as pages handed out:
- * chunk headers, for the stats. */
+/* One 2 KiB-aligned half page; same errors. */
+int pagepool_alloc_half(struct pagepool *p, void **half);
+void pagepool_free_half(struct pagepool *p, void *half);
+/* Bytes of chunk bookkeeping, for the stats. */
 uint64_t pagepool_overhead(struct pagepool *p);
 
 #endif
