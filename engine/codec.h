@@ -1,5 +1,10 @@
 /* Page codecs behind one small table, so a new codec is a new file.
  *
+ * Codec state (liblz4's hash table, zstd's contexts) is not per thread:
+ * nbdkit runs dozens of threads on a few CPUs, and per-thread state would
+ * cost more resident memory than a small store holds.  State lives in the
+ * store's workspaces instead (workspace.h), created on first use.
+ *
  * SPDX-License-Identifier: MIT
  */
 #ifndef TRUENO_CODEC_H
@@ -9,13 +14,17 @@
 
 struct trueno_codec {
   const char *name;
+  /* Creates and frees the codec's state; NULL from state_new is -ENOMEM. */
+  void *(*state_new)(void);
+  void (*state_free)(void *state);
   /* Compresses one 4096-byte page into dst (cap bytes).  Returns the
    * compressed length, 0 if it does not fit in cap, or a negative errno. */
-  int (*compress)(const void *page, void *dst, int cap, int level);
+  int (*compress)(void *state, const void *page, void *dst, int cap,
+                  int level);
   /* Decompresses src into exactly 4096 bytes at page; -EIO if src is corrupt
    * or does not decode to exactly one page.  Never reads past src+len or
    * writes past page+4096. */
-  int (*decompress)(const void *src, int len, void *page);
+  int (*decompress)(void *state, const void *src, int len, void *page);
 };
 
 extern const struct trueno_codec trueno_codec_lz4;

@@ -21,6 +21,7 @@
 #include "slots.h"
 #include "store_stats.h"
 #include "trueno.h"
+#include "workspace.h"
 
 #define PAGE TRUENO_PAGE_SIZE
 #define NSTRIPES 1024u
@@ -36,6 +37,7 @@ struct trueno_store {
   struct arena *arena;
   struct slot_table slots;
   struct store_counters cnt;
+  struct ws_pool ws;
   pthread_rwlock_t locks[NSTRIPES];
 };
 
@@ -72,6 +74,7 @@ int trueno_store_create(const struct trueno_config *cfg,
     goto fail_arena;
   for (unsigned i = 0; i < NSTRIPES; i++)
     pthread_rwlock_init(&st->locks[i], NULL);
+  ws_pool_init(&st->ws);
   *out = st;
   return 0;
 fail_arena:
@@ -106,12 +109,13 @@ void trueno_store_destroy(struct trueno_store *st) {
   pagepool_destroy(&st->pool);
   for (unsigned i = 0; i < NSTRIPES; i++)
     pthread_rwlock_destroy(&st->locks[i]);
+  ws_pool_destroy(&st->ws);
   free(st);
 }
 
 /* Turns page contents into a slot value, allocating its payload. */
-static int page_encode(struct trueno_store *st, const void *page,
-                       struct slot *out) {
+static int page_encode(struct trueno_store *st, struct workspace *ws,
+                       const void *page, struct slot *out) {
   memset(out, 0, sizeof *out);
   uint64_t word;
   if (trueno_page_same_filled(page, &word)) {
@@ -121,12 +125,15 @@ static int page_encode(struct trueno_store *st, const void *page,
   }
   /* A page whose compressed form would exceed ARENA_MAX_OBJ saves too
    * little to pay for decompression: the codec gives up and we store raw. */
-  uint8_t buf[ARENA_MAX_OBJ];
-  int n = st->codec->compress(page, buf, (int)sizeof buf, st->level);
+  void *state = ws_codec_state(ws, st->alg);
+  if (!state)
+    return -ENOMEM;
+  int n = st->codec->compress(state, page, ws->buf, (int)sizeof ws->buf,
+                              st->level);
   if (n < 0)
     return n;
   if (n > 0) {
-    int r = arena_store(st->arena, buf, (size_t)n, &out->val);
+    int r = arena_store(st->arena, ws->buf, (size_t)n, &out->val);
     if (r)
       return r;
     out->type = SLOT_COMP;
@@ -146,7 +153,8 @@ static int page_encode(struct trueno_store *st, const void *page,
 }
 
 /* Writes the page a slot holds into page; caller holds the slot's lock. */
-static int page_decode(const struct slot *s, void *page) {
+static int page_decode(struct workspace *ws, const struct slot *s,
+                       void *page) {
   switch (s->type) {
   case SLOT_EMPTY:
     memset(page, 0, PAGE);
@@ -159,11 +167,13 @@ static int page_decode(const struct slot *s, void *page) {
     return 0;
   case SLOT_COMP: {
     const struct trueno_codec *c = trueno_codec_for(s->alg);
-    uint8_t bounce[ARENA_MAX_OBJ];
     if (!c || s->len == 0 || s->len > ARENA_MAX_OBJ)
       return -EIO;
-    const void *src = arena_view(s->val, s->len, bounce);
-    return c->decompress(src, s->len, page);
+    void *state = ws_codec_state(ws, (enum trueno_algorithm)s->alg);
+    if (!state)
+      return -ENOMEM;
+    const void *src = arena_view(s->val, s->len, ws->buf);
+    return c->decompress(state, src, s->len, page);
   }
   }
   return -EIO;
@@ -177,8 +187,9 @@ static void slot_swap(struct trueno_store *st, struct slot *s,
   store_counters_move(&st->cnt, old, next);
 }
 
-static int page_read(struct trueno_store *st, uint64_t idx, uint8_t *dst,
-                     uint32_t pofs, uint32_t plen) {
+static int page_read(struct trueno_store *st, struct workspace *ws,
+                     uint64_t idx, uint8_t *dst, uint32_t pofs,
+                     uint32_t plen) {
   struct slot *s = slots_peek(&st->slots, idx);
   if (!s) {
     memset(dst, 0, plen);
@@ -188,19 +199,19 @@ static int page_read(struct trueno_store *st, uint64_t idx, uint8_t *dst,
   int r;
   pthread_rwlock_rdlock(l);
   if (plen == PAGE) {
-    r = page_decode(s, dst);
+    r = page_decode(ws, s, dst);
   } else {
-    uint8_t tmp[PAGE];
-    r = page_decode(s, tmp);
-    memcpy(dst, tmp + pofs, plen);
+    r = page_decode(ws, s, ws->page);
+    memcpy(dst, ws->page + pofs, plen);
   }
   pthread_rwlock_unlock(l);
   return r;
 }
 
 /* Writes plen bytes at pofs of page idx; src NULL writes zeros. */
-static int page_write(struct trueno_store *st, uint64_t idx, const uint8_t *src,
-                      uint32_t pofs, uint32_t plen) {
+static int page_write(struct trueno_store *st, struct workspace *ws,
+                      uint64_t idx, const uint8_t *src, uint32_t pofs,
+                      uint32_t plen) {
   struct slot *s;
   int r;
   if (src) {
@@ -214,7 +225,7 @@ static int page_write(struct trueno_store *st, uint64_t idx, const uint8_t *src,
   struct slot next, old;
   if (plen == PAGE && src) {
     /* Compress before locking: the lock is held only for the swap. */
-    r = page_encode(st, src, &next);
+    r = page_encode(st, ws, src, &next);
     if (r)
       return r;
     pthread_rwlock_wrlock(l);
@@ -222,19 +233,19 @@ static int page_write(struct trueno_store *st, uint64_t idx, const uint8_t *src,
     pthread_rwlock_unlock(l);
   } else {
     /* Read-modify-write must be atomic against other writers of the page. */
-    uint8_t tmp[PAGE];
+    uint8_t *tmp = ws->page;
     pthread_rwlock_wrlock(l);
     if (!src && s->type == SLOT_EMPTY) {
       pthread_rwlock_unlock(l);
       return 0;
     }
-    r = page_decode(s, tmp);
+    r = page_decode(ws, s, tmp);
     if (!r) {
       if (src)
         memcpy(tmp + pofs, src, plen);
       else
         memset(tmp + pofs, 0, plen);
-      r = page_encode(st, tmp, &next);
+      r = page_encode(st, ws, tmp, &next);
     }
     if (r) {
       pthread_rwlock_unlock(l);
@@ -283,13 +294,18 @@ static struct piece piece_at(uint64_t pos, uint64_t remaining) {
 int trueno_read(struct trueno_store *st, void *buf, uint64_t len,
                 uint64_t off) {
   store_counter_add(&st->cnt.reads, 1);
+  struct workspace *ws = NULL;
   int r = check_range(st, len, off);
+  if (!r && !(ws = ws_get(&st->ws)))
+    r = -ENOMEM;
   for (uint64_t done = 0; !r && done < len;) {
     struct piece p = piece_at(off + done, len - done);
-    r = page_read(st, p.idx, (uint8_t *)buf + done, p.pofs, p.plen);
+    r = page_read(st, ws, p.idx, (uint8_t *)buf + done, p.pofs, p.plen);
     store_counter_add(&st->cnt.pages_read, 1);
     done += p.plen;
   }
+  if (ws)
+    ws_put(&st->ws, ws);
   if (r)
     store_counter_add(&st->cnt.failed_reads, 1);
   return r;
@@ -298,14 +314,20 @@ int trueno_read(struct trueno_store *st, void *buf, uint64_t len,
 int trueno_write(struct trueno_store *st, const void *buf, uint64_t len,
                  uint64_t off) {
   store_counter_add(&st->cnt.writes, 1);
+  struct workspace *ws = NULL;
   int r = check_range(st, len, off);
+  if (!r && !(ws = ws_get(&st->ws)))
+    r = -ENOMEM;
   for (uint64_t done = 0; !r && done < len;) {
     struct piece p = piece_at(off + done, len - done);
-    r = page_write(st, p.idx, (const uint8_t *)buf + done, p.pofs, p.plen);
+    r = page_write(st, ws, p.idx, (const uint8_t *)buf + done, p.pofs,
+                   p.plen);
     if (!r)
       store_counter_add(&st->cnt.pages_written, 1);
     done += p.plen;
   }
+  if (ws)
+    ws_put(&st->ws, ws);
   if (r)
     store_counter_add(&st->cnt.failed_writes, 1);
   return r;
@@ -315,15 +337,21 @@ int trueno_write(struct trueno_store *st, const void *buf, uint64_t len,
  * released page reads as zeros, which is what either request promises. */
 static int release_range(struct trueno_store *st, uint64_t len, uint64_t off) {
   store_counter_add(&st->cnt.trims, 1);
+  struct workspace *ws = NULL;
   int r = check_range(st, len, off);
   for (uint64_t done = 0; !r && done < len;) {
     struct piece p = piece_at(off + done, len - done);
-    if (p.plen == PAGE)
+    if (p.plen == PAGE) {
       page_discard(st, p.idx);
-    else
-      r = page_write(st, p.idx, NULL, p.pofs, p.plen);
+    } else if (!ws && !(ws = ws_get(&st->ws))) {
+      r = -ENOMEM;
+    } else {
+      r = page_write(st, ws, p.idx, NULL, p.pofs, p.plen);
+    }
     done += p.plen;
   }
+  if (ws)
+    ws_put(&st->ws, ws);
   if (r)
     store_counter_add(&st->cnt.failed_writes, 1);
   return r;

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,16 @@ static struct trueno_config cfg = {.algorithm = TRUENO_ALG_LZ4};
 static int size_given, level_given;
 static char *stats_path;
 static struct trueno_store *store;
+
+/* nbdkit serves each connection with many threads and glibc gives each
+ * thread its own malloc arena (up to 8 per CPU), keeping freed request
+ * buffers resident in them: that costs more memory than a small store
+ * holds.  A compressed RAM disk is only worth running if it is dense, so cap
+ * the arenas and give freed heap tops back early. */
+static void plugin_load(void) {
+  mallopt(M_ARENA_MAX, 2);
+  mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+}
 
 static void plugin_unload(void) {
   trueno_store_destroy(store);
@@ -249,6 +260,7 @@ static struct nbdkit_plugin plugin = {
     .longname = "trueno-zram compressed RAM disk",
     .description = "A compressed RAM disk: pages kept as LZ4/ZSTD in RAM.",
     .magic_config_key = "size",
+    .load = plugin_load,
     .unload = plugin_unload,
     .config = plugin_config,
     .config_complete = plugin_config_complete,
