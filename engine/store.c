@@ -99,10 +99,12 @@ static void payload_release(struct trueno_store *st, const struct slot *s) {
 void trueno_store_destroy(struct trueno_store *st) {
   if (!st)
     return;
-  for (uint64_t i = 0; i < st->npages; i++) {
-    struct slot *s = slots_peek(&st->slots, i);
-    if (s)
-      payload_release(st, s);
+  /* Only allocated chunks: a huge sparse device must exit fast. */
+  for (uint64_t i = 0; i < st->npages; i += SLOTS_PER_CHUNK) {
+    if (!slots_peek(&st->slots, i))
+      continue;
+    for (uint64_t j = i; j < st->npages && j < i + SLOTS_PER_CHUNK; j++)
+      payload_release(st, slots_peek(&st->slots, j));
   }
   slots_destroy(&st->slots);
   arena_destroy(st->arena);
@@ -334,21 +336,32 @@ int trueno_write(struct trueno_store *st, const void *buf, uint64_t len,
 }
 
 /* Trim and zero both release whole pages and zero partial edges: a
- * released page reads as zeros, which is what either request promises. */
-static int release_range(struct trueno_store *st, uint64_t len, uint64_t off) {
+ * released page reads as zeros, which is what either request promises.
+ * Whole pages go first, so that at the memory limit the edges (which must
+ * store a new copy of their page before the old one is freed) find the
+ * memory the whole pages gave back.  Trim is advisory in NBD: an edge that
+ * cannot be zeroed is left as it was and the trim still succeeds. */
+static int release_range(struct trueno_store *st, uint64_t len, uint64_t off,
+                         int strict) {
   store_counter_add(&st->cnt.trims, 1);
-  struct workspace *ws = NULL;
   int r = check_range(st, len, off);
+  struct piece edges[2];
+  int nedges = 0;
   for (uint64_t done = 0; !r && done < len;) {
     struct piece p = piece_at(off + done, len - done);
-    if (p.plen == PAGE) {
+    if (p.plen == PAGE)
       page_discard(st, p.idx);
-    } else if (!ws && !(ws = ws_get(&st->ws))) {
-      r = -ENOMEM;
-    } else {
-      r = page_write(st, ws, p.idx, NULL, p.pofs, p.plen);
-    }
+    else
+      edges[nedges++] = p; /* at most the first and the last piece */
     done += p.plen;
+  }
+  struct workspace *ws = NULL;
+  if (!r && nedges && !(ws = ws_get(&st->ws)))
+    r = -ENOMEM;
+  for (int i = 0; !r && i < nedges; i++) {
+    r = page_write(st, ws, edges[i].idx, NULL, edges[i].pofs, edges[i].plen);
+    if (r == -ENOSPC && !strict)
+      r = 0;
   }
   if (ws)
     ws_put(&st->ws, ws);
@@ -358,11 +371,11 @@ static int release_range(struct trueno_store *st, uint64_t len, uint64_t off) {
 }
 
 int trueno_trim(struct trueno_store *st, uint64_t len, uint64_t off) {
-  return release_range(st, len, off);
+  return release_range(st, len, off, 0);
 }
 
 int trueno_zero(struct trueno_store *st, uint64_t len, uint64_t off) {
-  return release_range(st, len, off);
+  return release_range(st, len, off, 1);
 }
 
 static enum trueno_extent_type page_extent(struct trueno_store *st,

@@ -87,7 +87,9 @@ int trueno_read(struct trueno_store *st, void *buf, uint64_t len, uint64_t off);
 int trueno_write(struct trueno_store *st, const void *buf, uint64_t len,
                  uint64_t off);
 /* Whole pages in the range are released (read as zeros afterwards); partial
- * pages at the edges have their bytes in the range zeroed. */
+ * pages at the edges have their bytes in the range zeroed.  At the memory
+ * limit an edge may not be zeroable: trim (advisory) then leaves it and
+ * succeeds, zero returns -ENOSPC; the whole pages are released either way. */
 int trueno_trim(struct trueno_store *st, uint64_t len, uint64_t off);
 int trueno_zero(struct trueno_store *st, uint64_t len, uint64_t off);
 

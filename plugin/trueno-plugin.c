@@ -46,8 +46,11 @@ static void plugin_unload(void) {
 static int parse_positive_size(const char *key, const char *value,
                                uint64_t *out) {
   int64_t v = nbdkit_parse_size(value);
-  if (v == -1)
-    return -1; /* nbdkit_parse_size has reported it, naming the value */
+  if (v == -1) {
+    /* nbdkit has said what is wrong with the value; say whose it is. */
+    nbdkit_error("%s: invalid size '%s'", key, value);
+    return -1;
+  }
   if (v <= 0) {
     nbdkit_error("%s: must be greater than zero: %s", key, value);
     return -1;
@@ -85,6 +88,10 @@ static int plugin_config(const char *key, const char *value) {
     return 0;
   }
   if (strcmp(key, "stats") == 0) {
+    if (!*value) {
+      nbdkit_error("stats: needs a file name");
+      return -1;
+    }
     free(stats_path);
     /* nbdkit may chdir("/") when it daemonises. */
     stats_path = nbdkit_absolute_path(value);
@@ -131,11 +138,17 @@ static void plugin_dump_plugin(void) {
 
 static int plugin_get_ready(void) {
   int r = trueno_store_create(&cfg, &store);
-  if (r) {
+  if (r == -ENOSPC)
+    nbdkit_error("mem-limit: too small to hold even the slot table of a "
+                 "%" PRIu64 "-byte device",
+                 cfg.size);
+  else if (r == -ENOMEM)
+    nbdkit_error("size: %" PRIu64 " bytes is too large: no memory for its "
+                 "slot table",
+                 cfg.size);
+  else if (r)
     nbdkit_error("cannot create the store: %s", strerror(-r));
-    return -1;
-  }
-  return 0;
+  return r ? -1 : 0;
 }
 
 /* The stats thread must start after nbdkit forks into the background. */

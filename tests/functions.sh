@@ -1,0 +1,139 @@
+# Shared helpers for the trueno-zram protocol tests.  Sourced (not run) by
+# every tests/test-*.sh script.
+#
+# Environment (all optional):
+#   TRUENO_PLUGIN   path of the built plugin (default: $abs_top_builddir/trueno.so,
+#                   else <dir of this file>/../trueno.so)
+#   TRUENO_CORPUS   directory holding the *.pages corpus files
+#                   (default: <dir of this file>/../../shared/corpus)
+#   PYTHON          a Python 3 interpreter that can "import nbd" (default: the
+#                   first of python3 on PATH, /usr/bin/python3 that can)
+#   TEST_TIMEOUT    per-command time limit in seconds (default 120)
+#
+# A missing plugin, corpus file or tool is a failure (exit 1), never a skip.
+
+set -euo pipefail
+
+test_name=$(basename "$0" .sh)
+test_dir=$(cd "$(dirname "$0")" && pwd)
+: "${TEST_TIMEOUT:=120}"
+
+fail() {
+    echo "FAIL: $test_name: $*" >&2
+    exit 1
+}
+
+note() {
+    echo "$test_name: $*"
+}
+
+ok() {
+    echo "$test_name: ok: $*"
+}
+
+require_cmd() {
+    local c
+    for c in "$@"; do
+        command -v "$c" >/dev/null 2>&1 ||
+            fail "required tool '$c' not found on PATH"
+    done
+}
+
+# Run a command under a time limit.  The limit is a failure, reported as such.
+tmo() {
+    local secs=$1 rc=0
+    shift
+    timeout -k 10 "$secs" "$@" || rc=$?
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+        fail "timed out after ${secs}s: $*"
+    fi
+    return "$rc"
+}
+
+# --- the plugin -----------------------------------------------------------
+if [ -z "${TRUENO_PLUGIN:-}" ]; then
+    if [ -n "${abs_top_builddir:-}" ]; then
+        TRUENO_PLUGIN=$abs_top_builddir/trueno.so
+    else
+        TRUENO_PLUGIN=$test_dir/../trueno.so
+    fi
+fi
+[ -f "$TRUENO_PLUGIN" ] || fail "plugin not found: $TRUENO_PLUGIN (set TRUENO_PLUGIN)"
+# nbdkit treats an argument without a slash as a plugin *name*: make it a path.
+TRUENO_PLUGIN=$(cd "$(dirname "$TRUENO_PLUGIN")" && pwd)/$(basename "$TRUENO_PLUGIN")
+export TRUENO_PLUGIN
+
+require_cmd nbdkit timeout cmp
+
+# --- the corpus -------------------------------------------------------------
+: "${TRUENO_CORPUS:=$test_dir/../../shared/corpus}"
+CORPUS_FILES="gcc-sqlite.pages python-ast.pages redis-docs.pages"
+require_corpus() {
+    local f
+    [ -d "$TRUENO_CORPUS" ] || fail "corpus directory not found: $TRUENO_CORPUS (set TRUENO_CORPUS)"
+    for f in $CORPUS_FILES; do
+        [ -f "$TRUENO_CORPUS/$f" ] || fail "corpus file missing: $TRUENO_CORPUS/$f"
+        [ -s "$TRUENO_CORPUS/$f" ] || fail "corpus file empty: $TRUENO_CORPUS/$f"
+    done
+    TRUENO_CORPUS=$(cd "$TRUENO_CORPUS" && pwd)
+    export TRUENO_CORPUS
+}
+
+# --- Python with libnbd -----------------------------------------------------
+# nbdsh runs "python3 -m nbd" from PATH, which is not always the interpreter
+# python3-libnbd was installed for, so find one that can import nbd and run
+# "$PYTHON -m nbd" (= nbdsh) or "$PYTHON script.py" ourselves.
+require_nbd_python() {
+    local p
+    for p in ${PYTHON:+"$PYTHON"} python3 /usr/bin/python3; do
+        if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import nbd' 2>/dev/null; then
+            [ -z "${PYTHON:-}" ] || [ "$p" = "$PYTHON" ] ||
+                note "PYTHON=$PYTHON cannot import nbd; using $p"
+            PYTHON=$(command -v "$p")
+            export PYTHON
+            return 0
+        fi
+    done
+    fail "no python3 that can 'import nbd' (install python3-libnbd, or set PYTHON)"
+}
+
+# Any python3 for JSON parsing.
+require_python() {
+    if [ -z "${PYTHON:-}" ]; then
+        if command -v python3 >/dev/null 2>&1; then PYTHON=$(command -v python3)
+        elif [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3
+        else fail "python3 not found"
+        fi
+    fi
+    export PYTHON
+}
+
+# --- scratch directory --------------------------------------------------------
+TMPD=$(mktemp -d "${TMPDIR:-/tmp}/$test_name.XXXXXX")
+export TMPD
+cleanup() { rm -rf "$TMPD"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Start a captive nbdkit on a private Unix socket serving the plugin.
+#   trueno_run SECS PLUGIN-ARGS... -- RUN-COMMAND
+# The run command sees $uri, $unixsocket, $nbd as described in nbdkit-captive(1).
+# Returns the exit status of the run command (or nbdkit's if it failed to start).
+trueno_run() {
+    local secs=$1
+    shift
+    local args=()
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+        args+=("$1")
+        shift
+    done
+    [ $# -ge 2 ] || fail "trueno_run: missing -- RUN-COMMAND"
+    shift
+    tmo "$secs" nbdkit -U - "$TRUENO_PLUGIN" "${args[@]}" --run "$1"
+}
+
+# Start time, for the summary line.
+T0=$(date +%s.%N)
+elapsed() {
+    awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
+}
