@@ -506,6 +506,42 @@ static void fill_limit_page(uint8_t *page, int compressible, uint64_t *seed) {
     memset(page + PG / 2, 0, PG / 2);
 }
 
+/* Trim or zero of [off, off+len) at the memory limit: whole pages are
+ * released either way, and an edge page that cannot be re-encoded is left
+ * as it was (trim still succeeds, zero fails with -ENOSPC). */
+static void release_at_limit(struct dev *d, uint64_t len, uint64_t off,
+                             int zero) {
+  const char *op = zero ? "zero" : "trim";
+  uint64_t p0 = off / PG, p1 = (off + len + PG - 1) / PG;
+  uint64_t n = (p1 - p0) * PG;
+  uint8_t *got = malloc(n);
+  if (!got)
+    exit(1);
+  int rc = zero ? trueno_zero(d->st, len, off) : trueno_trim(d->st, len, off);
+  CHECK(rc == 0 || (zero && rc == -ENOSPC), "%s: %s at the limit = %d",
+        d->label, op, rc);
+  CHECK(trueno_read(d->st, got, n, p0 * PG) == 0, "%s: read", d->label);
+  for (uint64_t p = p0; p < p1; p++) {
+    uint64_t a = p == p0 ? off - p * PG : 0;
+    uint64_t b = p == p1 - 1 ? off + len - p * PG : PG;
+    const uint8_t *g = got + (p - p0) * PG, *old = d->ref + p * PG;
+    int whole = a == 0 && b == PG;
+    int zeroed = tc_all_zero(g + a, b - a);
+    int kept = memcmp(g + a, old + a, b - a) == 0;
+    CHECK(whole ? zeroed : (zeroed || kept),
+          "%s: %s at the limit: page %" PRIu64 " bytes [%" PRIu64 ", %" PRIu64
+          ") neither zeroed nor kept",
+          d->label, op, p, a, b);
+    CHECK(memcmp(g, old, a) == 0 && memcmp(g + b, old + b, PG - b) == 0,
+          "%s: %s at the limit changed page %" PRIu64 " outside the range",
+          d->label, op, p);
+    if (rc == 0 && !whole && !zeroed)
+      CHECK(!zero, "%s: zero succeeded but left page %" PRIu64, d->label, p);
+  }
+  memcpy(d->ref + p0 * PG, got, n);
+  free(got);
+}
+
 /* Fills a store until the limit stops a write, then checks what the header
  * promises at the limit. */
 static void test_mem_limit(enum trueno_algorithm alg, int compressible) {
@@ -585,6 +621,11 @@ static void test_mem_limit(enum trueno_algorithm alg, int compressible) {
   CHECK(rc == 0, "%s %s: same-filled write at the limit = %d", d.label, kind,
         rc);
   dev_check_all(&d, "after failed writes");
+
+  /* Ranges whose edges are a written page and a same-filled one. */
+  release_at_limit(&d, 2 * PG, (uint64_t)(fail_at - 2) * PG + 100, 0);
+  release_at_limit(&d, 2 * PG, (uint64_t)(fail_at - 6) * PG + 100, 1);
+  dev_check_all(&d, "after releases at the limit");
 
   /* Trimming pages makes room again.  The page written back is page 0's
    * old contents: same size, so a size-class arena has room for it in the
