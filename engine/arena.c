@@ -18,6 +18,8 @@ struct zspage {
   uint16_t carved;   /* objects [0, carved) have been handed out at least once */
   uint16_t freelist; /* first free object below carved, FREE_END if none */
   uint16_t nblocks;  /* blocks present: those reached by carved objects */
+  uint8_t isolated;  /* a compaction source: off every list of the class but
+                        the isolated one, gets no new objects */
   uint8_t *blocks[];
 };
 
@@ -26,7 +28,8 @@ struct size_class {
   uint32_t size;
   uint16_t pages_per_zspage;
   uint16_t objs_per_zspage;
-  struct zspage *partial; /* zspages with room */
+  struct zspage *partial;  /* zspages with room */
+  struct zspage *isolated; /* compaction sources */
 };
 
 struct arena {
@@ -106,22 +109,37 @@ static void obj_read(struct zspage *zs, uint32_t off, uint8_t *dst,
     memcpy(dst, obj_at(zs, off), n = block_run(off, len));
 }
 
-static void partial_del(struct size_class *c, struct zspage *zs) {
+static void list_del(struct zspage **head, struct zspage *zs) {
   if (zs->prev)
     zs->prev->next = zs->next;
   else
-    c->partial = zs->next;
+    *head = zs->next;
   if (zs->next)
     zs->next->prev = zs->prev;
   zs->prev = zs->next = NULL;
 }
 
-static void partial_add(struct size_class *c, struct zspage *zs) {
+static void list_add(struct zspage **head, struct zspage *zs) {
   zs->prev = NULL;
-  zs->next = c->partial;
-  if (c->partial)
-    c->partial->prev = zs;
-  c->partial = zs;
+  zs->next = *head;
+  if (*head)
+    (*head)->prev = zs;
+  *head = zs;
+}
+
+/* The list a zspage is on: isolated, partial (has room), or none (full). */
+static struct zspage **list_of(struct size_class *c, struct zspage *zs) {
+  if (zs->isolated)
+    return &c->isolated;
+  return zs->inuse < c->objs_per_zspage ? &c->partial : NULL;
+}
+
+static void partial_del(struct size_class *c, struct zspage *zs) {
+  list_del(&c->partial, zs);
+}
+
+static void partial_add(struct size_class *c, struct zspage *zs) {
+  list_add(&c->partial, zs);
 }
 
 static size_t zspage_bytes(const struct size_class *c) {
@@ -176,7 +194,8 @@ static int zspage_take(struct arena *a, struct zspage *zs, uint16_t *idx) {
   uint32_t end = ((uint32_t)zs->carved + 1) * c->size;
   while ((uint32_t)zs->nblocks * BLOCK < end) {
     void *blk;
-    int r = pagepool_alloc_half(a->pool, &blk);
+    int r = pagepool_alloc_half(
+        a->pool, zs->nblocks ? zs->blocks[zs->nblocks - 1] : NULL, &blk);
     if (r)
       return r;
     zs->blocks[zs->nblocks++] = blk;
@@ -232,12 +251,17 @@ void arena_free(struct arena *a, uint64_t handle) {
   pthread_mutex_lock(&c->lock);
   memcpy(obj_at(zs, (uint32_t)idx * c->size), &zs->freelist, 2);
   zs->freelist = idx;
-  if (zs->inuse-- == c->objs_per_zspage)
-    partial_add(c, zs);
-  if (zs->inuse == 0) {
-    partial_del(c, zs);
-    zspage_release(a, zs);
+  struct zspage **before = list_of(c, zs);
+  zs->inuse--;
+  struct zspage **after = zs->inuse ? list_of(c, zs) : NULL;
+  if (before != after) {
+    if (before)
+      list_del(before, zs);
+    if (after)
+      list_add(after, zs);
   }
+  if (zs->inuse == 0)
+    zspage_release(a, zs);
   pthread_mutex_unlock(&c->lock);
 }
 
@@ -245,3 +269,57 @@ uint64_t arena_metadata_bytes(struct arena *a) {
   return atomic_load_explicit(&a->meta_bytes, memory_order_relaxed);
 }
 
+
+/* Compaction.  Within each class, the emptiest partial zspages become
+ * sources while the other partial zspages have room for all their objects;
+ * the caller moves every object of a source (arena_store of a copy, then
+ * arena_free of the old handle), which empties the sources and gives their
+ * blocks back.  Sources get no new objects while isolated. */
+size_t arena_compact_begin(struct arena *a) {
+  size_t nsrc = 0;
+  for (uint32_t i = 0; i < NCLASSES; i++) {
+    struct size_class *c = &a->classes[i];
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+      /* Room left in the other partial zspages, and the emptiest one. */
+      uint32_t room = 0;
+      struct zspage *emptiest = NULL;
+      for (struct zspage *zs = c->partial; zs; zs = zs->next) {
+        room += c->objs_per_zspage - zs->inuse;
+        if (!emptiest || zs->inuse < emptiest->inuse)
+          emptiest = zs;
+      }
+      if (!emptiest || (!emptiest->next && !emptiest->prev))
+        break; /* fewer than two partial zspages: nothing to gain */
+      room -= c->objs_per_zspage - emptiest->inuse;
+      if (emptiest->inuse > room)
+        break;
+      list_del(&c->partial, emptiest);
+      emptiest->isolated = 1;
+      list_add(&c->isolated, emptiest);
+      nsrc++;
+    }
+    pthread_mutex_unlock(&c->lock);
+  }
+  return nsrc;
+}
+
+int arena_is_isolated(uint64_t handle) {
+  /* Set and cleared only between begin and end, which the caller orders
+   * around its reads of slots. */
+  return handle_zspage(handle)->isolated;
+}
+
+void arena_compact_end(struct arena *a) {
+  for (uint32_t i = 0; i < NCLASSES; i++) {
+    struct size_class *c = &a->classes[i];
+    pthread_mutex_lock(&c->lock);
+    while (c->isolated) {
+      struct zspage *zs = c->isolated;
+      list_del(&c->isolated, zs);
+      zs->isolated = 0;
+      list_add(&c->partial, zs);
+    }
+    pthread_mutex_unlock(&c->lock);
+  }
+}

@@ -38,6 +38,14 @@ int arena_store(struct arena *a, const void *data, size_t len,
  * least len bytes) filled with a copy when the object straddles pages. */
 const void *arena_view(uint64_t handle, size_t len, void *bounce);
 void arena_free(struct arena *a, uint64_t handle);
+/* Compaction: begin picks sources (sparse zspages whose objects fit in the
+ * class's other zspages) and returns how many; the caller then moves every
+ * object whose handle arena_is_isolated reports (store a copy, repoint the
+ * slot, free the old handle); end returns sources not emptied to service.
+ * One compaction at a time. */
+size_t arena_compact_begin(struct arena *a);
+int arena_is_isolated(uint64_t handle);
+void arena_compact_end(struct arena *a);
 /* Bytes of zspage bookkeeping now allocated. */
 uint64_t arena_metadata_bytes(struct arena *a);
 

@@ -295,9 +295,18 @@ static void half_link(struct pagepool *p, struct pp_half *h) {
   p->halves = h;
 }
 
-int pagepool_alloc_half(struct pagepool *p, void **half) {
+int pagepool_alloc_half(struct pagepool *p, void *near, void **half) {
   pthread_mutex_lock(&p->lock);
   struct pp_half *h = p->halves;
+  if (near) {
+    /* The sibling of the caller's previous block, if still free: blocks of
+     * one zspage then share pages and a released zspage frees whole pages
+     * instead of leaving lone halves charged as pages. */
+    uint8_t *sib = (uint8_t *)((uintptr_t)near ^ PP_HALF);
+    uintptr_t which = ((uintptr_t)sib / PP_HALF) & 1;
+    if (!(*half_mask(p, sib) & (1u << which)))
+      h = (struct pp_half *)sib;
+  }
   if (h) {
     half_unlink(p, h);
   } else {

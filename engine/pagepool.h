@@ -50,8 +50,9 @@ void pagepool_destroy(struct pagepool *p);
  * -ENOMEM when the kernel refuses memory. */
 int pagepool_alloc(struct pagepool *p, void **page);
 void pagepool_free(struct pagepool *p, void *page);
-/* One 2 KiB-aligned half page; same errors. */
-int pagepool_alloc_half(struct pagepool *p, void **half);
+/* One 2 KiB-aligned half page; same errors.  near, if not NULL, is a half
+ * the caller holds: its sibling is preferred when free. */
+int pagepool_alloc_half(struct pagepool *p, void *near, void **half);
 void pagepool_free_half(struct pagepool *p, void *half);
 /* Bytes of chunk bookkeeping, for the stats. */
 uint64_t pagepool_overhead(struct pagepool *p);

@@ -38,6 +38,8 @@ struct trueno_store {
   struct slot_table slots;
   struct store_counters cnt;
   struct ws_pool ws;
+  pthread_mutex_t compact_lock;
+  _Atomic uint64_t slack_after_compact;
   pthread_rwlock_t locks[NSTRIPES];
 };
 
@@ -75,6 +77,7 @@ int trueno_store_create(const struct trueno_config *cfg,
   for (unsigned i = 0; i < NSTRIPES; i++)
     pthread_rwlock_init(&st->locks[i], NULL);
   ws_pool_init(&st->ws);
+  pthread_mutex_init(&st->compact_lock, NULL);
   *out = st;
   return 0;
 fail_arena:
@@ -112,6 +115,7 @@ void trueno_store_destroy(struct trueno_store *st) {
   for (unsigned i = 0; i < NSTRIPES; i++)
     pthread_rwlock_destroy(&st->locks[i]);
   ws_pool_destroy(&st->ws);
+  pthread_mutex_destroy(&st->compact_lock);
   free(st);
 }
 
@@ -417,6 +421,78 @@ int trueno_extent(struct trueno_store *st, uint64_t len, uint64_t off,
   *type = t;
   *run_len = (pos < end ? pos : end) - off;
   return 0;
+}
+
+/* Moves the objects of page idx out of isolated zspages; returns -ENOSPC
+ * and the like when a copy cannot be stored (the page keeps its object). */
+static int page_compact(struct trueno_store *st, struct workspace *ws,
+                        uint64_t idx, struct slot *s) {
+  pthread_rwlock_t *l = lock_of(st, idx);
+  pthread_rwlock_wrlock(l);
+  if (s->type != SLOT_COMP || !arena_is_isolated(s->val)) {
+    pthread_rwlock_unlock(l);
+    return 0;
+  }
+  uint64_t old = s->val, fresh;
+  const void *obj = arena_view(old, s->len, ws->buf);
+  int r = arena_store(st->arena, obj, s->len, &fresh);
+  if (!r)
+    s->val = fresh;
+  pthread_rwlock_unlock(l);
+  if (!r) {
+    arena_free(st->arena, old);
+    store_counter_add(&st->cnt.pages_compacted, 1);
+  }
+  return r;
+}
+
+int trueno_compact(struct trueno_store *st) {
+  pthread_mutex_lock(&st->compact_lock);
+  int r = 0;
+  if (arena_compact_begin(st->arena)) {
+    struct workspace *ws = ws_get(&st->ws);
+    r = ws ? 0 : -ENOMEM;
+    /* No back-pointers from objects to slots (they would cost payload
+     * bytes): one pass over the allocated slot chunks finds the movers. */
+    for (uint64_t i = 0; !r && i < st->npages; i += SLOTS_PER_CHUNK) {
+      if (!slots_peek(&st->slots, i))
+        continue;
+      for (uint64_t j = i; !r && j < st->npages && j < i + SLOTS_PER_CHUNK;
+           j++)
+        r = page_compact(st, ws, j, slots_peek(&st->slots, j));
+    }
+    if (ws)
+      ws_put(&st->ws, ws);
+    arena_compact_end(st->arena);
+    store_counter_add(&st->cnt.compactions, 1);
+  }
+  pthread_mutex_unlock(&st->compact_lock);
+  return r;
+}
+
+/* Arena bytes held beyond the compressed payload they hold. */
+static uint64_t arena_slack(struct trueno_store *st, uint64_t *payload) {
+  struct trueno_stats s;
+  trueno_get_stats(st, &s);
+  uint64_t raw = s.huge_pages * TRUENO_PAGE_SIZE;
+  uint64_t held = s.arena_pages * TRUENO_PAGE_SIZE - raw;
+  *payload = s.compr_data_size - raw;
+  return held > *payload ? held - *payload : 0;
+}
+
+int trueno_maintain(struct trueno_store *st) {
+  /* A freshly filled store has ~5-8% slack; frees scattered over zspages
+   * add more.  Compact past 1/8 of the payload, and only when slack has
+   * grown by 1/16 since the last pass left it: what compaction cannot
+   * recover must not make every call scan the slot table. */
+  uint64_t payload, slack = arena_slack(st, &payload);
+  uint64_t floor = atomic_load(&st->slack_after_compact);
+  if (slack < payload / 8 || slack < floor + payload / 16 ||
+      slack < 256 * 1024)
+    return 0;
+  int r = trueno_compact(st);
+  atomic_store(&st->slack_after_compact, arena_slack(st, &payload));
+  return r;
 }
 
 void trueno_get_stats(struct trueno_store *st, struct trueno_stats *out) {

@@ -45,6 +45,8 @@ void store_counters_read(struct store_counters *c, struct trueno_stats *out) {
   out->pages_read = atomic_load(&c->pages_read);
   out->pages_written = atomic_load(&c->pages_written);
   out->pages_trimmed = atomic_load(&c->pages_trimmed);
+  out->compactions = atomic_load(&c->compactions);
+  out->pages_compacted = atomic_load(&c->pages_compacted);
 }
 
 int trueno_stats_json(const struct trueno_stats *s, enum trueno_algorithm alg,
@@ -63,7 +65,8 @@ int trueno_stats_json(const struct trueno_stats *s, enum trueno_algorithm alg,
       "\"trims\": %llu, \"failed_reads\": %llu, \"failed_writes\": %llu, "
       "\"pages_read\": %llu, \"pages_written\": %llu, "
       "\"pages_trimmed\": %llu, \"arena_pages\": %llu, "
-      "\"metadata_bytes\": %llu, \"ratio\": %.4f}",
+      "\"metadata_bytes\": %llu, \"compactions\": %llu, "
+      "\"pages_compacted\": %llu, \"ratio\": %.4f}",
       trueno_algorithm_name(alg), (unsigned long long)s->disksize,
       (unsigned long long)s->orig_data_size,
       (unsigned long long)s->compr_data_size,
@@ -78,5 +81,7 @@ int trueno_stats_json(const struct trueno_stats *s, enum trueno_algorithm alg,
       (unsigned long long)s->pages_written,
       (unsigned long long)s->pages_trimmed,
       (unsigned long long)s->arena_pages,
-      (unsigned long long)s->metadata_bytes, ratio);
+      (unsigned long long)s->metadata_bytes,
+      (unsigned long long)s->compactions,
+      (unsigned long long)s->pages_compacted, ratio);
 }

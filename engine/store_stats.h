@@ -17,6 +17,7 @@ struct store_counters {
   _Atomic uint64_t alg_pages[TRUENO_ALG_COUNT];
   _Atomic uint64_t reads, writes, trims, failed_reads, failed_writes;
   _Atomic uint64_t pages_read, pages_written, pages_trimmed;
+  _Atomic uint64_t compactions, pages_compacted;
 };
 
 static inline void store_counter_add(_Atomic uint64_t *c, int64_t d) {

@@ -55,6 +55,8 @@ struct trueno_stats {
   uint64_t pages_trimmed;    /* pages released by trim or zero */
   uint64_t arena_pages;      /* 4 KiB pages held by the arena */
   uint64_t metadata_bytes;   /* slot tables and arena bookkeeping */
+  uint64_t compactions;      /* compaction passes that found work */
+  uint64_t pages_compacted;  /* compressed pages moved by them */
 };
 
 /* What a page range holds, for NBD extents. */
@@ -98,6 +100,14 @@ int trueno_zero(struct trueno_store *st, uint64_t len, uint64_t off);
  * inside the device. */
 int trueno_extent(struct trueno_store *st, uint64_t len, uint64_t off,
                   enum trueno_extent_type *type, uint64_t *run_len);
+
+/* Moves compressed pages out of sparsely used arena space so it can be given
+ * back (frees scatter holes over the arena).  Runs alongside I/O; one pass at
+ * a time.  -ENOSPC if the limit stopped it part-way (nothing is lost). */
+int trueno_compact(struct trueno_store *st);
+/* Housekeeping for front ends to call every second or so: compacts when
+ * the arena's slack passes 1/8 of its payload. */
+int trueno_maintain(struct trueno_store *st);
 
 void trueno_get_stats(struct trueno_store *st, struct trueno_stats *out);
 /* Writes the stats as one JSON object (no trailing newline) into buf.

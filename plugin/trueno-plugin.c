@@ -18,7 +18,7 @@
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
-#include "stats-file.h"
+#include "housekeeping.h"
 #include "trueno.h"
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
@@ -151,19 +151,17 @@ static int plugin_get_ready(void) {
   return r ? -1 : 0;
 }
 
-/* The stats thread must start after nbdkit forks into the background. */
+/* Threads must start after nbdkit forks into the background. */
 static int plugin_after_fork(void) {
-  if (!stats_path)
-    return 0;
-  int r = stats_file_start(stats_path, store, cfg.algorithm);
+  int r = housekeeping_start(stats_path, store, cfg.algorithm);
   if (r) {
-    nbdkit_error("stats: cannot start the writer thread: %s", strerror(-r));
+    nbdkit_error("cannot start the housekeeping thread: %s", strerror(-r));
     return -1;
   }
   return 0;
 }
 
-static void plugin_cleanup(void) { stats_file_stop(); }
+static void plugin_cleanup(void) { housekeeping_stop(); }
 
 static void *plugin_open(int readonly) {
   (void)readonly;

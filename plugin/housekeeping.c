@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "stats-file.h"
+#include "housekeeping.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +40,8 @@ int stats_file_check(const char *path) {
 }
 
 static int write_once(void) {
+  if (!sf.path)
+    return 0;
   struct trueno_stats s;
   trueno_get_stats(sf.st, &s);
   char json[2048];
@@ -63,11 +65,12 @@ static int write_once(void) {
   return r;
 }
 
-static void *writer(void *arg) {
+static void *housekeeper(void *arg) {
   (void)arg;
   pthread_mutex_lock(&sf.lock);
   while (!sf.stop) {
     pthread_mutex_unlock(&sf.lock);
+    trueno_maintain(sf.st);
     write_once();
     pthread_mutex_lock(&sf.lock);
     struct timespec ts;
@@ -81,20 +84,20 @@ static void *writer(void *arg) {
   return NULL;
 }
 
-int stats_file_start(const char *path, struct trueno_store *st,
-                     enum trueno_algorithm alg) {
+int housekeeping_start(const char *path, struct trueno_store *st,
+                       enum trueno_algorithm alg) {
   sf.path = path;
   sf.st = st;
   sf.alg = alg;
   sf.stop = false;
-  int r = pthread_create(&sf.thread, NULL, writer, NULL);
+  int r = pthread_create(&sf.thread, NULL, housekeeper, NULL);
   if (r)
     return -r;
   sf.running = true;
   return 0;
 }
 
-void stats_file_stop(void) {
+void housekeeping_stop(void) {
   if (!sf.running)
     return;
   pthread_mutex_lock(&sf.lock);
