@@ -43,8 +43,10 @@ static void *rewrite(void *arg) {
   return NULL;
 }
 
+/* full: the whole corpus file, so the density bounds apply (cut-down files
+ * for valgrind are dominated by fixed costs). */
 static void run(const char *name, const uint8_t *data, size_t npages,
-                enum trueno_algorithm alg) {
+                enum trueno_algorithm alg, int full) {
   struct trueno_config cfg = {.size = npages * PAGE, .algorithm = alg};
   struct trueno_store *st;
   CHECK(trueno_store_create(&cfg, &st) == 0, "create");
@@ -85,10 +87,12 @@ static void run(const char *name, const uint8_t *data, size_t npages,
   CHECK(slack(&after) < slack(&before), "%s: slack went down", name);
   /* Lone half pages (their siblings in use by other zspages) stay charged
    * as pages; measured 1.25-1.45 here, from 1.65-1.73. */
-  CHECK(slack(&after) <= slack(&before) - 0.2, "%s: slack %.3f -> %.3f",
-        name, slack(&before), slack(&after));
-  CHECK(slack(&after) <= 1.5, "%s: slack after compaction %.3f", name,
-        slack(&after));
+  if (full) {
+    CHECK(slack(&after) <= slack(&before) - 0.2, "%s: slack %.3f -> %.3f",
+          name, slack(&before), slack(&after));
+    CHECK(slack(&after) <= 1.5, "%s: slack after compaction %.3f", name,
+          slack(&after));
+  }
 
   uint8_t *back = malloc(npages * PAGE);
   CHECK(trueno_read(st, back, npages * PAGE, 0) == 0, "read back");
@@ -118,8 +122,8 @@ int main(void) {
   tc_corpus_load(&c);
   for (size_t i = 0; i < c.nfiles; i++) {
     struct tc_corpus_file *f = &c.files[i];
-    run(f->name, f->data, f->npages, TRUENO_ALG_LZ4);
-    run(f->name, f->data, f->npages, TRUENO_ALG_ZSTD);
+    run(f->name, f->data, f->npages, TRUENO_ALG_LZ4, !f->truncated);
+    run(f->name, f->data, f->npages, TRUENO_ALG_ZSTD, !f->truncated);
   }
   tc_corpus_free(&c);
   return tc_finish();
