@@ -235,6 +235,16 @@ int arena_store(struct arena *a, const void *data, size_t len,
   return 0;
 }
 
+int arena_fits(uint64_t handle, size_t len) {
+  uint32_t size = handle_zspage(handle)->cls->size;
+  return len <= size && len + ARENA_ALIGN > size;
+}
+
+void arena_overwrite(uint64_t handle, const void *data, size_t len) {
+  struct zspage *zs = handle_zspage(handle);
+  obj_write(zs, (uint32_t)(handle & 0xffff) * zs->cls->size, data, len);
+}
+
 const void *arena_view(uint64_t handle, size_t len, void *bounce) {
   struct zspage *zs = handle_zspage(handle);
   uint32_t off = (uint32_t)(handle & 0xffff) * zs->cls->size;

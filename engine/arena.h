@@ -38,6 +38,10 @@ int arena_store(struct arena *a, const void *data, size_t len,
  * least len bytes) filled with a copy when the object straddles pages. */
 const void *arena_view(uint64_t handle, size_t len, void *bounce);
 void arena_free(struct arena *a, uint64_t handle);
+/* True if len bytes belong in the handle's size class: then the object can
+ * be overwritten in place (the caller excludes readers of it). */
+int arena_fits(uint64_t handle, size_t len);
+void arena_overwrite(uint64_t handle, const void *data, size_t len);
 /* Compaction: begin picks sources (sparse zspages whose objects fit in the
  * class's other zspages) and returns how many; the caller then moves every
  * object whose handle arena_is_isolated reports (store a copy, repoint the

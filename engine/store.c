@@ -119,9 +119,10 @@ void trueno_store_destroy(struct trueno_store *st) {
   free(st);
 }
 
-/* Turns page contents into a slot value, allocating its payload. */
-static int page_encode(struct trueno_store *st, struct workspace *ws,
-                       const void *page, struct slot *out) {
+/* Classifies and compresses a page: out gets its type, length and, for a
+ * same-filled page, its word; a compressed payload is left in ws->buf. */
+static int page_compress(struct trueno_store *st, struct workspace *ws,
+                         const void *page, struct slot *out) {
   memset(out, 0, sizeof *out);
   uint64_t word;
   if (trueno_page_same_filled(page, &word)) {
@@ -139,23 +140,61 @@ static int page_encode(struct trueno_store *st, struct workspace *ws,
   if (n < 0)
     return n;
   if (n > 0) {
-    int r = arena_store(st->arena, ws->buf, (size_t)n, &out->val);
-    if (r)
-      return r;
     out->type = SLOT_COMP;
     out->alg = (uint8_t)st->alg;
     out->len = (uint16_t)n;
+  } else {
+    out->type = SLOT_RAW;
+    out->len = PAGE;
+  }
+  return 0;
+}
+
+/* Replaces a locked slot's value and accounts for the transition. */
+static void slot_swap(struct trueno_store *st, struct slot *s,
+                      const struct slot *next, struct slot *old) {
+  *old = *s;
+  *s = *next;
+  store_counters_move(&st->cnt, old, next);
+}
+
+/* Puts next (from page_compress of page) into the locked slot s, writing
+ * its payload over the old one when that has the same size class (no
+ * allocation: overwrites cannot fail at the memory limit, and the arena
+ * does not churn), else into a new payload.  *old gets what the caller
+ * must release once the lock is dropped. */
+static int slot_install(struct trueno_store *st, struct workspace *ws,
+                        struct slot *s, const void *page, struct slot *next,
+                        struct slot *old) {
+  int r = 0;
+  if (next->type == SLOT_RAW && s->type == SLOT_RAW) {
+    memcpy((void *)(uintptr_t)s->val, page, PAGE);
+    next->val = s->val;
+    slot_swap(st, s, next, old);
+    old->type = SLOT_EMPTY; /* the payload lives on in the slot */
     return 0;
   }
-  void *raw;
-  int r = pagepool_alloc(&st->pool, &raw);
-  if (r)
-    return r;
-  memcpy(raw, page, PAGE);
-  out->type = SLOT_RAW;
-  out->val = (uintptr_t)raw;
-  out->len = PAGE;
-  return 0;
+  if (next->type == SLOT_COMP && s->type == SLOT_COMP &&
+      arena_fits(s->val, next->len)) {
+    arena_overwrite(s->val, ws->buf, next->len);
+    next->val = s->val;
+    slot_swap(st, s, next, old);
+    old->type = SLOT_EMPTY;
+    return 0;
+  }
+  if (next->type == SLOT_COMP) {
+    r = arena_store(st->arena, ws->buf, next->len, &next->val);
+  } else if (next->type == SLOT_RAW) {
+    void *raw;
+    r = pagepool_alloc(&st->pool, &raw);
+    if (!r) {
+      memcpy(raw, page, PAGE);
+      next->val = (uintptr_t)raw;
+    }
+  }
+  if (!r)
+    slot_swap(st, s, next, old);
+  return r;
 }
 
 /* Writes the page a slot holds into page; caller holds the slot's lock. */
@@ -183,14 +222,6 @@ static int page_decode(struct workspace *ws, const struct slot *s,
   }
   }
   return -EIO;
-}
-
-/* Replaces a locked slot's value and accounts for the transition. */
-static void slot_swap(struct trueno_store *st, struct slot *s,
-                      const struct slot *next, struct slot *old) {
-  *old = *s;
-  *s = *next;
-  store_counters_move(&st->cnt, old, next);
 }
 
 static int page_read(struct trueno_store *st, struct workspace *ws,
@@ -230,13 +261,15 @@ static int page_write(struct trueno_store *st, struct workspace *ws,
   pthread_rwlock_t *l = lock_of(st, idx);
   struct slot next, old;
   if (plen == PAGE && src) {
-    /* Compress before locking: the lock is held only for the swap. */
-    r = page_encode(st, ws, src, &next);
+    /* Compress before locking: the lock is held only to install. */
+    r = page_compress(st, ws, src, &next);
     if (r)
       return r;
     pthread_rwlock_wrlock(l);
-    slot_swap(st, s, &next, &old);
+    r = slot_install(st, ws, s, src, &next, &old);
     pthread_rwlock_unlock(l);
+    if (r)
+      return r;
   } else {
     /* Read-modify-write must be atomic against other writers of the page. */
     uint8_t *tmp = ws->page;
@@ -251,14 +284,13 @@ static int page_write(struct trueno_store *st, struct workspace *ws,
         memcpy(tmp + pofs, src, plen);
       else
         memset(tmp + pofs, 0, plen);
-      r = page_encode(st, ws, tmp, &next);
+      r = page_compress(st, ws, tmp, &next);
     }
-    if (r) {
-      pthread_rwlock_unlock(l);
-      return r;
-    }
-    slot_swap(st, s, &next, &old);
+    if (!r)
+      r = slot_install(st, ws, s, tmp, &next, &old);
     pthread_rwlock_unlock(l);
+    if (r)
+      return r;
   }
   payload_release(st, &old);
   return 0;
