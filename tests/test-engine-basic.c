@@ -622,6 +622,15 @@ static void test_mem_limit(enum trueno_algorithm alg, int compressible) {
         rc);
   dev_check_all(&d, "after failed writes");
 
+  /* A raw page overwritten by another incompressible page reuses its
+   * payload in place: no memory needed, so it works at the limit too. */
+  if (!compressible) {
+    fill_limit_page(page, 0, &seed);
+    rc = dev_write(&d, page, PG, 1 * PG);
+    CHECK(rc == 0, "%s: raw overwrite at the limit = %d", d.label, rc);
+    dev_check_all(&d, "after a raw overwrite at the limit");
+  }
+
   /* Ranges whose edges are a written page and a same-filled one. */
   release_at_limit(&d, 2 * PG, (uint64_t)(fail_at - 2) * PG + 100, 0);
   release_at_limit(&d, 2 * PG, (uint64_t)(fail_at - 6) * PG + 100, 1);
