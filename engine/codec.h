@@ -27,9 +27,17 @@ struct trueno_codec {
   int (*decompress)(void *state, const void *src, int len, void *page);
 };
 
-extern const struct trueno_codec trueno_codec_lz4;
+/* LZ4 has two implementations that read each other's blocks and share one
+ * state type: ours (lz4page.h, the default) and liblz4's. */
+extern const struct trueno_codec trueno_codec_lz4_trueno;
+extern const struct trueno_codec trueno_codec_lz4_liblz4;
 extern const struct trueno_codec trueno_codec_zstd;
 
+/* The default codec of an algorithm (for lz4: ours); NULL if unknown.
+ * Decoding a stored page with it is always right. */
 const struct trueno_codec *trueno_codec_for(enum trueno_algorithm alg);
+/* The codec a store configured with alg and lz4_impl compresses with. */
+const struct trueno_codec *trueno_codec_select(enum trueno_algorithm alg,
+                                               enum trueno_lz4_impl impl);
 
 #endif

@@ -25,11 +25,20 @@ enum trueno_algorithm {
   TRUENO_ALG_COUNT
 };
 
+/* Who compresses algorithm=lz4 pages.  Both write the LZ4 block format and
+ * read each other's blocks. */
+enum trueno_lz4_impl {
+  TRUENO_LZ4_TRUENO = 0, /* the engine's SIMD page codec (default) */
+  TRUENO_LZ4_LIBLZ4 = 1, /* liblz4 */
+  TRUENO_LZ4_IMPL_COUNT
+};
+
 struct trueno_config {
   uint64_t size;                  /* device size in bytes, > 0 */
   enum trueno_algorithm algorithm;
   int level;                      /* zstd level; 0 = the engine's default */
   uint64_t mem_limit;             /* bytes; 0 = no limit */
+  enum trueno_lz4_impl lz4_impl;  /* algorithm=lz4 only; 0 = ours */
 };
 
 /* Counters, in the spirit of kernel zram's mm_stat and io_stat.  All sizes are
@@ -72,6 +81,9 @@ const char *trueno_algorithm_name(enum trueno_algorithm alg);
 /* Parses "lz4" or "zstd"; returns -EINVAL for anything else. */
 int trueno_algorithm_parse(const char *name, enum trueno_algorithm *alg);
 /* Valid zstd levels, and the default used when config.level is 0. */
+/* "trueno" or "liblz4"; parse returns -EINVAL for anything else. */
+const char *trueno_lz4_impl_name(enum trueno_lz4_impl impl);
+int trueno_lz4_impl_parse(const char *name, enum trueno_lz4_impl *impl);
 int trueno_zstd_level_min(void);
 int trueno_zstd_level_max(void);
 int trueno_zstd_level_default(void);

@@ -1,0 +1,65 @@
+/* lz4page: an LZ4 block codec for one 4096-byte page.
+ *
+ * Output is the LZ4 block format (lz4's doc/lz4_Block_format.md): liblz4's
+ * LZ4_decompress_safe decodes every block lz4page_compress makes, and
+ * lz4page_decompress decodes every block liblz4 makes for a page.
+ *
+ * Written for pages, not streams: positions are 12-bit, the hash table is
+ * 8 KiB of u16 (one L1-resident memset per page), literals and matches are
+ * copied with wide overlapping moves into buffers with slack, and match
+ * extension compares 16/32/64 bytes at a time.  One source (lz4page_impl.h)
+ * is compiled once per instruction set; cpu.c picks one at first use.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef TRUENO_LZ4PAGE_H
+#define TRUENO_LZ4PAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cpu.h"
+
+#define LZ4PAGE_SIZE 4096
+/* Largest block lz4page_compress can make (LZ4_compressBound(4096)). */
+#define LZ4PAGE_BOUND (LZ4PAGE_SIZE + LZ4PAGE_SIZE / 255 + 16)
+#define LZ4PAGE_HASH_LOG 12
+/* With cap >= LZ4PAGE_DIRECT_CAP the block is written straight into dst;
+ * below, into the state's buffer (which has slack) and copied. */
+#define LZ4PAGE_SLACK 64
+#define LZ4PAGE_DIRECT_CAP (LZ4PAGE_BOUND + LZ4PAGE_SLACK)
+
+struct lz4page_state {
+  uint16_t table[1u << LZ4PAGE_HASH_LOG];
+  uint8_t out[LZ4PAGE_BOUND + LZ4PAGE_SLACK];
+} __attribute__((aligned(64)));
+
+/* Compresses one page into dst (cap bytes).  Returns the block's length, or
+ * 0 when it would not fit in cap (nothing useful is left in dst then).
+ * state: any struct lz4page_state, reused from page to page, any content. */
+int lz4page_compress(struct lz4page_state *state, const void *page, void *dst,
+                     int cap);
+/* Decodes a block into exactly 4096 bytes at page.  Returns 0, or -1 when the
+ * block is corrupt, truncated, or does not decode to exactly one page; never
+ * reads outside src[0..len) nor writes outside page[0..4096). */
+int lz4page_decompress(const void *src, int len, void *page);
+
+/* The same, on one instruction-set path (it must be supported: see cpu.h). */
+int lz4page_compress_isa(enum trueno_isa isa, struct lz4page_state *state,
+                         const void *page, void *dst, int cap);
+int lz4page_decompress_isa(enum trueno_isa isa, const void *src, int len,
+                           void *page);
+
+/* Per-ISA entry points (lz4page_<isa>.c), behind the dispatch above. */
+#define LZ4PAGE_DECLARE(sfx)                                                   \
+  int lz4page_compress_##sfx(struct lz4page_state *state, const void *page,    \
+                             void *dst, int cap);                              \
+  int lz4page_decompress_##sfx(const void *src, int len, void *page);
+LZ4PAGE_DECLARE(scalar)
+LZ4PAGE_DECLARE(sse)
+LZ4PAGE_DECLARE(avx2)
+LZ4PAGE_DECLARE(avx512)
+LZ4PAGE_DECLARE(neon)
+#undef LZ4PAGE_DECLARE
+
+#endif

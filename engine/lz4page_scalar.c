@@ -1,0 +1,13 @@
+/* The lz4page codec and page classifier, scalar path (see lz4page_impl.h).
+ * The instruction set is chosen here with target pragmas rather than with
+ * per-file compiler flags, so every build of the engine (make, the
+ * sanitizer builds, the fuzzers, the cross build) compiles all paths the
+ * same way; cpu.c only calls a path the CPU supports.
+ * SPDX-License-Identifier: MIT */
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#define LZ4P_SFX scalar
+#define LZ4P_SCALAR 1
+#include "lz4page_impl.h"
