@@ -12,7 +12,8 @@ void ws_pool_init(struct ws_pool *p) {
   p->free = NULL;
   p->count = 0;
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  p->max = 2 * (unsigned)(cpus > 1 ? cpus : 1) + 2;
+  /* One per CPU, and one for a thread preempted while holding one. */
+  p->max = (unsigned)(cpus > 1 ? cpus : 1) + 1;
 }
 
 void ws_pool_destroy(struct ws_pool *p) {
