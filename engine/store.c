@@ -1,11 +1,12 @@
 /* The page store: one data path for every front end.
  *
  * A request is split into pages.  Each page is guarded by a stripe of a
- * table of rwlocks (adjacent pages fall in different stripes), held only
- * while a slot is read or swapped: compression of a whole-page write runs
- * before the lock is taken, and the old payload is freed after it is
- * dropped.  Readers hold the read lock while they decompress, so a payload
- * is never freed under a reader.
+ * table of rwlocks (adjacent pages fall in different stripes).  A
+ * whole-page write compresses before taking the lock; under it, the payload
+ * is written over the old one when the size class matches, else into a new
+ * one; the old payload is freed after the lock is dropped.  Readers hold the
+ * read lock while they decompress, so a payload is never freed or
+ * overwritten under a reader.
  *
  * SPDX-License-Identifier: MIT
  */
