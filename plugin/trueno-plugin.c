@@ -24,7 +24,7 @@
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
 static struct trueno_config cfg = {.algorithm = TRUENO_ALG_LZ4};
-static int size_given, level_given;
+static int size_given, level_given, lz4_impl_given;
 static char *stats_path;
 static struct trueno_store *store;
 
@@ -89,6 +89,16 @@ static int plugin_config(const char *key, const char *value) {
     level_given = 1;
     return 0;
   }
+  if (strcmp(key, "lz4-impl") == 0) {
+    if (trueno_lz4_impl_parse(value, &cfg.lz4_impl)) {
+      nbdkit_error("lz4-impl: unknown implementation '%s' (use trueno or "
+                   "liblz4)",
+                   value);
+      return -1;
+    }
+    lz4_impl_given = 1;
+    return 0;
+  }
   if (strcmp(key, "stats") == 0) {
     if (!*value) {
       nbdkit_error("stats: needs a file name");
@@ -112,6 +122,10 @@ static int plugin_config_complete(void) {
     nbdkit_error("level: only applies to algorithm=zstd");
     return -1;
   }
+  if (lz4_impl_given && cfg.algorithm != TRUENO_ALG_LZ4) {
+    nbdkit_error("lz4-impl: only applies to algorithm=lz4");
+    return -1;
+  }
   if (stats_path) {
     int r = stats_file_check(stats_path);
     if (r) {
@@ -127,6 +141,7 @@ static int plugin_config_complete(void) {
   "size=<SIZE>         (required) Virtual device size, e.g. 8G.\n"           \
   "algorithm=lz4|zstd  Compression algorithm (default lz4).\n"               \
   "level=<N>           zstd level (default 3).\n"                            \
+  "lz4-impl=trueno|liblz4  LZ4 implementation (default trueno).\n"       \
   "mem-limit=<SIZE>    Memory the store may use; writes past it: ENOSPC.\n"  \
   "stats=<FILE>        Write engine counters as JSON every second."
 
@@ -136,6 +151,7 @@ static void plugin_dump_plugin(void) {
          trueno_zstd_level_max());
   printf("trueno_zstd_level_default=%d\n", trueno_zstd_level_default());
   printf("trueno_page_size=%u\n", TRUENO_PAGE_SIZE);
+  printf("trueno_lz4_impls=trueno,liblz4\n");
 }
 
 static int plugin_get_ready(void) {

@@ -1,0 +1,454 @@
+/* trueno-bench: page codecs side by side on files of 4 KiB pages.
+ *
+ *   trueno-bench [--json] [--repeat N] [--codec NAME[,NAME...]]...
+ *                [--clock wall|cpu] FILE...
+ *
+ * For each file and each codec, every page is compressed on its own and
+ * decompressed back; the codecs take turns within each of N repetitions
+ * (so drifting machine load hits them alike) and the medians are reported.
+ * Every page is verified after each repetition; a mismatch is an error
+ * exit.  Throughput is MB (10^6 bytes) of uncompressed data per second;
+ * ratio is uncompressed bytes / compressed bytes (same-filled pages count as
+ * 0 compressed bytes for the engine codecs only, raw pages as 4096).
+ *
+ * Codecs: trueno-lz4 (the dispatched path), trueno-lz4-<isa> for each path
+ * the CPU supports, liblz4 (LZ4_compress_default / LZ4_decompress_safe),
+ * liblz4-fast (acceleration 4), libzstd-1, libzstd-3, classify (the page
+ * classifier alone: same-filled check + compressibility estimate; no
+ * ratio, no decompression), engine-lz4 and engine-zstd (trueno_write and
+ * trueno_read of one page at a time through a store, single thread).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <lz4.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zstd.h>
+
+#include "classify.h"
+#include "lz4page.h"
+#include "trueno.h"
+
+#define PAGE 4096
+#define SLOT LZ4PAGE_DIRECT_CAP /* output room per page, for every codec */
+#define MAX_REPEAT 1000
+
+enum kind { K_TRUENO, K_LIBLZ4, K_LIBZSTD, K_CLASSIFY, K_ENGINE };
+
+struct codec {
+  char name[32];
+  enum kind kind;
+  int isa;   /* K_TRUENO: -1 dispatched, else the path */
+  int level; /* liblz4 acceleration, zstd level, engine algorithm */
+};
+
+struct input {
+  const char *path;
+  uint8_t *data;
+  size_t npages;
+};
+
+/* One repetition's result. */
+struct run {
+  double ctime, dtime; /* seconds */
+  uint64_t comp_bytes;
+};
+
+static clockid_t clock_id = CLOCK_MONOTONIC;
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(clock_id, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void die(const char *fmt, const char *a, const char *b) {
+  fprintf(stderr, "trueno-bench: ");
+  fprintf(stderr, fmt, a, b);
+  fputc('\n', stderr);
+  exit(1);
+}
+
+static int ncodecs;
+static struct codec codecs[32];
+
+static void add(const char *name, enum kind k, int isa, int level) {
+  struct codec *c = &codecs[ncodecs++];
+  snprintf(c->name, sizeof c->name, "%s", name);
+  c->kind = k;
+  c->isa = isa;
+  c->level = level;
+}
+
+static void all_codecs(void) {
+  add("trueno-lz4", K_TRUENO, -1, 0);
+  for (int i = 0; i < TRUENO_ISA_COUNT; i++) {
+    if (!trueno_isa_supported((enum trueno_isa)i))
+      continue;
+    char n[32];
+    snprintf(n, sizeof n, "trueno-lz4-%s", trueno_isa_name((enum trueno_isa)i));
+    add(n, K_TRUENO, i, 0);
+  }
+  add("liblz4", K_LIBLZ4, -1, 1);
+  add("liblz4-fast", K_LIBLZ4, -1, 4);
+  add("libzstd-1", K_LIBZSTD, -1, 1);
+  add("libzstd-3", K_LIBZSTD, -1, 3);
+  add("classify", K_CLASSIFY, -1, 0);
+  add("engine-lz4", K_ENGINE, -1, TRUENO_ALG_LZ4);
+  add("engine-zstd", K_ENGINE, -1, TRUENO_ALG_ZSTD);
+}
+
+static void load(struct input *in) {
+  FILE *f = fopen(in->path, "rb");
+  if (!f)
+    die("%s: %s", in->path, strerror(errno));
+  if (fseek(f, 0, SEEK_END) != 0)
+    die("%s: cannot seek%s", in->path, "");
+  long sz = ftell(f);
+  rewind(f);
+  in->npages = sz > 0 ? (size_t)sz / PAGE : 0;
+  if (in->npages == 0)
+    die("%s: holds no whole 4096-byte page%s", in->path, "");
+  in->data = aligned_alloc(64, in->npages * PAGE);
+  if (!in->data || fread(in->data, PAGE, in->npages, f) != in->npages)
+    die("%s: cannot read%s", in->path, "");
+  fclose(f);
+}
+
+/* Scratch shared by all runs. */
+static uint8_t *comp;  /* npages * SLOT */
+static int *lens;      /* compressed length per page */
+static uint8_t *back;  /* npages * PAGE */
+static struct lz4page_state lzstate;
+static void *lz4state;
+static ZSTD_CCtx *cctx;
+static ZSTD_DCtx *dctx;
+
+static void verify(const struct input *in, const struct codec *c) {
+  if (memcmp(back, in->data, in->npages * PAGE) == 0)
+    return;
+  for (size_t p = 0; p < in->npages; p++) {
+    if (memcmp(back + p * PAGE, in->data + p * PAGE, PAGE) != 0) {
+      char where[64];
+      snprintf(where, sizeof where, "page %zu", p);
+      fprintf(stderr, "trueno-bench: %s: %s: ", in->path, c->name);
+      die("%s differs after the round trip%s", where, "");
+    }
+  }
+}
+
+static struct run run_codec(const struct input *in, const struct codec *c) {
+  struct run r = {0, 0, 0};
+  const size_t n = in->npages;
+  const uint8_t *src = in->data;
+  double t0, t1, t2;
+  switch (c->kind) {
+  case K_TRUENO:
+    t0 = now();
+    if (c->isa < 0)
+      for (size_t p = 0; p < n; p++)
+        lens[p] = lz4page_compress(&lzstate, src + p * PAGE, comp + p * SLOT,
+                                   SLOT);
+    else
+      for (size_t p = 0; p < n; p++)
+        lens[p] = lz4page_compress_isa((enum trueno_isa)c->isa, &lzstate,
+                                       src + p * PAGE, comp + p * SLOT, SLOT);
+    t1 = now();
+    if (c->isa < 0) {
+      for (size_t p = 0; p < n; p++)
+        if (lz4page_decompress(comp + p * SLOT, lens[p], back + p * PAGE))
+          die("%s: %s: a block does not decode", in->path, c->name);
+    } else {
+      for (size_t p = 0; p < n; p++)
+        if (lz4page_decompress_isa((enum trueno_isa)c->isa, comp + p * SLOT,
+                                   lens[p], back + p * PAGE))
+          die("%s: %s: a block does not decode", in->path, c->name);
+    }
+    t2 = now();
+    break;
+  case K_LIBLZ4:
+    t0 = now();
+    if (c->level == 1)
+      for (size_t p = 0; p < n; p++)
+        lens[p] = LZ4_compress_default((const char *)src + p * PAGE,
+                                       (char *)comp + p * SLOT, PAGE, SLOT);
+    else
+      for (size_t p = 0; p < n; p++)
+        lens[p] = LZ4_compress_fast((const char *)src + p * PAGE,
+                                    (char *)comp + p * SLOT, PAGE, SLOT,
+                                    c->level);
+    t1 = now();
+    for (size_t p = 0; p < n; p++)
+      if (LZ4_decompress_safe((const char *)comp + p * SLOT,
+                              (char *)back + p * PAGE, lens[p], PAGE) != PAGE)
+        die("%s: %s: a block does not decode", in->path, c->name);
+    t2 = now();
+    break;
+  case K_LIBZSTD:
+    t0 = now();
+    for (size_t p = 0; p < n; p++) {
+      size_t z = ZSTD_compressCCtx(cctx, comp + p * SLOT, SLOT,
+                                   src + p * PAGE, PAGE, c->level);
+      if (ZSTD_isError(z))
+        die("%s: %s: compression failed", in->path, c->name);
+      lens[p] = (int)z;
+    }
+    t1 = now();
+    for (size_t p = 0; p < n; p++) {
+      size_t z = ZSTD_decompressDCtx(dctx, back + p * PAGE, PAGE,
+                                     comp + p * SLOT, (size_t)lens[p]);
+      if (z != PAGE)
+        die("%s: %s: a block does not decode", in->path, c->name);
+    }
+    t2 = now();
+    break;
+  case K_CLASSIFY: {
+    unsigned counts[3] = {0, 0, 0};
+    t0 = now();
+    for (size_t p = 0; p < n; p++) {
+      uint64_t w;
+      counts[trueno_page_classify(src + p * PAGE, &w)]++;
+    }
+    t1 = now();
+    /* Keep the loop: the counts are used. */
+    if (counts[0] + counts[1] + counts[2] != n)
+      die("%s: %s: miscounted", in->path, c->name);
+    r.ctime = t1 - t0;
+    return r;
+  }
+  case K_ENGINE: {
+    struct trueno_config cfg = {.size = (uint64_t)n * PAGE,
+                                .algorithm = (enum trueno_algorithm)c->level};
+    struct trueno_store *st;
+    int e = trueno_store_create(&cfg, &st);
+    if (e)
+      die("%s: cannot create a store: %s", c->name, strerror(-e));
+    t0 = now();
+    for (size_t p = 0; p < n; p++)
+      if (trueno_write(st, src + p * PAGE, PAGE, (uint64_t)p * PAGE))
+        die("%s: %s: write failed", in->path, c->name);
+    t1 = now();
+    for (size_t p = 0; p < n; p++)
+      if (trueno_read(st, back + p * PAGE, PAGE, (uint64_t)p * PAGE))
+        die("%s: %s: read failed", in->path, c->name);
+    t2 = now();
+    struct trueno_stats s;
+    trueno_get_stats(st, &s);
+    r.comp_bytes = s.compr_data_size;
+    trueno_store_destroy(st);
+    verify(in, c);
+    r.ctime = t1 - t0;
+    r.dtime = t2 - t1;
+    return r;
+  }
+  default:
+    abort();
+  }
+  verify(in, c);
+  for (size_t p = 0; p < n; p++) {
+    if (lens[p] <= 0)
+      die("%s: %s: a page did not compress", in->path, c->name);
+    r.comp_bytes += (uint64_t)lens[p];
+  }
+  r.ctime = t1 - t0;
+  r.dtime = t2 - t1;
+  return r;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+struct result {
+  double ratio, cmbps, dmbps; /* ratio 0: none; dmbps 0: none */
+};
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: trueno-bench [--json] [--repeat N] [--codec NAME[,NAME...]]"
+          "... [--clock wall|cpu] FILE...\n"
+          "codecs:");
+  for (int i = 0; i < ncodecs; i++)
+    fprintf(f, " %s", codecs[i].name);
+  fprintf(f, "\n");
+}
+
+int main(int argc, char **argv) {
+  all_codecs();
+  bool json = false;
+  int repeat = 5;
+  bool chosen[32] = {false};
+  bool any_chosen = false;
+  struct input *inputs = calloc((size_t)argc, sizeof *inputs);
+  int ninputs = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--json") == 0) {
+      json = true;
+    } else if (strcmp(a, "--repeat") == 0 && i + 1 < argc) {
+      char *end;
+      long v = strtol(argv[++i], &end, 10);
+      if (*end || v < 1 || v > MAX_REPEAT)
+        die("--repeat: want 1..1000, not '%s'%s", argv[i], "");
+      repeat = (int)v;
+    } else if (strcmp(a, "--codec") == 0 && i + 1 < argc) {
+      char *list = strdup(argv[++i]), *save = NULL;
+      for (char *t = strtok_r(list, ",", &save); t;
+           t = strtok_r(NULL, ",", &save)) {
+        int k;
+        for (k = 0; k < ncodecs; k++)
+          if (strcmp(t, codecs[k].name) == 0)
+            break;
+        if (k == ncodecs) {
+          usage(stderr);
+          die("unknown or unsupported codec '%s'%s", t, "");
+        }
+        chosen[k] = any_chosen = true;
+      }
+      free(list);
+    } else if (strcmp(a, "--clock") == 0 && i + 1 < argc) {
+      const char *v = argv[++i];
+      if (strcmp(v, "wall") == 0)
+        clock_id = CLOCK_MONOTONIC;
+      else if (strcmp(v, "cpu") == 0)
+        clock_id = CLOCK_THREAD_CPUTIME_ID;
+      else
+        die("--clock: wall or cpu, not '%s'%s", v, "");
+    } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(stdout);
+      return 0;
+    } else if (a[0] == '-' && a[1]) {
+      usage(stderr);
+      die("unknown option '%s'%s", a, "");
+    } else {
+      inputs[ninputs++].path = a;
+    }
+  }
+  if (!ninputs) {
+    usage(stderr);
+    return 2;
+  }
+  int use[32], nuse = 0;
+  for (int k = 0; k < ncodecs; k++)
+    if (!any_chosen || chosen[k])
+      use[nuse++] = k;
+
+  size_t maxpages = 0;
+  for (int f = 0; f < ninputs; f++) {
+    load(&inputs[f]);
+    if (inputs[f].npages > maxpages)
+      maxpages = inputs[f].npages;
+  }
+  comp = malloc(maxpages * SLOT);
+  lens = malloc(maxpages * sizeof *lens);
+  back = aligned_alloc(64, maxpages * PAGE);
+  lz4state = malloc((size_t)LZ4_sizeofState());
+  cctx = ZSTD_createCCtx();
+  dctx = ZSTD_createDCtx();
+  if (!comp || !lens || !back || !lz4state || !cctx || !dctx)
+    die("out of memory%s%s", "", "");
+
+  struct result *res = calloc((size_t)ninputs * (size_t)nuse, sizeof *res);
+  double *ct = calloc((size_t)repeat * (size_t)nuse, sizeof *ct);
+  double *dt = calloc((size_t)repeat * (size_t)nuse, sizeof *dt);
+  uint64_t *cb = calloc((size_t)nuse, sizeof *cb);
+  if (!json)
+    printf("%-18s %-18s %7s %8s %12s %12s\n", "file", "codec", "pages",
+           "ratio", "comp MB/s", "decomp MB/s");
+  for (int f = 0; f < ninputs; f++) {
+    const struct input *in = &inputs[f];
+    /* One untimed pass warms caches and makes first-use state. */
+    for (int u = 0; u < nuse; u++)
+      run_codec(in, &codecs[use[u]]);
+    for (int r = 0; r < repeat; r++) {
+      for (int u = 0; u < nuse; u++) {
+        struct run x = run_codec(in, &codecs[use[u]]);
+        ct[u * repeat + r] = x.ctime;
+        dt[u * repeat + r] = x.dtime;
+        cb[u] = x.comp_bytes;
+      }
+    }
+    const char *base = strrchr(in->path, '/');
+    base = base ? base + 1 : in->path;
+    for (int u = 0; u < nuse; u++) {
+      const struct codec *c = &codecs[use[u]];
+      double bytes = (double)in->npages * PAGE;
+      struct result *o = &res[f * nuse + u];
+      double mc = median(ct + u * repeat, repeat);
+      double md = median(dt + u * repeat, repeat);
+      o->cmbps = mc > 0 ? bytes / mc / 1e6 : 0;
+      o->dmbps = md > 0 ? bytes / md / 1e6 : 0;
+      o->ratio = c->kind == K_CLASSIFY ? 0
+                 : cb[u]               ? bytes / (double)cb[u]
+                                       : INFINITY;
+      if (json) {
+        printf("{\"file\": \"%s\", \"codec\": \"%s\", \"pages\": %zu, ", base,
+               c->name, in->npages);
+        if (o->ratio > 0 && isfinite(o->ratio))
+          printf("\"ratio\": %.4f, ", o->ratio);
+        else
+          printf("\"ratio\": null, ");
+        printf("\"compress_mbps\": %.1f, ", o->cmbps);
+        if (c->kind == K_CLASSIFY)
+          printf("\"decompress_mbps\": null}\n");
+        else
+          printf("\"decompress_mbps\": %.1f}\n", o->dmbps);
+      } else {
+        char rs[16] = "-", ds[16] = "-";
+        if (o->ratio > 0)
+          snprintf(rs, sizeof rs, "%.3f", o->ratio);
+        if (c->kind != K_CLASSIFY)
+          snprintf(ds, sizeof ds, "%.0f", o->dmbps);
+        printf("%-18s %-18s %7zu %8s %12.0f %12s\n", base, c->name,
+               in->npages, rs, o->cmbps, ds);
+      }
+    }
+    fflush(stdout);
+  }
+  if (!json && ninputs > 1) {
+    for (int u = 0; u < nuse; u++) {
+      const struct codec *c = &codecs[use[u]];
+      double lr = 0, lc = 0, ld = 0;
+      for (int f = 0; f < ninputs; f++) {
+        const struct result *o = &res[f * nuse + u];
+        lr += o->ratio > 0 ? log(o->ratio) : 0;
+        lc += log(o->cmbps > 0 ? o->cmbps : 1);
+        ld += log(o->dmbps > 0 ? o->dmbps : 1);
+      }
+      char rs[16] = "-", ds[16] = "-";
+      if (c->kind != K_CLASSIFY) {
+        snprintf(rs, sizeof rs, "%.3f", exp(lr / ninputs));
+        snprintf(ds, sizeof ds, "%.0f", exp(ld / ninputs));
+      }
+      printf("%-18s %-18s %7s %8s %12.0f %12s\n", "(geomean)", c->name, "",
+             rs, exp(lc / ninputs), ds);
+    }
+  }
+  ZSTD_freeCCtx(cctx);
+  ZSTD_freeDCtx(dctx);
+  free(lz4state);
+  free(comp);
+  free(lens);
+  free(back);
+  free(res);
+  free(ct);
+  free(dt);
+  free(cb);
+  for (int f = 0; f < ninputs; f++)
+    free(inputs[f].data);
+  free(inputs);
+  return 0;
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# trueno-bench on one corpus file, one repetition: every codec it lists
+# round-trips every page (a mismatch is an error exit), --json prints one
+# well-formed object per codec with the documented keys, the table prints.
+# SPDX-License-Identifier: MIT
+source "$(dirname "$0")/functions.sh"
+require_corpus
+require_python
+bench=${abs_top_builddir:-$(dirname "$0")/..}/trueno-bench
+[ -x "$bench" ] || fail "no trueno-bench at $bench"
+f=$TRUENO_CORPUS/gcc-sqlite.pages
+
+tmo 300 "$bench" --repeat 1 --json "$f" >"$TMPD/out.json" ||
+    fail "trueno-bench --json failed"
+"$PYTHON" - "$TMPD/out.json" <<'PY' || fail "bad --json output"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+names = [r["codec"] for r in rows]
+want = {"trueno-lz4", "trueno-lz4-scalar", "liblz4", "liblz4-fast",
+        "libzstd-1", "libzstd-3", "classify", "engine-lz4", "engine-zstd"}
+missing = want - set(names)
+assert not missing, missing
+for r in rows:
+    assert set(r) == {"file", "codec", "pages", "ratio", "compress_mbps",
+                      "decompress_mbps"}, r
+    assert r["file"] == "gcc-sqlite.pages" and r["pages"] == 6144, r
+    assert r["compress_mbps"] > 0, r
+    if r["codec"] != "classify":
+        assert r["ratio"] > 1 and r["decompress_mbps"] > 0, r
+lz = {r["codec"]: r for r in rows}
+# Same-filled pages count as free in the engine only.
+assert lz["engine-lz4"]["ratio"] >= lz["trueno-lz4"]["ratio"] * 0.99
+PY
+ok "--json: one object per codec, documented keys"
+tmo 300 "$bench" --repeat 1 --codec trueno-lz4,liblz4 "$f" "$f" \
+    >"$TMPD/table" || fail "table run failed"
+grep -q '^(geomean) *trueno-lz4 ' "$TMPD/table" || fail "no geomean rows"
+sed 's/^/    | /' "$TMPD/table"
+if "$bench" --codec no-such-codec "$f" >/dev/null 2>&1; then
+    fail "unknown codec accepted"
+fi
+ok "table, --codec, unknown codec refused"
+note "passed in $(elapsed)s"
