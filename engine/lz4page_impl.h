@@ -62,13 +62,10 @@ static inline void wr16(u8 *p, unsigned v) {
 
 /* ---- copies ----------------------------------------------------------- */
 
-/* Copies exactly W bytes (W: the path's natural vector width). */
-#if defined(LZ4P_AVX2) || defined(LZ4P_AVX512)
-#define W 32
-static inline void copyw(u8 *d, const u8 *s) {
-  _mm256_storeu_si256((__m256i *)d, _mm256_loadu_si256((const __m256i *)s));
-}
-#elif defined(LZ4P_SSE)
+/* Copies exactly W bytes.  16 on every vector path: wider moves that read
+ * bytes written a moment ago by narrower ones stall on store forwarding,
+ * and most sequences are short (measured: 32-byte moves were slower). */
+#if defined(LZ4P_X86)
 #define W 16
 static inline void copyw(u8 *d, const u8 *s) {
   _mm_storeu_si128((__m128i *)d, _mm_loadu_si128((const __m128i *)s));
@@ -95,56 +92,77 @@ static inline void wildcopy(u8 *d, const u8 *s, size_t n) {
   } while (d < e);
 }
 
+/* Copies 16 bytes. */
+static inline void copy16(u8 *d, const u8 *s) {
+#if defined(LZ4P_X86)
+  _mm_storeu_si128((__m128i *)d, _mm_loadu_si128((const __m128i *)s));
+#elif defined(LZ4P_NEON)
+  vst1q_u8(d, vld1q_u8(s));
+#else
+  copyw(d, s);
+  copyw(d + 8, s + 8);
+#endif
+}
+
+#if defined(LZ4P_X86) || defined(LZ4P_NEON)
+/* pat_idx[k][i] = i % k: a shuffle that repeats the first k bytes (k < 16);
+ * pat_idx[16] keeps all 16.  pat_dist[k]: the least multiple of k that is
+ * 16 or more (0 for k = 16). */
+static const u8 pat_idx[17][16] __attribute__((aligned(16))) = {
+#define R(o)                                                                   \
+  {0 % o, 1 % o, 2 % o, 3 % o, 4 % o, 5 % o, 6 % o, 7 % o,                     \
+   8 % o, 9 % o, 10 % o, 11 % o, 12 % o, 13 % o, 14 % o, 15 % o}
+    {0},   R(1),  R(2),  R(3),  R(4),  R(5),  R(6),  R(7), R(8),
+    R(9), R(10), R(11), R(12), R(13), R(14), R(15), R(16)
+#undef R
+};
+static const u8 pat_dist[17] = {0,  16, 16, 18, 16, 20, 18, 21, 16,
+                                18, 20, 22, 24, 26, 28, 30, 0};
+
+static inline void store_pattern16(u8 *d, const u8 *s, size_t k) {
+#if defined(LZ4P_NEON)
+  vst1q_u8(d, vqtbl1q_u8(vld1q_u8(s), vld1q_u8(pat_idx[k])));
+#else
+  _mm_storeu_si128((__m128i *)d,
+                   _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)s),
+                                    _mm_load_si128((const __m128i *)pat_idx[k])));
+#endif
+}
+
+/* A match of at most 32 bytes at any offset, without a branch: the first
+ * 16 bytes through a shuffle (the identity when off >= 16), the next 16
+ * from a multiple of off at least 16 back, now all written.  Writes 32
+ * bytes; reads from d - off on. */
+static inline void short_match(u8 *d, const u8 *s, size_t off) {
+  size_t k = off < 16 ? off : 16;
+  store_pattern16(d, s, k);
+  size_t dist = pat_dist[k] + (off & ((size_t)0 - (size_t)(k == 16)));
+  copy16(d + 16, d + 16 - dist);
+}
+#endif
+
 /* A match copy: n bytes from d - off to d, the regions may overlap (off < n
  * repeats a pattern).  May write up to 64 bytes past d + n. */
 static inline void match_copy_wild(u8 *d, const u8 *s, size_t n) {
   size_t off = (size_t)(d - s);
   u8 *const e = d + n;
-#if defined(LZ4P_AVX512)
-  if (off >= 64) {
-    do {
-      _mm512_storeu_si512(d, _mm512_loadu_si512(s));
-      d += 64;
-      s += 64;
-    } while (d < e);
-    return;
-  }
-#endif
   if (off >= W) {
     wildcopy(d, s, n);
     return;
   }
-#if W > 16
-  if (off >= 16) {
-    do {
-      _mm_storeu_si128((__m128i *)d, _mm_loadu_si128((const __m128i *)s));
-      d += 16;
-      s += 16;
-    } while (d < e);
-    return;
-  }
-#endif
 #if defined(LZ4P_X86) || defined(LZ4P_NEON)
   /* off < 16: shuffle the first off bytes into a 16-byte pattern and store
    * it every 16 - 16 % off bytes, where the pattern's phase repeats. */
-  static const u8 idx[16][16] __attribute__((aligned(16))) = {
-#define R(o)                                                                   \
-  {0 % o, 1 % o, 2 % o, 3 % o, 4 % o, 5 % o, 6 % o, 7 % o,                     \
-   8 % o, 9 % o, 10 % o, 11 % o, 12 % o, 13 % o, 14 % o, 15 % o}
-      {0}, R(1), R(2), R(3), R(4), R(5), R(6), R(7), R(8), R(9), R(10), R(11),
-      R(12), R(13), R(14), R(15)
-#undef R
-  };
   size_t step = 16 - 16 % off;
 #if defined(LZ4P_NEON)
-  uint8x16_t p = vqtbl1q_u8(vld1q_u8(s), vld1q_u8(idx[off]));
+  uint8x16_t p = vqtbl1q_u8(vld1q_u8(s), vld1q_u8(pat_idx[off]));
   do {
     vst1q_u8(d, p);
     d += step;
   } while (d < e);
 #else
   __m128i p = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)s),
-                               _mm_load_si128((const __m128i *)idx[off]));
+                               _mm_load_si128((const __m128i *)pat_idx[off]));
 #if defined(LZ4P_AVX512)
   if (step == 16) { /* periods 1, 2, 4, 8: whole cache lines at a time */
     __m512i p4 = _mm512_broadcast_i32x4(p);
@@ -192,6 +210,15 @@ static inline unsigned ctz64(uint64_t v) { return (unsigned)__builtin_ctzll(v); 
 /* Number of equal bytes at p and m, stopping at limit (p < limit, m < p). */
 static inline size_t count_match(const u8 *p, const u8 *m, const u8 *limit) {
   const u8 *const start = p;
+  /* Half of the matches end within 8 bytes: a word compare answers those
+   * sooner than a vector compare (measured). */
+  if (LIKELY(p + 8 <= limit)) {
+    uint64_t x = rd64(p) ^ rd64(m);
+    if (x)
+      return ctz64(x) / 8;
+    p += 8;
+    m += 8;
+  }
 #if defined(LZ4P_AVX512)
   while (LIKELY(p + 64 <= limit)) {
     uint64_t ne = _mm512_cmpneq_epi8_mask(_mm512_loadu_si512(p),
@@ -201,17 +228,7 @@ static inline size_t count_match(const u8 *p, const u8 *m, const u8 *limit) {
     p += 64;
     m += 64;
   }
-  {
-    /* The tail: masked loads never touch the bytes left out. */
-    __mmask64 k = _bzhi_u64(~0ull, (unsigned)(limit - p));
-    uint64_t ne = _mm512_mask_cmpneq_epi8_mask(
-        k, _mm512_maskz_loadu_epi8(k, p), _mm512_maskz_loadu_epi8(k, m));
-    if (ne)
-      return (size_t)(p - start) + ctz64(ne);
-    return (size_t)(limit - start);
-  }
-#else
-#if defined(LZ4P_AVX2)
+#elif defined(LZ4P_AVX2)
   while (LIKELY(p + 32 <= limit)) {
     __m256i a = _mm256_loadu_si256((const __m256i *)p);
     __m256i b = _mm256_loadu_si256((const __m256i *)m);
@@ -255,7 +272,27 @@ static inline size_t count_match(const u8 *p, const u8 *m, const u8 *limit) {
     m++;
   }
   return (size_t)(p - start);
-#endif
+}
+
+/* Number of equal bytes just before p and m, at most lim. */
+static inline size_t count_back(const u8 *p, const u8 *m, size_t lim) {
+  size_t n = 0;
+  while (lim >= 8) {
+    uint64_t x = rd64(p - 8) ^ rd64(m - 8);
+    if (x)
+      return n + (unsigned)__builtin_clzll(x) / 8;
+    n += 8;
+    p -= 8;
+    m -= 8;
+    lim -= 8;
+  }
+  while (lim && p[-1] == m[-1]) {
+    n++;
+    p--;
+    m--;
+    lim--;
+  }
+  return n;
 }
 
 /* ---- compressor ------------------------------------------------------- */
@@ -284,14 +321,15 @@ int FN(lz4page_compress)(struct lz4page_state *st, const void *page,
   uint16_t *const tab = st->table;
   const u8 *ip = base, *anchor = base, *match;
   u8 *token;
+  size_t rep = 1; /* the last match's offset */
 
   /* Every slot holds position 0: that inserts the first position. */
   memset(tab, 0, sizeof st->table);
   ip++;
 
   for (;;) {
-    /* Find a match: probe each position, stepping further after a long run
-     * of misses. */
+    /* Find a match: probe each position (its hash slot, then the last
+     * offset), stepping further after a long run of misses. */
     {
       const u8 *fip = ip;
       unsigned step = 1, attempts = 1u << SKIP_TRIGGER;
@@ -305,12 +343,21 @@ int FN(lz4page_compress)(struct lz4page_state *st, const void *page,
         match = base + tab[h];
         tab[h] = (uint16_t)(ip - base);
         h = hash4(rd32(fip));
-      } while (rd32(match) != rd32(ip));
+        if (rd32(match) == rd32(ip))
+          break;
+        /* Else the last match's offset: structures repeat at a stride. */
+        if (rd32(ip - rep) == rd32(ip)) {
+          match = ip - rep;
+          break;
+        }
+      } while (1);
     }
     /* Extend backwards over the pending literals. */
-    while (ip > anchor && match > base && ip[-1] == match[-1]) {
-      ip--;
-      match--;
+    {
+      size_t lim = (size_t)(ip - anchor), ml = (size_t)(match - base);
+      size_t back = count_back(ip, match, lim < ml ? lim : ml);
+      ip -= back;
+      match -= back;
     }
     {
       size_t lit = (size_t)(ip - anchor);
@@ -333,7 +380,8 @@ int FN(lz4page_compress)(struct lz4page_state *st, const void *page,
         return 0;
     }
     for (;;) {
-      wr16(op, (unsigned)(ip - match));
+      rep = (size_t)(ip - match);
+      wr16(op, (unsigned)rep);
       op += 2;
       size_t ml = count_match(ip + MINMATCH, match + MINMATCH, matchlimit);
       ip += MINMATCH + ml;
@@ -351,8 +399,11 @@ int FN(lz4page_compress)(struct lz4page_state *st, const void *page,
       unsigned h = hash4(rd32(ip));
       match = base + tab[h];
       tab[h] = (uint16_t)(ip - base);
-      if (rd32(match) != rd32(ip))
-        break;
+      if (rd32(match) != rd32(ip)) {
+        if (rd32(ip - rep) != rd32(ip))
+          break;
+        match = ip - rep;
+      }
       token = op++;
       *token = 0;
     }
@@ -403,6 +454,11 @@ static inline size_t get_length(const u8 **ipp, const u8 *iend) {
   return n;
 }
 
+/* Margins of the fast loop: with this much input and output left, a
+ * sequence with short lengths is copied with fixed-size moves. */
+#define FAST_IN 32
+#define FAST_OUT 128
+
 int FN(lz4page_decompress)(const void *src, int len, void *page) {
   const u8 *ip = src;
   if (len <= 0)
@@ -411,6 +467,79 @@ int FN(lz4page_decompress)(const void *src, int len, void *page) {
   u8 *op = page;
   u8 *const ostart = op;
   u8 *const oend = op + LZ4PAGE_SIZE;
+
+  /* The fast loop.  The last sequence of a valid block ends its input, so
+   * it is always left to the careful loop below; a sequence whose long
+   * literal run reaches a margin is handed over from its token. */
+  if (len > FAST_IN) {
+    const u8 *const ilimit = iend - FAST_IN;
+    u8 *const olimit = oend - FAST_OUT;
+    while (ip < ilimit && op < olimit) {
+      const u8 *const seq = ip;
+      unsigned token = *ip++;
+      size_t lit = token >> 4;
+      if (LIKELY(lit != 15)) {
+        copy16(op, ip); /* ip + 16 < iend, op + 16 < oend */
+        op += lit;
+        ip += lit;
+      } else {
+        size_t x = get_length(&ip, iend);
+        if (x == SIZE_MAX)
+          return -1;
+        lit += x;
+        if ((size_t)(iend - ip) < lit + FAST_IN ||
+            (size_t)(oend - op) < lit + FAST_OUT) {
+          ip = seq;
+          break;
+        }
+        wildcopy(op, ip, lit);
+        op += lit;
+        ip += lit;
+      }
+      /* At least FAST_IN - 15 input bytes are left: the offset is there. */
+      size_t off = rd16(ip);
+      ip += 2;
+      size_t ml = token & 15;
+      const u8 *m = op - off;
+      if (UNLIKELY(off == 0 || off > (size_t)(op - ostart)))
+        return -1;
+      if (LIKELY(ml != 15)) {
+        /* At most 18 bytes; op is FAST_OUT - 16 or more from the end. */
+#if defined(LZ4P_X86) || defined(LZ4P_NEON)
+        short_match(op, m, off);
+#else
+        if (off >= 8) {
+          copyw(op, m);
+          copyw(op + 8, m + 8);
+          copyw(op + 16, m + 16);
+        } else {
+          match_copy_wild(op, m, ml + MINMATCH);
+        }
+#endif
+        op += ml + MINMATCH;
+        continue;
+      }
+      size_t x = get_length(&ip, iend);
+      if (x == SIZE_MAX)
+        return -1;
+      ml += x + MINMATCH;
+      if (UNLIKELY(ml > (size_t)(oend - op)))
+        return -1;
+      if (LIKELY((size_t)(oend - op) >= ml + 64)) {
+        match_copy_wild(op, m, ml);
+        op += ml;
+      } else {
+        u8 *const e = op + ml;
+        if (oend - op > 64 + 16) {
+          size_t n = (size_t)(oend - op) - 64;
+          match_copy_wild(op, m, n);
+          op += n;
+        }
+        for (; op < e; op++)
+          *op = op[-(ptrdiff_t)off];
+      }
+    }
+  }
 
   for (;;) {
     if (UNLIKELY(ip >= iend))
