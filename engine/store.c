@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "classify.h"
 #include "codec.h"
 #include "page.h"
 #include "pagepool.h"
@@ -126,10 +127,17 @@ static int page_compress(struct trueno_store *st, struct workspace *ws,
                          const void *page, struct slot *out) {
   memset(out, 0, sizeof *out);
   uint64_t word;
-  if (trueno_page_same_filled(page, &word)) {
+  switch (trueno_page_classify(page, &word)) {
+  case TRUENO_PAGE_SAME:
     out->type = SLOT_SAME;
     out->val = word;
     return 0;
+  case TRUENO_PAGE_RAW: /* bytes too evenly spread to be worth a try */
+    out->type = SLOT_RAW;
+    out->len = PAGE;
+    return 0;
+  case TRUENO_PAGE_COMPRESS:
+    break;
   }
   /* A page whose compressed form would exceed ARENA_MAX_OBJ saves too
    * little to pay for decompression: the codec gives up and we store raw. */
