@@ -64,7 +64,7 @@ int trueno_store_create(const struct trueno_config *cfg,
   st->size = cfg->size;
   st->npages = (cfg->size + PAGE - 1) / PAGE;
   st->alg = cfg->algorithm;
-  st->codec = trueno_codec_for(cfg->algorithm);
+  st->codec = trueno_codec_select(cfg->algorithm, cfg->lz4_impl);
   st->level = level;
   st->acct.limit = cfg->mem_limit;
   int r = pagepool_init(&st->pool, &st->acct);
@@ -121,23 +121,36 @@ void trueno_store_destroy(struct trueno_store *st) {
   free(st);
 }
 
+/* The compressibility estimate costs ~0.2 us a page; a failed LZ4 attempt
+ * on an incompressible page ~1.3 us, a failed zstd one several times more.
+ * So the estimate runs only while the recent share of raw pages (an
+ * exponential average over the pages a workspace compressed, scaled to
+ * RAW_SCALE) says it pays: above 1/8 for lz4, 1/32 for zstd. */
+#define RAW_SCALE 4096u
+static const uint32_t estimate_above[TRUENO_ALG_COUNT] = {
+    [TRUENO_ALG_LZ4] = RAW_SCALE / 8,
+    [TRUENO_ALG_ZSTD] = RAW_SCALE / 32,
+};
+
+static void raw_score_note(struct workspace *ws, int raw) {
+  ws->raw_score += (raw ? RAW_SCALE / 16 : 0) - ws->raw_score / 16;
+}
+
 /* Classifies and compresses a page: out gets its type, length and, for a
  * same-filled page, its word; a compressed payload is left in ws->buf. */
 static int page_compress(struct trueno_store *st, struct workspace *ws,
                          const void *page, struct slot *out) {
   memset(out, 0, sizeof *out);
-  uint64_t word;
-  switch (trueno_page_classify(page, &word)) {
-  case TRUENO_PAGE_SAME:
+  if (trueno_page_same_filled(page, &out->val)) {
     out->type = SLOT_SAME;
-    out->val = word;
     return 0;
-  case TRUENO_PAGE_RAW: /* bytes too evenly spread to be worth a try */
-    out->type = SLOT_RAW;
-    out->len = PAGE;
+  }
+  out->type = SLOT_RAW;
+  out->len = PAGE;
+  if (ws->raw_score > estimate_above[st->alg] &&
+      !trueno_page_worth_compressing(page)) {
+    raw_score_note(ws, 1);
     return 0;
-  case TRUENO_PAGE_COMPRESS:
-    break;
   }
   /* A page whose compressed form would exceed ARENA_MAX_OBJ saves too
    * little to pay for decompression: the codec gives up and we store raw. */
@@ -148,13 +161,11 @@ static int page_compress(struct trueno_store *st, struct workspace *ws,
                               st->level);
   if (n < 0)
     return n;
+  raw_score_note(ws, n == 0);
   if (n > 0) {
     out->type = SLOT_COMP;
     out->alg = (uint8_t)st->alg;
     out->len = (uint16_t)n;
-  } else {
-    out->type = SLOT_RAW;
-    out->len = PAGE;
   }
   return 0;
 }

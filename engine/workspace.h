@@ -19,6 +19,7 @@
 struct workspace {
   struct workspace *next;
   void *state[TRUENO_ALG_COUNT]; /* codec state, created on first use */
+  uint32_t raw_score; /* recent share of raw pages, see page_compress */
   uint8_t page[TRUENO_PAGE_SIZE];
   uint8_t buf[ARENA_MAX_OBJ]; /* compressed output / straddling object */
 };
