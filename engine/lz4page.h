@@ -5,9 +5,10 @@
  * lz4page_decompress decodes every block liblz4 makes for a page.
  *
  * Written for pages, not streams: positions are 12-bit, offsets never need
- * a range check, the hash table is 16 KiB of u16 (one L1-resident memset
- * per page), the last match's offset is tried where the hash misses (memory
- * holds arrays of structures), literals and matches are copied with
+ * a range check, two hash tables (8-byte sequences for long matches, then
+ * 4-byte ones) take 16 KiB of u16 (one L1-resident memset per page), the
+ * last match's offset is tried where both miss (memory holds arrays of
+ * structures), literals and matches are copied with
  * fixed-size overlapping moves into buffers with slack, short matches of
  * any offset are copied without a branch (a shuffle makes the pattern),
  * runs of period 1, 2, 4 or 8 are filled 32/64 bytes at a time, and match
@@ -27,9 +28,10 @@
 #define LZ4PAGE_SIZE 4096
 /* Largest block lz4page_compress can make (LZ4_compressBound(4096)). */
 #define LZ4PAGE_BOUND (LZ4PAGE_SIZE + LZ4PAGE_SIZE / 255 + 16)
-/* 8192 slots of u16 (16 KiB, in L1): as many as liblz4 uses for inputs
- * under 64 KiB; a 4096-slot table loses ~0.1 % of ratio to collisions. */
-#define LZ4PAGE_HASH_LOG 13
+/* Two tables of 4096 u16 positions (16 KiB in all, in L1): 4-byte and
+ * 8-byte sequences. */
+#define LZ4PAGE_HASH_LOG 12
+#define LZ4PAGE_HASH8_LOG 12
 /* With cap >= LZ4PAGE_DIRECT_CAP the block is written straight into dst;
  * below, into the state's buffer (which has slack) and copied. */
 #define LZ4PAGE_SLACK 64
@@ -37,6 +39,7 @@
 
 struct lz4page_state {
   uint16_t table[1u << LZ4PAGE_HASH_LOG];
+  uint16_t table8[1u << LZ4PAGE_HASH8_LOG];
   uint8_t out[LZ4PAGE_BOUND + LZ4PAGE_SLACK];
 } __attribute__((aligned(64)));
 
