@@ -26,7 +26,8 @@ bool trueno_page_same_filled_isa(enum trueno_isa isa, const void *page,
 
 /* False when a sample of the page's bytes is so evenly spread that the page
  * would almost surely not compress to 3584 bytes (7/8 of a page).  About
- * 0.1 us a page.  Never false for a same-filled page. */
+ * 0.05 us for a page that looks compressible, 0.2 us for one that does not.
+ * Never false for a same-filled page. */
 bool trueno_page_worth_compressing(const void *page);
 
 /* Both: SAME (and *word), RAW or COMPRESS. */
