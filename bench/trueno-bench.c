@@ -370,6 +370,9 @@ int main(int argc, char **argv) {
   double *dt = calloc((size_t)repeat * (size_t)nuse, sizeof *dt);
   uint64_t *cb = calloc((size_t)nuse, sizeof *cb);
   if (!json)
+    printf("# trueno-lz4 and the engine use the %s path\n",
+           trueno_isa_name(trueno_isa_active()));
+  if (!json)
     printf("%-18s %-18s %7s %8s %12s %12s\n", "file", "codec", "pages",
            "ratio", "comp MB/s", "decomp MB/s");
   for (int f = 0; f < ninputs; f++) {

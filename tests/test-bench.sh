@@ -34,10 +34,24 @@ PY
 ok "--json: one object per codec, documented keys"
 tmo 300 "$bench" --repeat 1 --codec trueno-lz4,liblz4 "$f" "$f" \
     >"$TMPD/table" || fail "table run failed"
+# The ISA paths this CPU supports, from an all-codec table run on one file.
+tmo 300 "$bench" --repeat 1 "$f" "$f" >"$TMPD/all" ||
+    fail "table run of all codecs failed"
 grep -q '^(geomean) *trueno-lz4 ' "$TMPD/table" || fail "no geomean rows"
 sed 's/^/    | /' "$TMPD/table"
 if "$bench" --codec no-such-codec "$f" >/dev/null 2>&1; then
     fail "unknown codec accepted"
 fi
 ok "table, --codec, unknown codec refused"
+
+# TRUENO_ISA forces each path this CPU has, through the engine too.
+for isa in $(sed -n 's/^(geomean) *trueno-lz4-\([a-z0-9]*\) .*/\1/p' "$TMPD/all"); do
+    TRUENO_ISA=$isa tmo 120 "$bench" --repeat 1 \
+        --codec trueno-lz4,engine-lz4 "$f" >"$TMPD/isa" ||
+        fail "TRUENO_ISA=$isa: run failed"
+    grep -q "^# trueno-lz4 and the engine use the $isa path" "$TMPD/isa" ||
+        fail "TRUENO_ISA=$isa not honoured: $(head -1 "$TMPD/isa")"
+    note "TRUENO_ISA=$isa: $(head -1 "$TMPD/isa")"
+done
+ok "TRUENO_ISA forces every supported path"
 note "passed in $(elapsed)s"
