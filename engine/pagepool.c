@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "pagepool.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -8,6 +9,17 @@
 #define PP_CHUNK_PAGES 512u
 #define PP_CHUNK_BYTES ((size_t)PP_CHUNK_PAGES * PP_PAGE)
 #define PP_CACHE_MAX 256u /* 1 MiB of resident free pages at most */
+
+#include "trueno.h"
+
+/* Bytes of empty chunks each pool created from now on keeps mapped and
+ * resident: set by swap mode, so a write does not wait for the kernel to
+ * find memory while the kernel is swapping to us. */
+static _Atomic uint64_t reserve_bytes;
+
+void trueno_set_pool_reserve(uint64_t bytes) {
+  atomic_store(&reserve_bytes, bytes);
+}
 
 /* Chunk headers live outside the chunk (a page of header per 2 MiB would be
  * 0.2% of the store); chunks are 2 MiB-aligned so a page finds its header by
@@ -27,6 +39,7 @@ struct pp_half {
 };
 
 static void release_to_chunk(struct pagepool *p, void *page);
+static int spare_add(struct pagepool *p);
 
 /* ---- chunk table ---- */
 
@@ -148,7 +161,16 @@ int pagepool_init(struct pagepool *p, struct memacct *acct) {
   p->table = calloc(p->table_cap, sizeof *p->table);
   if (!p->table)
     return -ENOMEM;
-  return -pthread_mutex_init(&p->lock, NULL);
+  r = -pthread_mutex_init(&p->lock, NULL);
+  if (r)
+    return r;
+  uint64_t want = atomic_load(&reserve_bytes);
+  p->reserve_chunks = (size_t)((want + PP_CHUNK_BYTES - 1) / PP_CHUNK_BYTES);
+  /* Best effort: a store with less reserve (small mem-limit, little
+   * memory) still works, it just tops the reserve up later. */
+  while (p->nspare < p->reserve_chunks && spare_add(p) == 0)
+    ;
+  return 0;
 }
 
 void pagepool_destroy(struct pagepool *p) {
@@ -188,6 +210,31 @@ static int chunk_new(struct pagepool *p, struct pp_chunk **out) {
   return 0;
 }
 
+/* Maps one more spare chunk and touches its pages, so they are resident
+ * (and, under mlockall, locked) before any write needs them. */
+static int spare_add(struct pagepool *p) {
+  struct pp_chunk *c;
+  int r = chunk_new(p, &c);
+  if (r)
+    return r;
+  for (size_t i = 0; i < PP_CHUNK_PAGES; i++)
+    ((volatile uint8_t *)c->base)[i * PP_PAGE] = 0;
+  c->next = p->spare;
+  p->spare = c;
+  p->nspare++;
+  return 0;
+}
+
+static struct pp_chunk *spare_take(struct pagepool *p) {
+  struct pp_chunk *c = p->spare;
+  if (c) {
+    p->spare = c->next;
+    c->next = NULL;
+    p->nspare--;
+  }
+  return c;
+}
+
 /* A page from the cache or a chunk, charged; caller holds the lock. */
 static int page_get(struct pagepool *p, void **page) {
   int r = memacct_charge(p->acct, PP_PAGE);
@@ -199,8 +246,11 @@ static int page_get(struct pagepool *p, void **page) {
     p->ncache--;
   } else {
     if (!p->partial) {
-      struct pp_chunk *c = p->spare;
-      p->spare = NULL;
+      struct pp_chunk *c = spare_take(p);
+      /* Top the reserve up while the kernel still gives memory; if it
+       * does not, the spare just taken serves this write anyway. */
+      if (c && p->nspare < p->reserve_chunks)
+        (void)spare_add(p);
       if (!c) {
         r = chunk_new(p, &c);
         if (r) {
@@ -233,8 +283,10 @@ static void release_to_chunk(struct pagepool *p, void *page) {
     list_add(p, c);
   if (c->nfree == PP_CHUNK_PAGES) {
     list_del(p, c);
-    if (!p->spare) {
+    if (p->nspare < (p->reserve_chunks ? p->reserve_chunks : 1)) {
+      c->next = p->spare;
       p->spare = c;
+      p->nspare++;
     } else if (!table_rebuild(p, p->table_cap, NULL, c)) {
       chunk_unmap(c);
       p->nchunks--;

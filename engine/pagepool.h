@@ -34,7 +34,11 @@ struct pagepool {
   pthread_mutex_t lock;
   struct memacct *acct;
   struct pp_chunk *partial;   /* chunks with free pages in their bitmap */
-  struct pp_chunk *spare;     /* one empty chunk kept to damp map/unmap churn */
+  struct pp_chunk *spare;     /* empty chunks kept mapped (linked by next):
+                                 one damps map/unmap churn; more are the
+                                 reserve (trueno_set_pool_reserve) */
+  size_t nspare;
+  size_t reserve_chunks;      /* spares kept resident ahead of the writes */
   void *cache;                /* resident free pages, linked through page[0] */
   size_t ncache;
   struct pp_half *halves;     /* free halves whose sibling is in use */
@@ -44,6 +48,7 @@ struct pagepool {
   _Atomic uint64_t pages_out; /* pages held by callers, split ones included */
 };
 
+/* Maps the reserve set by trueno_set_pool_reserve() (trueno.h), if any. */
 int pagepool_init(struct pagepool *p, struct memacct *acct);
 void pagepool_destroy(struct pagepool *p);
 /* One page-aligned 4 KiB page of undefined contents; -ENOSPC at the limit,

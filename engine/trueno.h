@@ -121,6 +121,12 @@ int trueno_compact(struct trueno_store *st);
  * the arena's slack passes 1/8 of its payload. */
 int trueno_maintain(struct trueno_store *st);
 
+/* Memory each store created afterwards keeps mapped and resident ahead of
+ * its writes (rounded up to 2 MiB chunks; 0, the default, = none), so a
+ * write does not need fresh memory from the kernel while the kernel is short
+ * of it (swap).  Process-wide; call before trueno_store_create. */
+void trueno_set_pool_reserve(uint64_t bytes);
+
 void trueno_get_stats(struct trueno_store *st, struct trueno_stats *out);
 /* Writes the stats as one JSON object (no trailing newline) into buf.
  * Returns the length it needs, like snprintf. */

@@ -19,6 +19,7 @@
 #include <nbdkit-plugin.h>
 
 #include "housekeeping.h"
+#include "swap-mode.h"
 #include "trueno.h"
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
@@ -89,6 +90,8 @@ static int plugin_config(const char *key, const char *value) {
     level_given = 1;
     return 0;
   }
+  if (strcmp(key, "swap") == 0)
+    return swap_mode_config(value);
   if (strcmp(key, "lz4-impl") == 0) {
     if (trueno_lz4_impl_parse(value, &cfg.lz4_impl)) {
       nbdkit_error("lz4-impl: unknown implementation '%s' (use trueno or "
@@ -143,7 +146,8 @@ static int plugin_config_complete(void) {
   "level=<N>           zstd level (default 3).\n"                            \
   "lz4-impl=trueno|liblz4  LZ4 implementation (default trueno).\n"       \
   "mem-limit=<SIZE>    Memory the store may use; writes past it: ENOSPC.\n"  \
-  "stats=<FILE>        Write engine counters as JSON every second."
+  "stats=<FILE>        Write engine counters as JSON every second.\n"      \
+  SWAP_MODE_CONFIG_HELP
 
 static void plugin_dump_plugin(void) {
   printf("trueno_algorithms=lz4,zstd\n");
@@ -152,9 +156,12 @@ static void plugin_dump_plugin(void) {
   printf("trueno_zstd_level_default=%d\n", trueno_zstd_level_default());
   printf("trueno_page_size=%u\n", TRUENO_PAGE_SIZE);
   printf("trueno_lz4_impls=trueno,liblz4\n");
+  printf("trueno_swap_mode=yes\n");
 }
 
 static int plugin_get_ready(void) {
+  if (swap_mode_prepare() == -1)
+    return -1;
   int r = trueno_store_create(&cfg, &store);
   if (r == -ENOSPC)
     nbdkit_error("mem-limit: too small to hold even the slot table of a "
@@ -171,6 +178,8 @@ static int plugin_get_ready(void) {
 
 /* Threads must start after nbdkit forks into the background. */
 static int plugin_after_fork(void) {
+  if (swap_mode_after_fork() == -1)
+    return -1;
   int r = housekeeping_start(stats_path, store, cfg.algorithm);
   if (r) {
     nbdkit_error("cannot start the housekeeping thread: %s", strerror(-r));

@@ -1,0 +1,22 @@
+/* swap=on: what the server needs to survive being the kernel's swap device.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef TRUENO_SWAP_MODE_H
+#define TRUENO_SWAP_MODE_H
+
+#include <stdint.h>
+
+/* Parses the value of swap= (a boolean); 0 or -1 after nbdkit_error. */
+int swap_mode_config(const char *value);
+int swap_mode_enabled(void);
+/* Before the store is created (main thread, before nbdkit forks): marks the
+ * process an I/O flusher, shields it from the OOM killer and sets the
+ * engine's memory reserve.  0 or -1 after nbdkit_error. */
+int swap_mode_prepare(void);
+/* In the (possibly daemonised) server after fork: locks all memory. */
+int swap_mode_after_fork(void);
+
+#define SWAP_MODE_CONFIG_HELP \
+  "swap=on             Serve as swap: lock memory, I/O flusher, no OOM kill."
+
+#endif

@@ -1,0 +1,53 @@
+# vm-ram: 256
+# Swap stress: our device (trueno-swap up, swap=on) is the only swap of a
+# 256 MiB VM; tests/vm/stress allocates 3x the RAM in checksummed pages
+# (corpus pages mixed in), touches them in random order for rounds and
+# verifies every page.  Pass: 0 corrupt pages, the server never killed,
+# done within the time bound, swapoff works and the stats show the memory
+# released (trim reached the engine).
+# SPDX-License-Identifier: MIT
+. "$TRUENO_VM_LIB"
+ram=$(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo)
+mib=$(( (ram + 1) * 3 ))         # at least 3x the RAM the kernel has
+[ "$mib" -lt 768 ] && mib=768
+rounds=${STRESS_ROUNDS:-2}
+limit=${STRESS_LIMIT:-900}
+[ "$(awk 'NR>1' /proc/swaps | wc -l)" -eq 0 ] || fail "there is already swap"
+transport_up swap 1G --swap --priority 100 || fail "trueno-swap up failed"
+awk 'NR>1' /proc/swaps
+[ "$(awk 'NR>1' /proc/swaps | wc -l)" -eq 1 ] || fail "our device is not the only swap"
+say "RAM $ram MiB, working set $mib MiB, $rounds rounds, limit $limit s"
+adj=$(cat /proc/$SERVER_PID/oom_score_adj)
+lck=$(awk '/^VmLck:/{print $2}' /proc/$SERVER_PID/status)
+say "server pid $SERVER_PID: oom_score_adj $adj, VmLck $lck kB"
+[ "$adj" = -1000 ] || fail "server oom_score_adj is $adj, not -1000"
+[ "${lck:-0}" -gt 0 ] || fail "server memory is not locked"
+dmesg -c >/dev/null
+t0=$(now)
+( while sleep 20; do
+    echo "progress: $(( $(now) - t0 )) s, swap used $(awk 'NR==2{print int($4/1024)}' /proc/swaps) MiB, free $(awk '/MemFree/{print int($2/1024)}' /proc/meminfo) MiB, store $(json_get "$STATS" mem_used_total) B ratio $(json_get "$STATS" ratio)"
+  done ) &
+mon=$!
+timeout -s KILL $((limit + 60)) /opt/trueno/stress --mib "$mib" --rounds "$rounds" \
+  --corpus /opt/trueno/corpus --time-limit "$limit"
+rc=$?
+kill $mon 2>/dev/null
+el=$(( $(now) - t0 ))
+kill -0 "$SERVER_PID" 2>/dev/null || { dmesg_new; fail "the server died during the stress run"; }
+if dmesg | grep -i -E "killed process|out of memory" | grep -q .; then
+  dmesg | grep -i -E "killed process|out of memory"
+  dmesg | grep -q -i "killed process.*nbdkit" && fail "the OOM killer killed the server"
+fi
+[ $rc -eq 0 ] || { dmesg_new; fail "stress exited $rc after $el s (corrupt pages, time limit or killed)"; }
+peak=$(json_get "$STATS" mem_used_max)
+peak_pages=$(json_get "$STATS" pages_written)
+say "stress passed in $el s; store peak $peak B, $(json_get "$STATS" failed_writes) failed writes"
+swapoff "$DEV" || fail "swapoff failed"
+sleep 3
+pages=$(json_get "$STATS" pages_stored)
+used=$(json_get "$STATS" mem_used_total)
+say "after swapoff: $pages pages stored, mem_used_total $used B (peak $peak B), $(json_get "$STATS" pages_trimmed) pages trimmed"
+[ "${pages:-999999}" -le 256 ] || fail "after swapoff $pages pages are still stored: trim did not reach the engine"
+[ "${used:-999999999}" -le $(( peak / 10 )) ] || fail "after swapoff mem_used_total $used is not below a tenth of the peak $peak"
+transport_down swap || fail "trueno-swap down failed"
+pass "$mib MiB working set in $ram MiB RAM, $rounds rounds, 0 corrupt pages, $el s; memory released after swapoff ($used B)"
