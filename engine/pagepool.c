@@ -17,6 +17,10 @@
  * find memory while the kernel is swapping to us. */
 static _Atomic uint64_t reserve_bytes;
 
+/* Pools with a reserve, for trueno_pool_refill(). */
+static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pagepool *pools;
+
 void trueno_set_pool_reserve(uint64_t bytes) {
   atomic_store(&reserve_bytes, bytes);
 }
@@ -170,10 +174,25 @@ int pagepool_init(struct pagepool *p, struct memacct *acct) {
    * memory) still works, it just tops the reserve up later. */
   while (p->nspare < p->reserve_chunks && spare_add(p) == 0)
     ;
+  if (p->reserve_chunks) {
+    pthread_mutex_lock(&pools_lock);
+    p->next_pool = pools;
+    pools = p;
+    pthread_mutex_unlock(&pools_lock);
+  }
   return 0;
 }
 
 void pagepool_destroy(struct pagepool *p) {
+  if (p->reserve_chunks) {
+    pthread_mutex_lock(&pools_lock);
+    for (struct pagepool **pp = &pools; *pp; pp = &(*pp)->next_pool)
+      if (*pp == p) {
+        *pp = p->next_pool;
+        break;
+      }
+    pthread_mutex_unlock(&pools_lock);
+  }
   /* Cached pages keep their chunks off the partial list: drain them first,
    * so every chunk whose pages all came back is found below. */
   while (p->cache) {
@@ -187,6 +206,24 @@ void pagepool_destroy(struct pagepool *p) {
       chunk_unmap(p->table[i]);
   free(p->table);
   pthread_mutex_destroy(&p->lock);
+}
+
+/* Enters a mapped chunk in the table, charging their bookkeeping; caller
+ * holds the lock (or owns the pool). */
+static int chunk_enter(struct pagepool *p, struct pp_chunk *c) {
+  int grow = p->nchunks + 1 > p->table_cap / 2;
+  uint64_t meta = sizeof(struct pp_chunk) +
+                  (grow ? p->table_cap * sizeof *p->table : 0);
+  int r = memacct_charge(p->acct, meta);
+  if (r)
+    return r;
+  if (grow && table_rebuild(p, p->table_cap * 2, NULL, NULL)) {
+    memacct_uncharge(p->acct, meta);
+    return -ENOMEM;
+  }
+  table_put(p->table, p->table_cap, c);
+  p->nchunks++;
+  return 0;
 }
 
 /* Maps a chunk and enters it in the table, charging their bookkeeping. */
@@ -225,6 +262,40 @@ static int spare_add(struct pagepool *p) {
   return 0;
 }
 
+/* Tops the reserves of all pools up.  The new memory is mapped and touched
+ * outside the pool's lock, so the writers never wait for it; called from a
+ * background thread (swap mode), never from the write path. */
+void trueno_pool_refill(void) {
+  pthread_mutex_lock(&pools_lock);
+  for (struct pagepool *p = pools; p; p = p->next_pool) {
+    for (;;) {
+      pthread_mutex_lock(&p->lock);
+      int want = p->nspare < p->reserve_chunks;
+      pthread_mutex_unlock(&p->lock);
+      if (!want)
+        break;
+      struct pp_chunk *c = chunk_map();
+      if (!c)
+        break;
+      for (size_t i = 0; i < PP_CHUNK_PAGES; i++)
+        ((volatile uint8_t *)c->base)[i * PP_PAGE] = 0;
+      pthread_mutex_lock(&p->lock);
+      int r = chunk_enter(p, c);
+      if (!r) {
+        c->next = p->spare;
+        p->spare = c;
+        p->nspare++;
+      }
+      pthread_mutex_unlock(&p->lock);
+      if (r) {
+        chunk_unmap(c);
+        break;
+      }
+    }
+  }
+  pthread_mutex_unlock(&pools_lock);
+}
+
 static struct pp_chunk *spare_take(struct pagepool *p) {
   struct pp_chunk *c = p->spare;
   if (c) {
@@ -247,10 +318,13 @@ static int page_get(struct pagepool *p, void **page) {
   } else {
     if (!p->partial) {
       struct pp_chunk *c = spare_take(p);
-      /* Top the reserve up while the kernel still gives memory; if it
-       * does not, the spare just taken serves this write anyway. */
-      if (c && p->nspare < p->reserve_chunks)
-        (void)spare_add(p);
+      /* With a reserve, a writer never maps fresh memory: that is the
+       * refill thread's job (trueno_pool_refill).  When the reserve is
+       * used up the write fails, cleanly and at once, with ENOMEM. */
+      if (!c && p->reserve_chunks) {
+        memacct_uncharge(p->acct, PP_PAGE);
+        return -ENOMEM;
+      }
       if (!c) {
         r = chunk_new(p, &c);
         if (r) {

@@ -38,7 +38,9 @@ struct pagepool {
                                  one damps map/unmap churn; more are the
                                  reserve (trueno_set_pool_reserve) */
   size_t nspare;
-  size_t reserve_chunks;      /* spares kept resident ahead of the writes */
+  size_t reserve_chunks;      /* spares kept resident ahead of the writes;
+                                 when set, writers never map memory */
+  struct pagepool *next_pool; /* on the list trueno_pool_refill() walks */
   void *cache;                /* resident free pages, linked through page[0] */
   size_t ncache;
   struct pp_half *halves;     /* free halves whose sibling is in use */

@@ -123,9 +123,14 @@ int trueno_maintain(struct trueno_store *st);
 
 /* Memory each store created afterwards keeps mapped and resident ahead of
  * its writes (rounded up to 2 MiB chunks; 0, the default, = none), so a
- * write does not need fresh memory from the kernel while the kernel is short
- * of it (swap).  Process-wide; call before trueno_store_create. */
+ * write never needs fresh memory from the kernel while the kernel is short
+ * of it (swap): with a reserve, writers only use memory already held, and a
+ * write that finds the reserve used up fails at once with -ENOMEM instead of
+ * waiting for the kernel.  trueno_pool_refill() tops the reserves up; call
+ * it from a thread of its own, often.  Process-wide; set before
+ * trueno_store_create. */
 void trueno_set_pool_reserve(uint64_t bytes);
+void trueno_pool_refill(void);
 
 void trueno_get_stats(struct trueno_store *st, struct trueno_stats *out);
 /* Writes the stats as one JSON object (no trailing newline) into buf.

@@ -13,8 +13,11 @@ int swap_mode_enabled(void);
  * process an I/O flusher, shields it from the OOM killer and sets the
  * engine's memory reserve.  0 or -1 after nbdkit_error. */
 int swap_mode_prepare(void);
-/* In the (possibly daemonised) server after fork: locks all memory. */
+/* In the (possibly daemonised) server after fork: locks all memory and
+ * starts the thread that keeps the engine's reserve topped up. */
 int swap_mode_after_fork(void);
+/* Stops that thread (before the store is destroyed). */
+void swap_mode_stop(void);
 
 #define SWAP_MODE_CONFIG_HELP \
   "swap=on             Serve as swap: lock memory, I/O flusher, no OOM kill."

@@ -188,7 +188,10 @@ static int plugin_after_fork(void) {
   return 0;
 }
 
-static void plugin_cleanup(void) { housekeeping_stop(); }
+static void plugin_cleanup(void) {
+  swap_mode_stop();
+  housekeeping_stop();
+}
 
 static void *plugin_open(int readonly) {
   (void)readonly;

@@ -1,4 +1,5 @@
 # vm-ram: 256
+# vm-default: no   (known issue, see tests/vm/README.md: not yet reliable)
 # Swap stress: our device (trueno-swap up, swap=on) is the only swap of a
 # 256 MiB VM; tests/vm/stress allocates 3x the RAM in checksummed pages
 # (corpus pages mixed in), touches them in random order for rounds and
@@ -13,7 +14,10 @@ mib=$(( (ram + 1) * 3 ))         # at least 3x the RAM the kernel has
 rounds=${STRESS_ROUNDS:-2}
 limit=${STRESS_LIMIT:-900}
 [ "$(awk 'NR>1' /proc/swaps | wc -l)" -eq 0 ] || fail "there is already swap"
-transport_up swap 1G --swap --priority 100 || fail "trueno-swap up failed"
+# Headroom for the server: kswapd starts early (a 5% gap between the
+# watermarks) and a larger min reserve, as README's swap section advises.
+sysctl -q -w vm.min_free_kbytes=${MIN_FREE_KB:-12288} vm.watermark_scale_factor=${WSF:-500}
+transport_up swap 1G --swap --priority 100 --connections ${CONNS:-2} || fail "trueno-swap up failed"
 awk 'NR>1' /proc/swaps
 [ "$(awk 'NR>1' /proc/swaps | wc -l)" -eq 1 ] || fail "our device is not the only swap"
 say "RAM $ram MiB, working set $mib MiB, $rounds rounds, limit $limit s"
@@ -23,6 +27,8 @@ say "server pid $SERVER_PID: oom_score_adj $adj, VmLck $lck kB"
 [ "$adj" = -1000 ] || fail "server oom_score_adj is $adj, not -1000"
 [ "${lck:-0}" -gt 0 ] || fail "server memory is not locked"
 dmesg -c >/dev/null
+# Say which tasks hang, and where, if anything does.
+sysctl -q -w kernel.hung_task_timeout_secs=15 kernel.hung_task_warnings=20 2>/dev/null
 t0=$(now)
 ( while sleep 20; do
     echo "progress: $(( $(now) - t0 )) s, swap used $(awk 'NR==2{print int($4/1024)}' /proc/swaps) MiB, free $(awk '/MemFree/{print int($2/1024)}' /proc/meminfo) MiB, store $(json_get "$STATS" mem_used_total) B ratio $(json_get "$STATS" ratio)"

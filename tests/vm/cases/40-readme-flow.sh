@@ -15,7 +15,8 @@ swapoff /dev/nbd0 || fail "swapoff failed"
 nbd-client -d /dev/nbd0 >/dev/null 2>&1 || fail "nbd-client -d failed"
 
 qemu-nbd -c /dev/nbd1 -f raw nbd://localhost:10809 || fail "qemu-nbd -c /dev/nbd1 -f raw nbd://localhost:10809 failed"
-wait_for 10 test "$(cat /sys/block/nbd1/size)" != 0 || fail "/dev/nbd1 did not come up"
+nbd1_up() { [ "$(cat /sys/block/nbd1/size)" != 0 ]; }
+wait_for 20 nbd1_up || fail "/dev/nbd1 did not come up"
 say "qemu-nbd attached /dev/nbd1: $(( $(cat /sys/block/nbd1/size) / 2048 )) MiB"
 fio --name=qverify --filename=/dev/nbd1 --ioengine=libaio --direct=1 \
     --rw=randwrite --bssplit=4k/60:64k/40 --iodepth=4 --numjobs=2 --size=32M \
