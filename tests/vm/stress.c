@@ -70,7 +70,7 @@ static double now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static unsigned corpus_every = 8;
+static unsigned corpus_every = 16;
 
 /* Deterministic content of page idx at generation gen. */
 static void fill(uint8_t *pg, uint64_t idx, uint64_t gen) {
@@ -87,7 +87,7 @@ static void fill(uint8_t *pg, uint64_t idx, uint64_t gen) {
                                   "trueno", "block", "flush", "zero", "map",
                                   "thread", "lock", "write", "read", "node",
                                   "value"};
-    size_t used = 64 + (size_t)(r % 256), p = 0;
+    size_t used = 32 + (size_t)(r % 160), p = 0;
     uint64_t s = r;
     while (p < used) {
       s = s * 6364136223846793005ull + 1442695040888963407ull;

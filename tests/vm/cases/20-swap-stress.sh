@@ -17,7 +17,11 @@ limit=${STRESS_LIMIT:-900}
 # Headroom for the server: kswapd starts early (a 5% gap between the
 # watermarks) and a larger min reserve, as README's swap section advises.
 sysctl -q -w vm.min_free_kbytes=${MIN_FREE_KB:-12288} vm.watermark_scale_factor=${WSF:-500}
-transport_up swap 1G --swap --priority 100 --connections ${CONNS:-2} || fail "trueno-swap up failed"
+# The device is sized to the working set and a little: the kernel discards
+# freed swap only by whole 1 MiB clusters, so with random rewrites the store
+# holds stale copies of pages up to the size of the device (zram is told
+# of every freed slot; NBD is not).
+transport_up swap $((mib + 128))M --swap --priority 100 --connections ${CONNS:-2} || fail "trueno-swap up failed"
 awk 'NR>1' /proc/swaps
 [ "$(awk 'NR>1' /proc/swaps | wc -l)" -eq 1 ] || fail "our device is not the only swap"
 say "RAM $ram MiB, working set $mib MiB, $rounds rounds, limit $limit s"
@@ -28,7 +32,7 @@ say "server pid $SERVER_PID: oom_score_adj $adj, VmLck $lck kB"
 [ "${lck:-0}" -gt 0 ] || fail "server memory is not locked"
 dmesg -c >/dev/null
 # Say which tasks hang, and where, if anything does.
-sysctl -q -w kernel.hung_task_timeout_secs=15 kernel.hung_task_warnings=20 2>/dev/null
+sysctl -q -w kernel.hung_task_timeout_secs=15 kernel.hung_task_warnings=20 kernel.hung_task_all_cpu_backtrace=0 2>/dev/null; dmesg -n 7
 t0=$(now)
 ( while sleep 20; do
     echo "progress: $(( $(now) - t0 )) s, swap used $(awk 'NR==2{print int($4/1024)}' /proc/swaps) MiB, free $(awk '/MemFree/{print int($2/1024)}' /proc/meminfo) MiB, store $(json_get "$STATS" mem_used_total) B ratio $(json_get "$STATS" ratio)"
