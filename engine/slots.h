@@ -53,6 +53,13 @@ static inline struct slot *slots_peek(struct slot_table *t, uint64_t idx) {
                                         memory_order_acquire);
   return c ? &c[idx % SLOTS_PER_CHUNK] : NULL;
 }
+/* The first page >= idx whose chunk is allocated, or npages: walks skip
+ * the unallocated chunks of a huge sparse device whole. */
+static inline uint64_t slots_next_used(struct slot_table *t, uint64_t idx) {
+  while (idx < t->npages && !slots_peek(t, idx))
+    idx = (idx / SLOTS_PER_CHUNK + 1) * SLOTS_PER_CHUNK;
+  return idx < t->npages ? idx : t->npages;
+}
 /* The slot of page idx, allocating its chunk; -ENOSPC / -ENOMEM. */
 int slots_get(struct slot_table *t, uint64_t idx, struct slot **out);
 

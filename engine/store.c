@@ -105,12 +105,9 @@ void trueno_store_destroy(struct trueno_store *st) {
   if (!st)
     return;
   /* Only allocated chunks: a huge sparse device must exit fast. */
-  for (uint64_t i = 0; i < st->npages; i += SLOTS_PER_CHUNK) {
-    if (!slots_peek(&st->slots, i))
-      continue;
-    for (uint64_t j = i; j < st->npages && j < i + SLOTS_PER_CHUNK; j++)
-      payload_release(st, slots_peek(&st->slots, j));
-  }
+  for (uint64_t i = slots_next_used(&st->slots, 0); i < st->npages;
+       i = slots_next_used(&st->slots, i + 1))
+    payload_release(st, slots_peek(&st->slots, i));
   slots_destroy(&st->slots);
   arena_destroy(st->arena);
   pagepool_destroy(&st->pool);
@@ -506,13 +503,9 @@ int trueno_compact(struct trueno_store *st) {
     r = ws ? 0 : -ENOMEM;
     /* No back-pointers from objects to slots (they would cost payload
      * bytes): one pass over the allocated slot chunks finds the movers. */
-    for (uint64_t i = 0; !r && i < st->npages; i += SLOTS_PER_CHUNK) {
-      if (!slots_peek(&st->slots, i))
-        continue;
-      for (uint64_t j = i; !r && j < st->npages && j < i + SLOTS_PER_CHUNK;
-           j++)
-        r = page_compact(st, ws, j, slots_peek(&st->slots, j));
-    }
+    for (uint64_t i = slots_next_used(&st->slots, 0); !r && i < st->npages;
+         i = slots_next_used(&st->slots, i + 1))
+      r = page_compact(st, ws, i, slots_peek(&st->slots, i));
     if (ws)
       ws_put(&st->ws, ws);
     arena_compact_end(st->arena);
