@@ -23,7 +23,10 @@
  *   does not fault in new pages (under memory pressure each such fault can
  *   stall for 100 ms in reclaim that may not write to swap: the server then
  *   crawls and the kernel's nbd requests time out).  The heap is grown and
- *   touched ahead by SWAP_HEAP_AHEAD.
+ *   touched ahead by GUARD_HEAP_AHEAD.
+ *
+ * The mechanisms live in common/server-guard.c (trueno-ublk uses them too);
+ * here is what nbdkit needs: when to call them and how to report failure.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -31,35 +34,12 @@
 
 #include "swap-mode.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <malloc.h>
-#include <pthread.h>
-#include <stdbool.h>
-#include <time.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <unistd.h>
 
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
-#include "trueno.h"
-
-#ifndef PR_SET_IO_FLUSHER
-#define PR_SET_IO_FLUSHER 57
-#endif
-#ifndef MCL_ONFAULT
-#define MCL_ONFAULT 4
-#endif
-
-/* 16 MiB of pool memory kept mapped and resident ahead of the writes. */
-#define SWAP_RESERVE (16u << 20)
-/* Heap grown and touched ahead for request buffers and bookkeeping. */
-#define SWAP_HEAP_AHEAD (8u << 20)
+#include "server-guard.h"
 
 static int enabled;
 
@@ -78,87 +58,40 @@ int swap_mode_enabled(void) { return enabled; }
 int swap_mode_prepare(void) {
   if (!enabled)
     return 0;
-  if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) == -1) {
+  int r = guard_io_flusher();
+  if (r) {
     nbdkit_error("swap: prctl(PR_SET_IO_FLUSHER): %s (needs root or "
                  "CAP_SYS_RESOURCE, Linux >= 5.6)",
-                 strerror(errno));
+                 strerror(-r));
     return -1;
   }
-  int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-  if (fd == -1 || write(fd, "-1000", 5) != 5) {
+  r = guard_oom_protect();
+  if (r) {
     nbdkit_error("swap: cannot set /proc/self/oom_score_adj to -1000: %s "
                  "(needs root or CAP_SYS_RESOURCE)",
-                 strerror(errno));
-    if (fd != -1)
-      close(fd);
+                 strerror(-r));
     return -1;
   }
-  close(fd);
-  trueno_set_pool_reserve(SWAP_RESERVE);
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  mallopt(M_TOP_PAD, 1 << 20);
-  char *heap = malloc(SWAP_HEAP_AHEAD);
-  if (heap) {
-    for (size_t i = 0; i < SWAP_HEAP_AHEAD; i += 4096)
-      ((volatile char *)heap)[i] = 0;
-    free(heap);
-  }
+  guard_keep_memory();
   nbdkit_debug("swap: I/O flusher, oom_score_adj -1000, %u MiB reserve",
-               SWAP_RESERVE >> 20);
+               GUARD_POOL_RESERVE >> 20);
   return 0;
 }
 
-static pthread_t refill_thread;
-static bool refill_running, refill_stop;
-static pthread_mutex_t refill_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t refill_cond = PTHREAD_COND_INITIALIZER;
-
-static void *refiller(void *arg) {
-  (void)arg;
-  pthread_mutex_lock(&refill_lock);
-  while (!refill_stop) {
-    pthread_mutex_unlock(&refill_lock);
-    trueno_pool_refill();
-    pthread_mutex_lock(&refill_lock);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 5 * 1000 * 1000;
-    if (ts.tv_nsec >= 1000000000) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000;
-    }
-    if (!refill_stop)
-      pthread_cond_timedwait(&refill_cond, &refill_lock, &ts);
-  }
-  pthread_mutex_unlock(&refill_lock);
-  return NULL;
-}
-
-void swap_mode_stop(void) {
-  if (!refill_running)
-    return;
-  pthread_mutex_lock(&refill_lock);
-  refill_stop = true;
-  pthread_cond_signal(&refill_cond);
-  pthread_mutex_unlock(&refill_lock);
-  pthread_join(refill_thread, NULL);
-  refill_running = false;
-}
+void swap_mode_stop(void) { guard_refill_stop(); }
 
 int swap_mode_after_fork(void) {
   if (!enabled)
     return 0;
-  int r = pthread_create(&refill_thread, NULL, refiller, NULL);
+  int r = guard_refill_start();
   if (r) {
-    nbdkit_error("swap: cannot start the reserve thread: %s", strerror(r));
+    nbdkit_error("swap: cannot start the reserve thread: %s", strerror(-r));
     return -1;
   }
-  refill_running = true;
-  if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == -1 &&
-      (errno != EINVAL || mlockall(MCL_CURRENT | MCL_FUTURE) == -1)) {
+  r = guard_lock_memory();
+  if (r) {
     nbdkit_error("swap: mlockall: %s (needs root, or a higher RLIMIT_MEMLOCK)",
-                 strerror(errno));
+                 strerror(-r));
     return -1;
   }
   nbdkit_debug("swap: memory locked");

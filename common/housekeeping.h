@@ -1,4 +1,4 @@
-/* The plugin's background thread: once a second it lets the engine do its
+/* The front ends' background thread: once a second it lets the engine do its
  * housekeeping (compaction) and writes the engine's counters to the stats
  * file as JSON, atomically (temporary file + rename); once more at exit.
  * SPDX-License-Identifier: MIT */

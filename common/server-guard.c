@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+#include <config.h>
+
+#include "server-guard.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "trueno.h"
+
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57 /* Linux 5.6; older libc headers lack it */
+#endif
+#ifndef MCL_ONFAULT
+#define MCL_ONFAULT 4 /* Linux 4.4; older libc headers lack it */
+#endif
+
+int guard_io_flusher(void) {
+  return prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) == -1 ? -errno : 0;
+}
+
+int guard_oom_protect(void) {
+  int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+  if (fd == -1)
+    return -errno;
+  int r = write(fd, "-1000", 5) == 5 ? 0 : -errno;
+  close(fd);
+  return r;
+}
+
+int guard_lock_memory(void) {
+  if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == 0)
+    return 0;
+  /* EINVAL: a kernel without MCL_ONFAULT; lock what is mapped now. */
+  if (errno == EINVAL && mlockall(MCL_CURRENT | MCL_FUTURE) == 0)
+    return 0;
+  return -errno;
+}
+
+void guard_keep_memory(void) {
+  trueno_set_pool_reserve(GUARD_POOL_RESERVE);
+  /* Request buffers from the heap, never fresh mmaps; freed heap kept. */
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  mallopt(M_TOP_PAD, 1 << 20);
+  char *heap = malloc(GUARD_HEAP_AHEAD);
+  if (heap) {
+    for (size_t i = 0; i < GUARD_HEAP_AHEAD; i += 4096)
+      ((volatile char *)heap)[i] = 0;
+    free(heap);
+  }
+}
+
+static pthread_t refill_thread;
+static bool refill_running, refill_stop;
+static pthread_mutex_t refill_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t refill_cond = PTHREAD_COND_INITIALIZER;
+
+static void *refiller(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&refill_lock);
+  while (!refill_stop) {
+    pthread_mutex_unlock(&refill_lock);
+    trueno_pool_refill();
+    pthread_mutex_lock(&refill_lock);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 5 * 1000 * 1000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    if (!refill_stop)
+      pthread_cond_timedwait(&refill_cond, &refill_lock, &ts);
+  }
+  pthread_mutex_unlock(&refill_lock);
+  return NULL;
+}
+
+int guard_refill_start(void) {
+  refill_stop = false;
+  int r = pthread_create(&refill_thread, NULL, refiller, NULL);
+  if (r)
+    return -r;
+  refill_running = true;
+  return 0;
+}
+
+void guard_refill_stop(void) {
+  if (!refill_running)
+    return;
+  pthread_mutex_lock(&refill_lock);
+  refill_stop = true;
+  pthread_cond_signal(&refill_cond);
+  pthread_mutex_unlock(&refill_lock);
+  pthread_join(refill_thread, NULL);
+  refill_running = false;
+}

@@ -1,0 +1,36 @@
+/* What a server needs to survive being the kernel's block device (swap, or
+ * a file system under memory pressure): shared by the nbdkit plugin
+ * (swap=on) and trueno-ublk.  Each function returns 0 or a negative errno;
+ * the caller says what failed, in its own way (nbdkit_error, stderr).
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef TRUENO_SERVER_GUARD_H
+#define TRUENO_SERVER_GUARD_H
+
+#include <stddef.h>
+
+/* 16 MiB of pool memory kept mapped and resident ahead of the writes. */
+#define GUARD_POOL_RESERVE (16u << 20)
+/* Heap grown and touched ahead for request buffers and bookkeeping. */
+#define GUARD_HEAP_AHEAD (8u << 20)
+
+/* PR_SET_IO_FLUSHER: our allocations never wait on I/O to a block device
+ * (which may be us); inherited by threads and fork children. */
+int guard_io_flusher(void);
+/* oom_score_adj -1000: the OOM killer never picks us. */
+int guard_oom_protect(void);
+/* mlockall(MCL_CURRENT|MCL_FUTURE|MCL_ONFAULT), plain MCL_FUTURE where the
+ * kernel has no MCL_ONFAULT.  Call it in the process that serves (a fork
+ * child does not inherit memory locks). */
+int guard_lock_memory(void);
+/* Engine pool reserve (trueno_set_pool_reserve, before the store is
+ * created) and malloc tuned to keep what it has, heap grown and touched
+ * ahead: serving a request then never faults in fresh memory. */
+void guard_keep_memory(void);
+/* The thread that keeps the engine's reserve topped up every 5 ms (it may
+ * wait for memory; the writers do not).  stop: joins it (no-op if not
+ * started). */
+int guard_refill_start(void);
+void guard_refill_stop(void);
+
+#endif

@@ -1,0 +1,42 @@
+/* trueno-ublk's command line: sizes, engine parameters and options, parsed
+ * without side effects so the unit test can run anywhere.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef TRUENO_UBLK_ARGS_H
+#define TRUENO_UBLK_ARGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trueno.h"
+
+#define UBLK_DEFAULT_DEPTH 128
+#define UBLK_MAX_QUEUES 64
+/* Per-tag buffer: the largest request the kernel sends us. */
+#define UBLK_DEFAULT_MAX_IO (256u << 10)
+#define UBLK_MAX_QUEUE_DEPTH_ARG 4096 /* the kernel's 12-bit tags */
+#define UBLK_DEFAULT_RUN_DIR "/run/trueno/ublk"
+
+struct ublk_opts {
+  struct trueno_config cfg; /* size, algorithm, level, mem-limit, lz4-impl */
+  int queues;               /* 0: one per online CPU */
+  int depth;
+  int id;                   /* -1: the first free */
+  uint32_t max_io;
+  bool swap;                /* swap=on: engine reserve, malloc keeps memory */
+  bool foreground;
+  const char *run_dir;
+};
+
+/* "123", "512K", "8G", "1T", "4MiB" (binary units).  0 or -EINVAL. */
+int ublk_parse_size(const char *s, uint64_t *out);
+/* A whole decimal number in [min, max].  0 or -EINVAL. */
+int ublk_parse_int(const char *s, long min, long max, long *out);
+
+/* argv of `add` (after the word "add").  0, or -EINVAL with a message for
+ * the user in err. */
+int ublk_parse_add(int argc, char **argv, struct ublk_opts *o, char *err,
+                   size_t errlen);
+
+#endif

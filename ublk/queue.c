@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+#include <config.h>
+
+#include "queue.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static size_t page_round(size_t n) {
+  size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+  return (n + pg - 1) / pg * pg;
+}
+
+int ublk_queue_init(struct ublk_queue *q) {
+  q->descs_len = page_round((size_t)q->depth * sizeof(struct ublksrv_io_desc));
+  /* Queue q's descriptors sit at q times the area of the deepest queue. */
+  off_t off = (off_t)q->q_id * (off_t)page_round(TRUENO_UBLK_MAX_DESC_BYTES);
+  void *d = mmap(NULL, q->descs_len, PROT_READ, MAP_SHARED | MAP_POPULATE,
+                 q->cdev_fd, UBLKSRV_CMD_BUF_OFFSET + off);
+  if (d == MAP_FAILED)
+    return -errno;
+  q->descs = d;
+  /* Touched only as requests use them: memory follows the I/O sizes. */
+  void *b = mmap(NULL, (size_t)q->depth * q->buf_bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (b == MAP_FAILED) {
+    int r = -errno;
+    ublk_queue_free(q);
+    return r;
+  }
+  q->bufs = b;
+  /* COOP_TASKRUN (5.19): the kernel's completions run as task work when
+   * we next enter the ring, not by interrupting us; older kernels refuse
+   * the flag, then plain. */
+  int r = io_uring_queue_init((unsigned)q->depth, &q->ring,
+                              IORING_SETUP_COOP_TASKRUN);
+  if (r == -EINVAL)
+    r = io_uring_queue_init((unsigned)q->depth, &q->ring, 0);
+  if (r) {
+    ublk_queue_free(q);
+    return r;
+  }
+  q->ring_ok = true;
+  return 0;
+}
+
+void ublk_queue_free(struct ublk_queue *q) {
+  if (q->ring_ok)
+    io_uring_queue_exit(&q->ring);
+  q->ring_ok = false;
+  if (q->bufs)
+    munmap(q->bufs, (size_t)q->depth * q->buf_bytes);
+  q->bufs = NULL;
+  if (q->descs)
+    munmap((void *)q->descs, q->descs_len);
+  q->descs = NULL;
+}
+
+static char *tag_buf(struct ublk_queue *q, unsigned tag) {
+  return q->bufs + (size_t)tag * q->buf_bytes;
+}
+
+/* FETCH_REQ or COMMIT_AND_FETCH_REQ for tag; result is the commit's. */
+static int queue_cmd(struct ublk_queue *q, unsigned nr, unsigned tag,
+                     int result) {
+  struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
+  if (!sqe) {
+    /* Cannot happen with a ring of depth entries (one command per tag),
+     * but submitting frees the queue if it ever does. */
+    io_uring_submit(&q->ring);
+    sqe = io_uring_get_sqe(&q->ring);
+    if (!sqe)
+      return -EBUSY;
+  }
+  memset(sqe, 0, sizeof *sqe);
+  sqe->opcode = IORING_OP_URING_CMD;
+  sqe->fd = q->cdev_fd;
+  sqe->cmd_op = q->ioctl_encode ? TRUENO_UBLK_U_IO(nr) : nr;
+  sqe->user_data = tag;
+  struct ublksrv_io_cmd *cmd = (struct ublksrv_io_cmd *)sqe->cmd;
+  cmd->q_id = (uint16_t)q->q_id;
+  cmd->tag = (uint16_t)tag;
+  cmd->result = result;
+  cmd->addr = (uint64_t)(uintptr_t)tag_buf(q, tag);
+  q->inflight++;
+  return 0;
+}
+
+/* The engine serves one request: bytes done (reads, writes), 0 (others)
+ * or a negative errno, which the kernel turns into the request's status. */
+static int serve(struct ublk_queue *q, unsigned tag) {
+  const struct ublksrv_io_desc *iod = &q->descs[tag];
+  uint64_t off = iod->start_sector << 9;
+  uint64_t len = (uint64_t)iod->nr_sectors << 9;
+  int r;
+  switch (ublksrv_get_op(iod)) {
+  case UBLK_IO_OP_READ:
+    if (len > q->buf_bytes)
+      return -EIO;
+    r = trueno_read(q->st, tag_buf(q, tag), len, off);
+    return r ? r : (int)len;
+  case UBLK_IO_OP_WRITE:
+    if (len > q->buf_bytes)
+      return -EIO;
+    r = trueno_write(q->st, tag_buf(q, tag), len, off);
+    return r ? r : (int)len;
+  case UBLK_IO_OP_FLUSH:
+    return 0; /* RAM: nothing is ever pending */
+  case UBLK_IO_OP_DISCARD:
+    return trueno_trim(q->st, len, off);
+  case UBLK_IO_OP_WRITE_ZEROES:
+    return trueno_zero(q->st, len, off);
+  default:
+    return -EOPNOTSUPP;
+  }
+}
+
+static void complete(struct ublk_queue *q, const struct io_uring_cqe *cqe) {
+  unsigned tag = (unsigned)cqe->user_data;
+  q->inflight--;
+  if (cqe->res == UBLK_IO_RES_ABORT)
+    return; /* the device is going away: this tag is not fetched again */
+  if (cqe->res < 0 || tag >= (unsigned)q->depth) {
+    if (!q->error)
+      q->error = cqe->res < 0 ? cqe->res : -EPROTO;
+    return;
+  }
+  int r = queue_cmd(q, UBLK_IO_COMMIT_AND_FETCH_REQ, tag, serve(q, tag));
+  if (r && !q->error)
+    q->error = r;
+}
+
+static void *queue_main(void *arg) {
+  struct ublk_queue *q = arg;
+  int r = 0;
+  for (int t = 0; t < q->depth && !r; t++)
+    r = queue_cmd(q, UBLK_IO_FETCH_REQ, (unsigned)t, 0);
+  if (!r) {
+    r = io_uring_submit(&q->ring);
+    r = r < 0 ? r : 0;
+  }
+  /* A refused fetch completes at once; a good one stays with the kernel
+   * until a request comes, which cannot happen before START_DEV. */
+  struct io_uring_cqe *cqe;
+  while (!r && io_uring_peek_cqe(&q->ring, &cqe) == 0) {
+    if (cqe->res < 0)
+      r = cqe->res;
+    io_uring_cqe_seen(&q->ring, cqe);
+    q->inflight--;
+  }
+  q->error = r;
+  q->notify(q, false, q->cb_arg);
+  while (!q->error && q->inflight > 0) {
+    r = io_uring_submit_and_wait(&q->ring, 1);
+    if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
+      q->error = r;
+      break;
+    }
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&q->ring, head, cqe) {
+      complete(q, cqe);
+      n++;
+    }
+    io_uring_cq_advance(&q->ring, n);
+  }
+  q->notify(q, true, q->cb_arg);
+  return NULL;
+}
+
+int ublk_queue_start(struct ublk_queue *q) {
+  int r = pthread_create(&q->thread, NULL, queue_main, q);
+  if (r)
+    return -r;
+  q->started = true;
+  return 0;
+}
+
+void ublk_queue_join(struct ublk_queue *q) {
+  if (q->started)
+    pthread_join(q->thread, NULL);
+  q->started = false;
+}

@@ -1,0 +1,50 @@
+/* One ublk queue: its io descriptors (mmapped from /dev/ublkcN), a buffer
+ * per tag, an io_uring, and the thread that serves it.  The thread fetches
+ * every tag, then for each request the kernel hands over runs the engine
+ * and commits the result with the next fetch (COMMIT_AND_FETCH_REQ), until
+ * the kernel aborts the fetches (device stopped).
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef TRUENO_UBLK_QUEUE_H
+#define TRUENO_UBLK_QUEUE_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "trueno.h"
+#include "ublk-uapi.h"
+
+struct ublk_queue {
+  int q_id, depth;
+  uint32_t buf_bytes;   /* per tag */
+  int cdev_fd;          /* /dev/ublkcN */
+  bool ioctl_encode;    /* UBLK_U_IO_* opcodes, else legacy numbers */
+  struct trueno_store *st;
+
+  const struct ublksrv_io_desc *descs;
+  size_t descs_len;
+  char *bufs;           /* depth * buf_bytes */
+  struct io_uring ring;
+  bool ring_ok;
+  pthread_t thread;
+  bool started;
+  int inflight;         /* commands the kernel holds */
+  int error;            /* first failure of the thread: negative errno */
+
+  /* Called by the thread when it has fetched every tag (status 0) or
+   * failed to, and again when it ends; arg is cb_arg. */
+  void (*notify)(struct ublk_queue *q, bool ending, void *cb_arg);
+  void *cb_arg;
+};
+
+/* Maps the descriptors, allocates the buffers and the ring (in the calling
+ * thread, so a failure is reported before anything is started). */
+int ublk_queue_init(struct ublk_queue *q);
+int ublk_queue_start(struct ublk_queue *q);
+void ublk_queue_join(struct ublk_queue *q);
+/* Unmaps and closes what init made (after join). */
+void ublk_queue_free(struct ublk_queue *q);
+
+#endif
