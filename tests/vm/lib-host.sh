@@ -97,6 +97,9 @@ build_initramfs() {
   cp "$top/tests/vm/stress" "$root/opt/trueno/stress" || return 1
   copy_bin "$root" "$top/tests/vm/stress" || return 1
   cp "$top/scripts/trueno-swap" "$root/sbin/trueno-swap" || return 1
+  # trueno-ublk (and liburing) at /sbin, where trueno-swap finds it.
+  copy_bin "$root" "$top/trueno-ublk" || return 1
+  mv "$root$top/trueno-ublk" "$root/sbin/trueno-ublk" || return 1
   cp "$vmsrc/init" "$root/init" && chmod +x "$root/init"
   cp "$vmsrc"/lib-vm.sh "$root/opt/trueno/" || return 1
   cp -r "$vmsrc/cases" "$vmsrc/transports" "$vmsrc/bench" "$root/opt/trueno/tests/" 2>/dev/null

@@ -3,6 +3,8 @@
 # SPDX-License-Identifier: MIT
 case_name=$(basename "$0" .sh); case_name=${case_name#[0-9][0-9]-}
 : "${TRANSPORT:=nbd}"
+# Results name the transport when it is not the default: fio-verify@ublk.
+[ "$TRANSPORT" = nbd ] || case_name=$case_name@$TRANSPORT
 . /opt/trueno/tests/transports/$TRANSPORT.sh
 
 say() { echo "$case_name: $*"; }

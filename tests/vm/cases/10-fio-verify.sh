@@ -1,5 +1,6 @@
 # vm-ram: 768
 # vm-tools: yes
+# vm-transports: nbd ublk
 # fio verify=crc32c over the whole device, attached as trueno-swap attaches:
 # 4 jobs on disjoint quarters, QD 8 (libaio, O_DIRECT), mixed block sizes,
 # half-compressible data; lz4 and zstd.  Pass: fio exits 0, zero mismatches.

@@ -1,5 +1,6 @@
 # vm-ram: 768
 # vm-tools: yes
+# vm-transports: nbd ublk
 # Kill the server (SIGKILL) while fio runs on the device (a plain block
 # device, not swap): the kernel must fail the I/O within the nbd timeout
 # instead of hanging, and the VM must stay alive.

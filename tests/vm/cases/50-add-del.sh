@@ -1,0 +1,43 @@
+# vm-ram: 512
+# vm-transports: ublk
+# trueno-ublk add/del 20 times in a row, each device written and read back:
+# no device, server or run file is left behind and memory comes back.
+# SPDX-License-Identifier: MIT
+. "$TRUENO_VM_LIB"
+avail() { awk '/MemAvailable/{print int($2/1024)}' /proc/meminfo; }
+count_devs() { ls /sys/class/ublk-char 2>/dev/null | wc -l; }
+servers() { pidof trueno-ublk | wc -w; }
+sync; echo 3 > /proc/sys/vm/drop_caches
+m0=$(avail)
+t0=$(now)
+i=1
+while [ $i -le 20 ]; do
+  dev=$(trueno-ublk add --size 64M algorithm=$( [ $((i % 2)) = 0 ] && echo zstd || echo lz4 )) ||
+    fail "add #$i failed"
+  [ -b "$dev" ] || fail "add #$i: $dev is not a block device"
+  # Some data through it: a pattern in, the same back.
+  dd if=/opt/trueno/corpus/gcc-sqlite.pages of="$dev" bs=64k count=16 oflag=direct status=none ||
+    fail "write #$i to $dev failed"
+  a=$(dd if=/opt/trueno/corpus/gcc-sqlite.pages bs=64k count=16 status=none | md5sum)
+  b=$(dd if="$dev" bs=64k count=16 iflag=direct status=none | md5sum)
+  [ "$a" = "$b" ] || fail "read back #$i from $dev differs"
+  id=${dev#/dev/ublkb}
+  [ "$i" -gt 1 ] || trueno-ublk list
+  trueno-ublk del "$id" >/dev/null || fail "del #$i ($id) failed"
+  [ ! -e "$dev" ] || fail "del #$i: $dev still exists"
+  [ "$(count_devs)" = 0 ] || fail "del #$i: $(count_devs) ublk devices left: $(ls /sys/class/ublk-char)"
+  [ "$(servers)" = 0 ] || fail "del #$i: server still running: $(pidof trueno-ublk)"
+  i=$((i + 1))
+done
+left=$(ls /run/trueno/ublk 2>/dev/null | wc -l)
+[ "$left" = 0 ] || fail "run files left: $(ls /run/trueno/ublk)"
+sync; echo 3 > /proc/sys/vm/drop_caches
+m1=$(avail)
+say "MemAvailable $m0 MiB before, $m1 MiB after 20 add/del"
+[ $((m0 - m1)) -le 8 ] || fail "MemAvailable fell by $((m0 - m1)) MiB over 20 add/del (leak?)"
+# A bad request fails clearly and leaves nothing.
+trueno-ublk add --size 64M --depth 99999 2>/tmp/err && fail "depth 99999 accepted"
+grep -q "invalid --depth" /tmp/err || fail "no clear message for a bad depth: $(cat /tmp/err)"
+trueno-ublk del 7 2>/tmp/err && fail "del of a missing device succeeded"
+grep -q "no ublk device 7" /tmp/err || fail "no clear message for a missing device: $(cat /tmp/err)"
+pass "20 add/write/read/del in $(( $(now) - t0 )) s, no device or server left, MemAvailable $m0 -> $m1 MiB"
