@@ -103,6 +103,12 @@ int ublk_ctrl_del(struct ublk_ctrl *c, uint32_t id) {
   return ctrl_cmd(c, UBLK_CMD_DEL_DEV, id, NULL, 0, 0);
 }
 
+int ublk_ctrl_queue_affinity(struct ublk_ctrl *c, uint32_t id, uint16_t q,
+                             void *cpuset, uint16_t cap) {
+  memset(cpuset, 0, cap);
+  return ctrl_cmd(c, UBLK_CMD_GET_QUEUE_AFFINITY, id, cpuset, cap, q);
+}
+
 int ublk_ctrl_info(struct ublk_ctrl *c, uint32_t id,
                    struct ublksrv_ctrl_dev_info *info) {
   memset(info, 0, sizeof *info);

@@ -37,6 +37,9 @@ int ublk_ctrl_start(struct ublk_ctrl *c, uint32_t id, int server_pid);
 int ublk_ctrl_stop(struct ublk_ctrl *c, uint32_t id);
 /* Waits until the server has closed /dev/ublkcN. */
 int ublk_ctrl_del(struct ublk_ctrl *c, uint32_t id);
+/* The CPUs whose requests go to queue q (a cpu_set_t of cap bytes). */
+int ublk_ctrl_queue_affinity(struct ublk_ctrl *c, uint32_t id, uint16_t q,
+                             void *cpuset, uint16_t cap);
 int ublk_ctrl_info(struct ublk_ctrl *c, uint32_t id,
                    struct ublksrv_ctrl_dev_info *info);
 

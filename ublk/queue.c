@@ -136,6 +136,11 @@ static void complete(struct ublk_queue *q, const struct io_uring_cqe *cqe) {
 static void *queue_main(void *arg) {
   struct ublk_queue *q = arg;
   int r = 0;
+  /* On the CPUs that submit to this queue, the kernel hands a request
+   * over without waking another CPU (with an emulated or busy CPU that
+   * wake-up is what the tail latency is made of). */
+  if (CPU_COUNT(&q->cpus))
+    pthread_setaffinity_np(pthread_self(), sizeof q->cpus, &q->cpus);
   for (int t = 0; t < q->depth && !r; t++)
     r = queue_cmd(q, UBLK_IO_FETCH_REQ, (unsigned)t, 0);
   if (!r) {

@@ -9,6 +9,7 @@
 #define TRUENO_UBLK_QUEUE_H
 
 #include <liburing.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -22,6 +23,7 @@ struct ublk_queue {
   int cdev_fd;          /* /dev/ublkcN */
   bool ioctl_encode;    /* UBLK_U_IO_* opcodes, else legacy numbers */
   struct trueno_store *st;
+  cpu_set_t cpus;       /* where the thread runs; empty: anywhere */
 
   const struct ublksrv_io_desc *descs;
   size_t descs_len;

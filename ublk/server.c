@@ -122,6 +122,10 @@ static int setup_queues(struct server *s) {
     int r = ublk_queue_init(q);
     if (r)
       return r;
+    if (!getenv("TRUENO_UBLK_NO_AFFINITY") &&
+        ublk_ctrl_queue_affinity(&s->ctrl, (uint32_t)s->id, (uint16_t)i,
+                                 &q->cpus, sizeof q->cpus))
+      CPU_ZERO(&q->cpus); /* run anywhere */
   }
   return 0;
 }

@@ -1,6 +1,7 @@
 # The VM benchmark (tests/vm/run --bench): the same fio workloads and the
-# memory ratio on the corpus files against trueno over NBD (lz4, zstd;
-# attached as trueno-swap attaches) and kernel zram (lz4, zstd), in one boot.
+# memory ratio on the corpus files against trueno over NBD and over ublk
+# (lz4, zstd; attached as trueno-swap attaches) and kernel zram (lz4,
+# zstd), in one boot.
 # Prints one table between VMBENCH-TABLE-BEGIN/END.  The CPU is emulated
 # (TCG): only ratios between rows mean anything.
 # SPDX-License-Identifier: MIT
@@ -38,15 +39,24 @@ zram_setup() { # ALG
   DEV=/dev/zram0
 }
 
+# ublk rows: as transports/ublk.sh attaches (its functions share nbd.sh's
+# names, so trueno-swap is called here directly).
+ublk_up() { # NAME ALG
+  trueno-swap up --transport ublk --name "$1" --size 1G --no-swapon "algorithm=$2" >/dev/null || return 1
+  DEV=$(cat /run/trueno/$1.dev)
+  STATS=/run/trueno/$1.json
+}
+
 dev_up() { # ROW
   case "$1" in
-    trueno-*) transport_up "b$1" 1G "algorithm=${1#trueno-}" >/dev/null ;;
+    trueno-nbd-*) transport_up "b$1" 1G "algorithm=${1#trueno-nbd-}" >/dev/null ;;
+    trueno-ublk-*) ublk_up "b$1" "${1#trueno-ublk-}" ;;
     zram-*) zram_setup "${1#zram-}" ;;
   esac
 }
 dev_down() {
   case "$1" in
-    trueno-*) transport_down "b$1" >/dev/null ;;
+    trueno-*) trueno-swap down "b$1" >/dev/null ;;
     zram-*) echo 1 > /sys/block/zram0/reset ;;
   esac
 }
@@ -57,7 +67,7 @@ ratio() { # ROW -> orig/mem
   esac
 }
 
-rows="trueno-lz4 trueno-zstd zram-lz4 zram-zstd"
+rows=${BENCH_ROWS:-"trueno-nbd-lz4 trueno-nbd-zstd trueno-ublk-lz4 trueno-ublk-zstd zram-lz4 zram-zstd"}
 out=/tmp/bench.rows
 : > $out
 for row in $rows; do
@@ -85,9 +95,9 @@ for row in $rows; do
   say "$row: $(tail -1 $out)"
 done
 echo "VMBENCH-TABLE-BEGIN"
-printf '%-12s %12s %12s %16s %10s %10s %14s\n' device "seq-wr MB/s" "seq-rd MB/s" "4K rr QD32 IOPS" "QD1 p50us" "QD1 p99us" "mem ratio"
+printf '%-16s %12s %12s %16s %10s %10s %14s\n' device "seq-wr MB/s" "seq-rd MB/s" "4K rr QD32 IOPS" "QD1 p50us" "QD1 p99us" "mem ratio"
 while IFS='|' read -r a b c d e f g; do
-  printf '%-12s %12s %12s %16s %10s %10s %14s\n' "$a" "$b" "$c" "$d" "$e" "$f" "$g"
+  printf '%-16s %12s %12s %16s %10s %10s %14s\n' "$a" "$b" "$c" "$d" "$e" "$f" "$g"
 done < $out
 echo "(TCG-emulated CPU, 2 vCPUs: compare rows only.  mem ratio = orig_data_size / mem_used_total after writing the 3 corpus files, $(ls $corpus | wc -l) files.)"
 echo "VMBENCH-TABLE-END"
