@@ -31,6 +31,15 @@ ok() {
     echo "$test_name: ok: $*"
 }
 
+# expect_err WANT CMD...: CMD fails and its stderr contains WANT.
+expect_err() {
+    local want=$1 out rc=0; shift
+    out=$("$@" 2>&1 >/dev/null) || rc=$?
+    [ "$rc" -ne 0 ] || fail "succeeded, expected failure: $*"
+    case "$out" in *"$want"*) ;; *) fail "$*: expected '$want' in: $out" ;; esac
+    ok "$* -> $want"
+}
+
 require_cmd() {
     local c
     for c in "$@"; do

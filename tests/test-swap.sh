@@ -8,15 +8,6 @@ ts=$test_dir/../scripts/trueno-swap
 [ -x "$ts" ] || fail "no $ts"
 export TRUENO_SWAP_RUNDIR=$TMPD/run
 
-# expect_err WANT CMD...: CMD fails and its stderr contains WANT.
-expect_err() {
-    local want=$1 out rc=0; shift
-    out=$("$@" 2>&1 >/dev/null) || rc=$?
-    [ "$rc" -ne 0 ] || fail "succeeded, expected failure: $*"
-    case "$out" in *"$want"*) ;; *) fail "$*: expected '$want' in: $out" ;; esac
-    ok "$* -> $want"
-}
-
 expect_err "invalid size 'foo'" "$ts" up --size foo
 expect_err "invalid size '0'" "$ts" up --size 0
 expect_err "multiple of 4096" "$ts" up --size 1000
