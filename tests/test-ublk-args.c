@@ -88,5 +88,13 @@ int main(void) {
   expect_err("--size 1G colour=blue", "unknown parameter 'colour'");
   expect_err("--size 1G --bogus", "unknown option '--bogus'");
   expect_err("--size 1G --run-dir=", "--run-dir needs a directory");
+  expect_err("--size 1G --max-io 2M", "invalid --max-io");
+  expect_err("--size 1G --max-io 6000", "invalid --max-io");
+  CHECK(parse("--size 1G swap=on", &o, err, sizeof err) == 0 && o.depth == UBLK_SWAP_DEPTH &&
+            o.max_io == UBLK_SWAP_MAX_IO,
+        "swap=on defaults");
+  CHECK(parse("--size 1G swap=on --depth 8 --max-io 64K", &o, err, sizeof err) == 0 &&
+            o.depth == 8 && o.max_io == 64u << 10,
+        "swap=on, given");
   return tc_finish();
 }

@@ -127,6 +127,7 @@ int ublk_parse_add(int argc, char **argv, struct ublk_opts *o, char *err,
   if (!o->run_dir || !*o->run_dir)
     o->run_dir = UBLK_DEFAULT_RUN_DIR;
   bool size_given = false, level_given = false, impl_given = false;
+  bool depth_given = false, max_io_given = false;
   for (int i = 0; i < argc; i++) {
     bool missing = false;
     const char *v;
@@ -148,6 +149,14 @@ int ublk_parse_add(int argc, char **argv, struct ublk_opts *o, char *err,
       if (ublk_parse_int(v, 1, UBLK_MAX_QUEUE_DEPTH_ARG, &l))
         return bad(err, errlen, "invalid --depth '%s': 1..%d", v, UBLK_MAX_QUEUE_DEPTH_ARG);
       o->depth = (int)l;
+      depth_given = true;
+    } else if ((v = opt_value(argc, argv, &i, "--max-io", &missing))) {
+      uint64_t b;
+      if (ublk_parse_size(v, &b) || b < TRUENO_PAGE_SIZE || b > UBLK_MAX_IO_LIMIT ||
+          b % TRUENO_PAGE_SIZE)
+        return bad(err, errlen, "invalid --max-io '%s': 4K..1M, a multiple of 4K", v);
+      o->max_io = (uint32_t)b;
+      max_io_given = true;
     } else if ((v = opt_value(argc, argv, &i, "--id", &missing))) {
       if (ublk_parse_int(v, 0, 1 << 20, &l))
         return bad(err, errlen, "invalid --id '%s': a device number, 0 or more", v);
@@ -177,6 +186,12 @@ int ublk_parse_add(int argc, char **argv, struct ublk_opts *o, char *err,
   }
   if (!size_given)
     return bad(err, errlen, "--size is required, e.g. --size 8G");
+  /* swap=on touches every request buffer ahead (see server.c): smaller
+   * defaults keep that memory small. */
+  if (o->swap && !depth_given)
+    o->depth = UBLK_SWAP_DEPTH;
+  if (o->swap && !max_io_given)
+    o->max_io = UBLK_SWAP_MAX_IO;
   if (level_given && o->cfg.algorithm != TRUENO_ALG_ZSTD)
     return bad(err, errlen, "level: only applies to algorithm=zstd");
   if (impl_given && o->cfg.algorithm != TRUENO_ALG_LZ4)

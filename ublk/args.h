@@ -16,6 +16,10 @@
 /* Per-tag buffer: the largest request the kernel sends us. */
 #define UBLK_DEFAULT_MAX_IO (256u << 10)
 #define UBLK_MAX_QUEUE_DEPTH_ARG 4096 /* the kernel's 12-bit tags */
+#define UBLK_MAX_IO_LIMIT (1u << 20)
+/* With swap=on: 2 queues x 32 x 128 KiB = 8 MiB held resident. */
+#define UBLK_SWAP_DEPTH 32
+#define UBLK_SWAP_MAX_IO (128u << 10)
 #define UBLK_DEFAULT_RUN_DIR "/run/trueno/ublk"
 
 struct ublk_opts {

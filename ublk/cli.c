@@ -44,7 +44,7 @@ static int die(const char *fmt, ...) {
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: %s add --size SIZE [--queues N] [--depth D] [--id N]\n"
+          "usage: %s add --size SIZE [--queues N] [--depth D] [--max-io SIZE] [--id N]\n"
           "                   [--run-dir DIR] [--foreground] [param=value...]\n"
           "       %s del ID|all\n"
           "       %s list\n"

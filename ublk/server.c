@@ -229,6 +229,14 @@ static int setup(struct server *s) {
     return FAIL(s, "cannot start the reserve thread: %s", strerror(-r));
   if ((r = guard_lock_memory()))
     return FAIL(s, "mlockall: %s (needs root, or a higher RLIMIT_MEMLOCK)", strerror(-r));
+  /* The kernel copies each request into (or out of) its tag's buffer in
+   * our task.  A first touch there, while the kernel is short of memory
+   * and waiting for swap writes to us, would wait for reclaim that waits
+   * for us: as swap, every buffer is resident (and locked) before we
+   * start. */
+  for (int i = 0; o->swap && i < s->nq; i++)
+    for (size_t b = 0; b < (size_t)s->qs[i].depth * s->qs[i].buf_bytes; b += 4096)
+      ((volatile char *)s->qs[i].bufs)[b] = 0;
 
   for (int i = 0; i < s->nq; i++)
     if ((r = ublk_queue_start(&s->qs[i])))
