@@ -5,9 +5,14 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+/* user_data of the eventfd read (tags are below 4096). */
+#define EFD_TAG UINT64_MAX
 
 static size_t page_round(size_t n) {
   size_t pg = (size_t)sysconf(_SC_PAGESIZE);
@@ -44,13 +49,34 @@ int ublk_queue_init(struct ublk_queue *q) {
     return r;
   }
   q->ring_ok = true;
+  q->efd = -1;
+  pthread_mutex_init(&q->done_lock, NULL);
+  if (q->pool) {
+    q->efd = eventfd(0, EFD_CLOEXEC);
+    q->done_tag = calloc((size_t)q->depth, sizeof *q->done_tag);
+    q->done_res = calloc((size_t)q->depth, sizeof *q->done_res);
+    if (q->efd < 0 || !q->done_tag || !q->done_res) {
+      r = q->efd < 0 ? -errno : -ENOMEM;
+      ublk_queue_free(q);
+      return r;
+    }
+  }
   return 0;
 }
 
 void ublk_queue_free(struct ublk_queue *q) {
-  if (q->ring_ok)
+  if (q->ring_ok) {
     io_uring_queue_exit(&q->ring);
+    pthread_mutex_destroy(&q->done_lock);
+  }
   q->ring_ok = false;
+  if (q->efd >= 0)
+    close(q->efd);
+  q->efd = -1;
+  free(q->done_tag);
+  free(q->done_res);
+  q->done_tag = NULL;
+  q->done_res = NULL;
   if (q->bufs)
     munmap(q->bufs, (size_t)q->depth * q->buf_bytes);
   q->bufs = NULL;
@@ -118,7 +144,63 @@ static int serve(struct ublk_queue *q, unsigned tag) {
   }
 }
 
+void ublk_queue_work(struct ublk_queue *q, unsigned tag) {
+  int res = serve(q, tag);
+  pthread_mutex_lock(&q->done_lock);
+  q->done_tag[q->ndone] = tag;
+  q->done_res[q->ndone++] = res;
+  pthread_mutex_unlock(&q->done_lock);
+  uint64_t one = 1;
+  if (write(q->efd, &one, sizeof one) != sizeof one) {
+    /* cannot fail: the counter is far from overflowing */
+  }
+}
+
+/* Waits (in the ring) for the workers to say they finished something. */
+static void arm_efd(struct ublk_queue *q) {
+  struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
+  if (!sqe) {
+    io_uring_submit(&q->ring);
+    sqe = io_uring_get_sqe(&q->ring);
+  }
+  if (!sqe) {
+    q->error = -EBUSY;
+    return;
+  }
+  io_uring_prep_read(sqe, q->efd, &q->efd_val, sizeof q->efd_val, 0);
+  sqe->user_data = EFD_TAG;
+  q->efd_armed = true;
+}
+
+/* Commits what the workers finished. */
+static void collect(struct ublk_queue *q) {
+  q->efd_armed = false;
+  pthread_mutex_lock(&q->done_lock);
+  for (int i = 0; i < q->ndone; i++) {
+    int r = queue_cmd(q, UBLK_IO_COMMIT_AND_FETCH_REQ, q->done_tag[i],
+                      q->done_res[i]);
+    if (r && !q->error)
+      q->error = r;
+    q->pending--;
+  }
+  q->ndone = 0;
+  pthread_mutex_unlock(&q->done_lock);
+  if (q->pending > 0)
+    arm_efd(q);
+}
+
+static bool offload(const struct ublk_queue *q, unsigned tag) {
+  const struct ublksrv_io_desc *iod = &q->descs[tag];
+  unsigned op = ublksrv_get_op(iod);
+  return q->pool && (op == UBLK_IO_OP_READ || op == UBLK_IO_OP_WRITE) &&
+         ((uint64_t)iod->nr_sectors << 9) >= UBLK_OFFLOAD_MIN;
+}
+
 static void complete(struct ublk_queue *q, const struct io_uring_cqe *cqe) {
+  if (cqe->user_data == EFD_TAG) {
+    collect(q);
+    return;
+  }
   unsigned tag = (unsigned)cqe->user_data;
   q->inflight--;
   if (cqe->res == UBLK_IO_RES_ABORT)
@@ -126,6 +208,13 @@ static void complete(struct ublk_queue *q, const struct io_uring_cqe *cqe) {
   if (cqe->res < 0 || tag >= (unsigned)q->depth) {
     if (!q->error)
       q->error = cqe->res < 0 ? cqe->res : -EPROTO;
+    return;
+  }
+  if (offload(q, tag)) {
+    q->pending++;
+    if (!q->efd_armed)
+      arm_efd(q);
+    ublk_workers_push(q->pool, q, tag);
     return;
   }
   int r = queue_cmd(q, UBLK_IO_COMMIT_AND_FETCH_REQ, tag, serve(q, tag));
@@ -158,7 +247,10 @@ static void *queue_main(void *arg) {
   }
   q->error = r;
   q->notify(q, false, q->cb_arg);
-  while (!q->error && q->inflight > 0) {
+  /* Until the kernel has aborted every fetch and the workers have
+   * nothing of ours.  (An eventfd read still armed is cancelled when the
+   * ring is torn down.) */
+  while (!q->error && (q->inflight > 0 || q->pending > 0)) {
     r = io_uring_submit_and_wait(&q->ring, 1);
     if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
       q->error = r;

@@ -16,6 +16,7 @@
 
 #include "trueno.h"
 #include "ublk-uapi.h"
+#include "workers.h"
 
 struct ublk_queue {
   int q_id, depth;
@@ -33,6 +34,19 @@ struct ublk_queue {
   pthread_t thread;
   bool started;
   int inflight;         /* commands the kernel holds */
+
+  /* Large requests go to the pool (NULL: all served here); a worker
+   * leaves the result in done[] and counts up efd, which the ring reads. */
+  struct ublk_workers *pool;
+  int pending;          /* tags with the workers */
+  int efd;
+  uint64_t efd_val;
+  bool efd_armed;
+  pthread_mutex_t done_lock;
+  int ndone;
+  unsigned *done_tag;   /* depth entries each */
+  int *done_res;
+
   int error;            /* first failure of the thread: negative errno */
 
   /* Called by the thread when it has fetched every tag (status 0) or
@@ -45,6 +59,8 @@ struct ublk_queue {
  * thread, so a failure is reported before anything is started). */
 int ublk_queue_init(struct ublk_queue *q);
 int ublk_queue_start(struct ublk_queue *q);
+/* A worker serves tag of q and hands the result back to q's thread. */
+void ublk_queue_work(struct ublk_queue *q, unsigned tag);
 void ublk_queue_join(struct ublk_queue *q);
 /* Unmaps and closes what init made (after join). */
 void ublk_queue_free(struct ublk_queue *q);

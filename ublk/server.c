@@ -38,6 +38,8 @@ struct server {
   int cdev_fd;
   int nq;
   struct ublk_queue *qs;
+  struct ublk_workers pool;
+  bool pool_ok;
   pthread_t main_thread;
   pthread_mutex_t lock;
   pthread_cond_t cond;
@@ -118,6 +120,7 @@ static int setup_queues(struct server *s) {
     q->ioctl_encode = s->ctrl.ioctl_encode;
     q->st = s->st;
     q->notify = queue_notify;
+    q->pool = s->pool_ok ? &s->pool : NULL;
     q->cb_arg = s;
     int r = ublk_queue_init(q);
     if (r)
@@ -218,6 +221,17 @@ static int setup(struct server *s) {
   struct ublk_opts oq = *o;
   oq.max_io = max_io;
   s->o = &oq;
+  /* One worker per CPU, for the large requests of all queues. */
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  if (ncpu > 1 && !getenv("TRUENO_UBLK_NO_WORKERS")) {
+    r = ublk_workers_start(&s->pool, (int)(ncpu > 16 ? 16 : ncpu),
+                           (unsigned)(s->nq * o->depth));
+    if (r) {
+      ublk_workers_stop(&s->pool);
+      return FAIL(s, "cannot start the worker threads: %s", strerror(-r));
+    }
+    s->pool_ok = true;
+  }
   r = setup_queues(s);
   s->o = o;
   if (r)
@@ -273,6 +287,9 @@ static void teardown(struct server *s) {
   }
   for (int i = 0; s->qs && i < s->nq; i++)
     ublk_queue_join(&s->qs[i]);
+  if (s->pool_ok)
+    ublk_workers_stop(&s->pool);
+  s->pool_ok = false;
   for (int i = 0; s->qs && i < s->nq; i++)
     ublk_queue_free(&s->qs[i]);
   free(s->qs);
