@@ -47,6 +47,10 @@ int guard_lock_memory(void) {
 
 void guard_keep_memory(void) {
   trueno_set_pool_reserve(GUARD_POOL_RESERVE);
+  /* One malloc arena: the heap touched ahead below serves every thread
+   * (a second arena's memory would be faulted in by the first request that
+   * lands in it, under memory pressure). */
+  mallopt(M_ARENA_MAX, 1);
   /* Request buffers from the heap, never fresh mmaps; freed heap kept. */
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);

@@ -8,6 +8,10 @@
  *   is touched stays resident.  A fault while the kernel is out of memory
  *   waits for reclaim, reclaim waits for swap writes, and the swap writes
  *   wait for us: so what the write path needs is touched ahead (below).
+ * - the program's and its libraries' file pages are faulted in and so
+ *   locked too (pin-mappings.c): on a tmpfs root they could otherwise be
+ *   swapped out to us, and the first run of a cold code path would wait
+ *   for a read from ourselves.
  * - PR_SET_IO_FLUSHER: our own allocations never wait on I/O to a block
  *   device (which may be us), and writeback throttling is per-device.
  *   Inherited by every thread and by the daemonised child.
@@ -34,11 +38,13 @@
 
 #include "swap-mode.h"
 
+#include <inttypes.h>
 #include <string.h>
 
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
+#include "pin-mappings.h"
 #include "server-guard.h"
 
 static int enabled;
@@ -94,6 +100,17 @@ int swap_mode_after_fork(void) {
                  strerror(-r));
     return -1;
   }
-  nbdkit_debug("swap: memory locked");
+  /* Our code must never be only in swap: see pin-mappings.c. */
+  uint64_t pinned;
+  unsigned failed;
+  int p = pin_file_mappings(&pinned, &failed);
+  if (p)
+    nbdkit_error("swap: cannot read /proc/self/maps to lock the code in "
+                 "memory: %s",
+                 strerror(-p));
+  else
+    nbdkit_debug("swap: memory locked, %" PRIu64 " KiB of code and data "
+                 "files faulted in (%u mappings skipped)",
+                 pinned >> 10, failed);
   return 0;
 }

@@ -18,6 +18,7 @@
 
 #include "ctrl.h"
 #include "housekeeping.h"
+#include "pin-mappings.h"
 #include "queue.h"
 #include "server-guard.h"
 
@@ -243,6 +244,12 @@ static int setup(struct server *s) {
     return FAIL(s, "cannot start the reserve thread: %s", strerror(-r));
   if ((r = guard_lock_memory()))
     return FAIL(s, "mlockall: %s (needs root, or a higher RLIMIT_MEMLOCK)", strerror(-r));
+  /* Our code must never be only in swap (pin-mappings.c): a cold code path
+   * on a tmpfs root would wait for a read from ourselves. */
+  uint64_t pinned;
+  unsigned skipped;
+  if ((r = pin_file_mappings(&pinned, &skipped)))
+    return FAIL(s, "cannot read /proc/self/maps to lock the code in memory: %s", strerror(-r));
   /* The kernel copies each request into (or out of) its tag's buffer in
    * our task.  A first touch there, while the kernel is short of memory
    * and waiting for swap writes to us, would wait for reclaim that waits
