@@ -63,6 +63,12 @@ void guard_keep_memory(void) {
   }
 }
 
+void guard_touch_stack(void) {
+  volatile char pad[128 << 10];
+  for (size_t i = 0; i < sizeof pad; i += 4096)
+    pad[i] = 0;
+}
+
 static pthread_t refill_thread;
 static bool refill_running, refill_stop;
 static pthread_mutex_t refill_lock = PTHREAD_MUTEX_INITIALIZER;

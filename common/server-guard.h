@@ -27,6 +27,10 @@ int guard_lock_memory(void);
  * created) and malloc tuned to keep what it has, heap grown and touched
  * ahead: serving a request then never faults in fresh memory. */
 void guard_keep_memory(void);
+/* Touches the calling thread's stack (the top 128 KiB) so that, under
+ * mlockall(MCL_ONFAULT), it is resident and locked before the thread
+ * first serves a request while the kernel is short of memory. */
+void guard_touch_stack(void);
 /* The thread that keeps the engine's reserve topped up every 5 ms (it may
  * wait for memory; the writers do not).  stop: joins it (no-op if not
  * started). */

@@ -3,6 +3,8 @@
 
 #include "queue.h"
 
+#include "server-guard.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,6 +232,7 @@ static void *queue_main(void *arg) {
    * wake-up is what the tail latency is made of). */
   if (CPU_COUNT(&q->cpus))
     pthread_setaffinity_np(pthread_self(), sizeof q->cpus, &q->cpus);
+  guard_touch_stack();
   for (int t = 0; t < q->depth && !r; t++)
     r = queue_cmd(q, UBLK_IO_FETCH_REQ, (unsigned)t, 0);
   if (!r) {

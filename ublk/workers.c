@@ -7,9 +7,11 @@
 #include <stdlib.h>
 
 #include "queue.h"
+#include "server-guard.h"
 
 static void *worker_main(void *arg) {
   struct ublk_workers *w = arg;
+  guard_touch_stack();
   pthread_mutex_lock(&w->lock);
   for (;;) {
     while (!w->count && !w->stop)
