@@ -173,6 +173,10 @@ static int setup(struct server *s) {
     return FAIL(s, "invalid size: %" PRIu64 " bytes is too large: no memory for its slot table", o->cfg.size);
   if (r)
     return FAIL(s, "cannot create the store: %s", strerror(-r));
+  /* A swap device's writes must not allocate: its page table comes now. */
+  if (o->swap && (r = trueno_store_populate(s->st)))
+    return FAIL(s, "swap: %s for the page table of a %" PRIu64 "-byte device (swap=on allocates it up front: 16 bytes per 4 KiB)",
+                r == -ENOSPC ? "mem-limit is too small" : strerror(-r), o->cfg.size);
 
   if ((r = ublk_ctrl_open(&s->ctrl, NULL)))
     return FAIL(s, "cannot open %s: %s", UBLK_CONTROL_PATH, strerror(-r));
