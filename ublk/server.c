@@ -223,9 +223,6 @@ static int setup(struct server *s) {
     return FAIL(s, "UBLK_CMD_SET_PARAMS: %s", strerror(-r));
   if ((r = open_cdev(s)))
     return FAIL(s, "cannot open /dev/ublkc%d: %s", s->id, strerror(-r));
-  struct ublk_opts oq = *o;
-  oq.max_io = max_io;
-  s->o = &oq;
   /* One worker per CPU, for the large requests of all queues. */
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   if (ncpu > 1 && !getenv("TRUENO_UBLK_NO_WORKERS")) {
@@ -237,6 +234,9 @@ static int setup(struct server *s) {
     }
     s->pool_ok = true;
   }
+  struct ublk_opts oq = *o; /* the queues use the kernel's buffer size */
+  oq.max_io = max_io;
+  s->o = &oq;
   r = setup_queues(s);
   s->o = o;
   if (r)
