@@ -1,6 +1,6 @@
 # vm-ram: 256
 # vm-transports: nbd ublk
-# vm-default: no   (known issue, see tests/vm/README.md: not yet reliable)
+# vm-default: ublk   (nbd: known issue, see tests/vm/README.md: not yet reliable)
 # Swap stress: our device (trueno-swap up, swap=on) is the only swap of a
 # 256 MiB VM; tests/vm/stress allocates 3x the RAM in checksummed pages
 # (corpus pages mixed in), touches them in random order for rounds and
