@@ -35,7 +35,9 @@
 #define MFLIMIT 12
 /* After 2^SKIP_TRIGGER failed probes in a row the search steps 2 bytes,
  * then 3, ... (as liblz4 does at acceleration 1). */
+#ifndef SKIP_TRIGGER
 #define SKIP_TRIGGER 6
+#endif
 
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -212,7 +214,10 @@ static inline size_t count_match(const u8 *p, const u8 *m, const u8 *limit) {
   const u8 *const start = p;
   /* Half of the matches end within 8 bytes: a word compare answers those
    * sooner than a vector compare (measured). */
-  if (LIKELY(p + 8 <= limit)) {
+#ifndef LZ4P_CM8
+#define LZ4P_CM8 1
+#endif
+  if (LZ4P_CM8 && LIKELY(p + 8 <= limit)) {
     uint64_t x = rd64(p) ^ rd64(m);
     if (x)
       return ctz64(x) / 8;
@@ -306,7 +311,44 @@ static inline unsigned hash4(uint32_t v) {
  * the 8-byte table finds the longer match that the 4-byte table, where
  * frequent 4-byte values evict each other, misses: +5 % ratio on the corpus
  * (2.94 vs 2.80) for ~4 % of speed. */
-static inline unsigned hashp(const u8 *p) { return hash4(rd32(p)); }
+#ifndef LZ4P_HB
+#define LZ4P_HB 4
+#endif
+#ifndef LZ4P_T8
+#define LZ4P_T8 1
+#endif
+#ifndef LZ4P_REP
+#define LZ4P_REP 1
+#endif
+#ifndef LZ4P_MINCHK
+#define LZ4P_MINCHK 4
+#endif
+/* Whether the LZ4P_MINCHK bytes at a and b are equal. */
+static inline int eqmin(const u8 *a, const u8 *b) {
+#if LZ4P_MINCHK == 4
+  return rd32(a) == rd32(b);
+#else
+  return ((rd64(a) ^ rd64(b)) << (64 - 8 * LZ4P_MINCHK)) == 0;
+#endif
+}
+#ifndef LZ4P_REPCHK
+#define LZ4P_REPCHK 4
+#endif
+static inline int eqrep(const u8 *a, const u8 *b) {
+#if LZ4P_REPCHK == 4
+  return rd32(a) == rd32(b);
+#else
+  return ((rd64(a) ^ rd64(b)) << (64 - 8 * LZ4P_REPCHK)) == 0;
+#endif
+}
+static inline unsigned hashp(const u8 *p) {
+#if LZ4P_HB == 4
+  return hash4(rd32(p));
+#else
+  return (unsigned)(((rd64(p) << (64 - 8 * LZ4P_HB)) * 0x9E3779B185EBCA87ull) >>
+                    (64 - LZ4PAGE_HASH_LOG));
+#endif
+}
 static inline unsigned hash8(const u8 *p) {
   return (unsigned)((rd64(p) * 0xCF1BBCDCB7A56463ull) >>
                     (64 - LZ4PAGE_HASH8_LOG));
@@ -336,8 +378,10 @@ int FN(lz4page_compress)(struct lz4page_state *st, const void *page,
 
   /* Every slot holds position 0: that inserts the first position. */
   memset(tab, 0, sizeof st->table);
+#if LZ4P_T8
   uint16_t *const t8 = st->table8;
   memset(t8, 0, sizeof st->table8);
+#endif
   ip++;
 
   for (;;) {
@@ -346,18 +390,24 @@ int FN(lz4page_compress)(struct lz4page_state *st, const void *page,
      * misses. */
     {
       const u8 *fip = ip;
-      unsigned step = 1, attempts = 1u << SKIP_TRIGGER;
+#ifndef LZ4P_STEP0
+#define LZ4P_STEP0 0
+#endif
+      unsigned step = 1 + LZ4P_STEP0, attempts = 1u << SKIP_TRIGGER;
       unsigned h = hashp(fip);
+#if LZ4P_T8
       unsigned h8 = hash8(fip);
+#endif
       do {
         ip = fip;
         fip += step;
-        step = attempts++ >> SKIP_TRIGGER;
+        step = LZ4P_STEP0 + (attempts++ >> SKIP_TRIGGER);
         if (UNLIKELY(fip > mflimit))
           goto last_literals;
         match = base + tab[h];
         tab[h] = (uint16_t)(ip - base);
         h = hashp(fip);
+#if LZ4P_T8
         const u8 *m8 = base + t8[h8];
         t8[h8] = (uint16_t)(ip - base);
         h8 = hash8(fip);
@@ -365,13 +415,16 @@ int FN(lz4page_compress)(struct lz4page_state *st, const void *page,
           match = m8;
           break;
         }
-        if (rd32(match) == rd32(ip))
+#endif
+        if (eqmin(match, ip))
           break;
+#if LZ4P_REP
         /* Else the last match's offset: structures repeat at a stride. */
-        if (rd32(ip - rep) == rd32(ip)) {
+        if (eqrep(ip - rep, ip)) {
           match = ip - rep;
           break;
         }
+#endif
       } while (1);
     }
     /* Extend backwards over the pending literals. */
@@ -417,20 +470,34 @@ int FN(lz4page_compress)(struct lz4page_state *st, const void *page,
       if (UNLIKELY(ip > mflimit))
         goto last_literals;
       /* Insert a position inside the match, then try one right here. */
+#ifndef LZ4P_INS2
+#define LZ4P_INS2 1
+#endif
+#if LZ4P_INS2
       tab[hashp(ip - 2)] = (uint16_t)(ip - 2 - base);
+#endif
       unsigned h = hashp(ip);
       match = base + tab[h];
       tab[h] = (uint16_t)(ip - base);
+#if LZ4P_T8
+#if LZ4P_INS2
       t8[hash8(ip - 2)] = (uint16_t)(ip - 2 - base);
+#endif
       unsigned h8 = hash8(ip);
       const u8 *m8 = base + t8[h8];
       t8[h8] = (uint16_t)(ip - base);
       if (rd64(m8) == rd64(ip)) {
         match = m8;
-      } else if (rd32(match) != rd32(ip)) {
-        if (rd32(ip - rep) != rd32(ip))
+      } else
+#endif
+      if (!eqmin(match, ip)) {
+#if LZ4P_REP
+        if (!eqrep(ip - rep, ip))
           break;
         match = ip - rep;
+#else
+        break;
+#endif
       }
       token = op++;
       *token = 0;
@@ -531,11 +598,32 @@ int FN(lz4page_decompress)(const void *src, int len, void *page) {
       const u8 *m = op - off;
       if (UNLIKELY(off == 0 || off > (size_t)(op - ostart)))
         return -1;
+#if defined(LZ4P_X86) || defined(LZ4P_NEON)
+      /* A long match's first length byte is added without a branch (the
+       * input has room: FAST_IN), so matches up to 32 bytes, most of them,
+       * take the branch-free 32-byte copy: one fewer mispredicted branch
+       * per long match (op is FAST_OUT - 32 or more from the end). */
+      {
+        size_t islong = ml == 15;
+        size_t b = *ip;
+        ml += b & ((size_t)0 - islong);
+        ip += islong;
+        if (LIKELY(ml <= 32 - MINMATCH)) {
+          short_match(op, m, off);
+          op += ml + MINMATCH;
+          continue;
+        }
+        if (b == 255 && islong) {
+          size_t x = get_length(&ip, iend);
+          if (x == SIZE_MAX)
+            return -1;
+          ml += x;
+        }
+        ml += MINMATCH;
+      }
+#else
       if (LIKELY(ml != 15)) {
         /* At most 18 bytes; op is FAST_OUT - 16 or more from the end. */
-#if defined(LZ4P_X86) || defined(LZ4P_NEON)
-        short_match(op, m, off);
-#else
         if (off >= 8) {
           copyw(op, m);
           copyw(op + 8, m + 8);
@@ -543,14 +631,16 @@ int FN(lz4page_decompress)(const void *src, int len, void *page) {
         } else {
           match_copy_wild(op, m, ml + MINMATCH);
         }
-#endif
         op += ml + MINMATCH;
         continue;
       }
-      size_t x = get_length(&ip, iend);
-      if (x == SIZE_MAX)
-        return -1;
-      ml += x + MINMATCH;
+      {
+        size_t x = get_length(&ip, iend);
+        if (x == SIZE_MAX)
+          return -1;
+        ml += x + MINMATCH;
+      }
+#endif
       if (UNLIKELY(ml > (size_t)(oend - op)))
         return -1;
       if (LIKELY((size_t)(oend - op) >= ml + 64)) {
