@@ -298,15 +298,17 @@ static inline size_t count_back(const u8 *p, const u8 *m, size_t lim) {
 
 /* ---- compressor ------------------------------------------------------- */
 
+static inline unsigned hash4(uint32_t v) {
+  return (v * 2654435761u) >> (32 - LZ4PAGE_HASH_LOG);
+}
+
 /* Two tables, probed at each position: 8-byte sequences (long matches,
  * tried first) and 4-byte ones.  In memory pages of structures and pointers
  * the 8-byte table finds the longer match that the 4-byte table, where
  * frequent 4-byte values evict each other, misses: +5 % ratio on the corpus
  * (2.94 vs 2.80) for ~4 % of speed.  (Hashing 5 bytes instead of 4 gives
  * +6 % speed but -2.3 % ratio on text pages, below liblz4's there.) */
-static inline unsigned hash4(const u8 *p) {
-  return (rd32(p) * 2654435761u) >> (32 - LZ4PAGE_HASH_LOG);
-}
+static inline unsigned hashp(const u8 *p) { return hash4(rd32(p)); }
 static inline unsigned hash8(const u8 *p) {
   return (unsigned)((rd64(p) * 0xCF1BBCDCB7A56463ull) >>
                     (64 - LZ4PAGE_HASH8_LOG));
@@ -347,7 +349,7 @@ int FN(lz4page_compress)(struct lz4page_state *st, const void *page,
     {
       const u8 *fip = ip;
       unsigned step = 1, attempts = 1u << SKIP_TRIGGER;
-      unsigned h = hash4(fip);
+      unsigned h = hashp(fip);
       unsigned h8 = hash8(fip);
       do {
         ip = fip;
@@ -357,7 +359,7 @@ int FN(lz4page_compress)(struct lz4page_state *st, const void *page,
           goto last_literals;
         match = base + tab[h];
         tab[h] = (uint16_t)(ip - base);
-        h = hash4(fip);
+        h = hashp(fip);
         const u8 *m8 = base + t8[h8];
         t8[h8] = (uint16_t)(ip - base);
         h8 = hash8(fip);
@@ -417,8 +419,8 @@ int FN(lz4page_compress)(struct lz4page_state *st, const void *page,
       if (UNLIKELY(ip > mflimit))
         goto last_literals;
       /* Insert a position inside the match, then try one right here. */
-      tab[hash4(ip - 2)] = (uint16_t)(ip - 2 - base);
-      unsigned h = hash4(ip);
+      tab[hashp(ip - 2)] = (uint16_t)(ip - 2 - base);
+      unsigned h = hashp(ip);
       match = base + tab[h];
       tab[h] = (uint16_t)(ip - base);
       t8[hash8(ip - 2)] = (uint16_t)(ip - 2 - base);
@@ -531,32 +533,17 @@ int FN(lz4page_decompress)(const void *src, int len, void *page) {
       const u8 *m = op - off;
       if (UNLIKELY(off == 0 || off > (size_t)(op - ostart)))
         return -1;
-#if defined(LZ4P_X86) || defined(LZ4P_NEON)
-      /* A long match's first length byte is added without a branch (the
-       * input has room: FAST_IN), so matches up to 32 bytes, most of them,
-       * take the branch-free 32-byte copy: one fewer mispredicted branch
-       * per long match (op is FAST_OUT - 32 or more from the end). */
-      {
-        size_t islong = ml == 15;
-        size_t b = *ip;
-        ml += b & ((size_t)0 - islong);
-        ip += islong;
-        if (LIKELY(ml <= 32 - MINMATCH)) {
-          short_match(op, m, off);
-          op += ml + MINMATCH;
-          continue;
-        }
-        if (b == 255 && islong) {
-          size_t x = get_length(&ip, iend);
-          if (x == SIZE_MAX)
-            return -1;
-          ml += x;
-        }
-        ml += MINMATCH;
-      }
-#else
+      /* Measured and left out: adding a long match's first length byte
+       * without a branch (so matches up to 32 bytes all take the short
+       * copy) was +4 % on the corpus but -3.5 % on other memory: it puts
+       * two more operations between one token and the next (8.7 -> 10.2
+       * cycles a sequence on predictable input).  So was a plain 2 x 16
+       * byte copy for offsets >= 16 (-6 % gcc-sqlite, +3 % elsewhere). */
       if (LIKELY(ml != 15)) {
         /* At most 18 bytes; op is FAST_OUT - 16 or more from the end. */
+#if defined(LZ4P_X86) || defined(LZ4P_NEON)
+        short_match(op, m, off);
+#else
         if (off >= 8) {
           copyw(op, m);
           copyw(op + 8, m + 8);
@@ -564,16 +551,14 @@ int FN(lz4page_decompress)(const void *src, int len, void *page) {
         } else {
           match_copy_wild(op, m, ml + MINMATCH);
         }
+#endif
         op += ml + MINMATCH;
         continue;
       }
-      {
-        size_t x = get_length(&ip, iend);
-        if (x == SIZE_MAX)
-          return -1;
-        ml += x + MINMATCH;
-      }
-#endif
+      size_t x = get_length(&ip, iend);
+      if (x == SIZE_MAX)
+        return -1;
+      ml += x + MINMATCH;
       if (UNLIKELY(ml > (size_t)(oend - op)))
         return -1;
       if (LIKELY((size_t)(oend - op) >= ml + 64)) {
