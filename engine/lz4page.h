@@ -38,7 +38,7 @@
 #define LZ4PAGE_SIZE 4096
 /* Largest block lz4page_compress can make (LZ4_compressBound(4096)). */
 #define LZ4PAGE_BOUND (LZ4PAGE_SIZE + LZ4PAGE_SIZE / 255 + 16)
-/* Two tables of u16 positions (12 KiB in all, in L1): 4096 for 5-byte
+/* Two tables of u16 positions (12 KiB in all, in L1): 4096 for 4-byte
  * sequences, 2048 for 8-byte ones (4096 gained 0.2 % ratio, cost 2 %
  * speed). */
 #define LZ4PAGE_HASH_LOG 12
