@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -34,6 +35,11 @@ int guard_oom_protect(void) {
   int r = write(fd, "-1000", 5) == 5 ? 0 : -errno;
   close(fd);
   return r;
+}
+
+int guard_realtime(void) {
+  struct sched_param sp = {.sched_priority = 1};
+  return sched_setscheduler(0, SCHED_RR, &sp) == -1 ? -errno : 0;
 }
 
 int guard_lock_memory(void) {

@@ -19,6 +19,10 @@
 int guard_io_flusher(void);
 /* oom_score_adj -1000: the OOM killer never picks us. */
 int guard_oom_protect(void);
+/* SCHED_RR priority 1 for the calling thread and the threads it creates
+ * afterwards: a real-time task's allocations may use half of the kernel's
+ * min-watermark reserve instead of waiting in reclaim. */
+int guard_realtime(void);
 /* mlockall(MCL_CURRENT|MCL_FUTURE|MCL_ONFAULT), plain MCL_FUTURE where the
  * kernel has no MCL_ONFAULT.  Call it in the process that serves (a fork
  * child does not inherit memory locks). */
