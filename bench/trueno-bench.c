@@ -1,7 +1,9 @@
 /* trueno-bench: page codecs side by side on files of 4 KiB pages.
  *
  *   trueno-bench [--json] [--repeat N] [--codec NAME[,NAME...]]...
- *                [--clock wall|cpu] FILE...
+ *                [--clock wall|cpu] [--opencl [--batch N...]
+ *                [--opencl-device P:D|NAME]] FILE...
+ *   trueno-bench --opencl-list
  *
  * For each file and each codec, every page is compressed on its own and
  * decompressed back; the codecs take turns within each of N repetitions
@@ -19,6 +21,15 @@
  * trueno_read of one page at a time through a store in steady state,
  * single thread).
  *
+ * --opencl adds a row per batch size (--batch, default 4096) for the
+ * OpenCL batch codec (opencl/trueno_ocl.h): opencl-lz4-bN compresses the
+ * file's pages in batches of N (the file's pages repeated to fill whole
+ * batches, so the pages column can exceed the file's) and decompresses
+ * them back, end to end: from host memory (pinned, as the module
+ * allocates it) to host memory, transfers included, raw pages copied back
+ * by the host in the timed decompression.  Every block is also decoded
+ * with liblz4 and lz4page (untimed) and every page verified.
+ *
  * SPDX-License-Identifier: MIT
  */
 #define _GNU_SOURCE
@@ -33,6 +44,11 @@
 #include <time.h>
 #include <zstd.h>
 
+#include <config.h>
+#if HAVE_OPENCL
+#include "trueno_ocl.h"
+#endif
+
 #include "classify.h"
 #include "lz4page.h"
 #include "trueno.h"
@@ -42,13 +58,13 @@
 #define MAX_REPEAT 1000
 #define CLASSIFY_PASSES 8
 
-enum kind { K_TRUENO, K_LIBLZ4, K_LIBZSTD, K_CLASSIFY, K_ENGINE };
+enum kind { K_TRUENO, K_LIBLZ4, K_LIBZSTD, K_CLASSIFY, K_ENGINE, K_OPENCL };
 
 struct codec {
   char name[32];
   enum kind kind;
   int isa;   /* K_TRUENO: -1 dispatched, else the path */
-  int level; /* liblz4 acceleration, zstd level, engine algorithm */
+  int level; /* liblz4 acceleration, zstd level, engine algorithm, batch */
 };
 
 struct input {
@@ -61,6 +77,7 @@ struct input {
 struct run {
   double ctime, dtime; /* seconds */
   uint64_t comp_bytes;
+  size_t pages; /* pages timed; 0: the file's */
 };
 
 static clockid_t clock_id = CLOCK_MONOTONIC;
@@ -133,6 +150,94 @@ static void *lz4state;
 static ZSTD_CCtx *cctx;
 static ZSTD_DCtx *dctx;
 
+#if HAVE_OPENCL
+static struct trueno_ocl *dev;
+/* Pinned host buffers for the largest batch run: input, blocks, output. */
+static uint8_t *ocl_in, *ocl_comp, *ocl_back;
+static uint32_t *ocl_off, *ocl_len;
+static size_t ocl_max_pages;
+
+/* Pages an opencl-lz4-bN row times on a file of npages pages. */
+static size_t ocl_pages(size_t npages, size_t batch) {
+  return (npages + batch - 1) / batch * batch;
+}
+
+static void *ocl_alloc(size_t bytes) {
+  void *p = trueno_ocl_host_alloc(dev, bytes);
+  if (!p)
+    p = aligned_alloc(64, bytes);
+  if (!p)
+    die("out of memory for %s%s", "the OpenCL buffers", "");
+  return p;
+}
+
+static void ocl_setup(const char *device, size_t max_pages) {
+  const char *why = "";
+  struct trueno_ocl_options opt = {.device = device};
+  int e = trueno_ocl_open(&opt, &dev, &why);
+  if (e)
+    die("--opencl: %s (%s)", why, strerror(-e));
+  ocl_max_pages = max_pages;
+  ocl_in = ocl_alloc(max_pages * PAGE);
+  ocl_comp = ocl_alloc(max_pages * PAGE);
+  ocl_back = ocl_alloc(max_pages * PAGE);
+  ocl_off = malloc(max_pages * sizeof *ocl_off);
+  ocl_len = malloc(max_pages * sizeof *ocl_len);
+  if (!ocl_off || !ocl_len)
+    die("out of memory%s%s", "", "");
+}
+
+static struct run run_opencl(const struct input *in, const struct codec *c) {
+  struct run r = {0, 0, 0, 0};
+  const size_t b = (size_t)c->level, t = ocl_pages(in->npages, b);
+  for (size_t p = 0; p < t; p++)
+    memcpy(ocl_in + p * PAGE, in->data + (p % in->npages) * PAGE, PAGE);
+  memset(ocl_back, 0, t * PAGE);
+  double t0 = now();
+  for (size_t p = 0; p < t; p += b) {
+    int e = trueno_ocl_compress(dev, ocl_in + p * PAGE, b, PAGE,
+                                ocl_comp + p * PAGE, ocl_off + p, ocl_len + p);
+    if (e)
+      die("%s: batch compression failed: %s", c->name, strerror(-e));
+  }
+  double t1 = now();
+  for (size_t p = 0; p < t; p += b) {
+    int e = trueno_ocl_decompress(dev, ocl_comp + p * PAGE, ocl_off + p,
+                                  ocl_len + p, b, ocl_back + p * PAGE);
+    if (e)
+      die("%s: batch decompression failed: %s", c->name, strerror(-e));
+    for (size_t i = p; i < p + b; i++) /* raw pages: the host copies */
+      if (!ocl_len[i])
+        memcpy(ocl_back + i * PAGE, ocl_in + i * PAGE, PAGE);
+  }
+  double t2 = now();
+  /* Untimed: every block through both CPU decoders, every page compared. */
+  uint8_t one[PAGE];
+  for (size_t p = 0; p < t; p++) {
+    const uint8_t *want = ocl_in + p * PAGE;
+    if (memcmp(ocl_back + p * PAGE, want, PAGE) != 0)
+      die("%s: %s: a page differs after the device round trip", in->path,
+          c->name);
+    if (!ocl_len[p]) {
+      r.comp_bytes += PAGE;
+      continue;
+    }
+    const char *blk = (const char *)ocl_comp + (p / b) * b * PAGE + ocl_off[p];
+    if (LZ4_decompress_safe(blk, (char *)one, (int)ocl_len[p], PAGE) != PAGE ||
+        memcmp(one, want, PAGE) != 0 ||
+        lz4page_decompress(blk, (int)ocl_len[p], one) != 0 ||
+        memcmp(one, want, PAGE) != 0)
+      die("%s: %s: a block does not decode with liblz4 or lz4page", in->path,
+          c->name);
+    r.comp_bytes += ocl_len[p];
+  }
+  r.ctime = t1 - t0;
+  r.dtime = t2 - t1;
+  r.pages = t;
+  return r;
+}
+#endif
+
 static void verify(const struct input *in, const struct codec *c) {
   if (memcmp(back, in->data, in->npages * PAGE) == 0)
     return;
@@ -147,7 +252,7 @@ static void verify(const struct input *in, const struct codec *c) {
 }
 
 static struct run run_codec(const struct input *in, const struct codec *c) {
-  struct run r = {0, 0, 0};
+  struct run r = {0, 0, 0, 0};
   const size_t n = in->npages;
   const uint8_t *src = in->data;
   double t0, t1, t2;
@@ -228,6 +333,12 @@ static struct run run_codec(const struct input *in, const struct codec *c) {
     r.ctime = (t1 - t0) / CLASSIFY_PASSES;
     return r;
   }
+  case K_OPENCL:
+#if HAVE_OPENCL
+    return run_opencl(in, c);
+#else
+    abort();
+#endif
   case K_ENGINE: {
     struct trueno_config cfg = {.size = (uint64_t)n * PAGE,
                                 .algorithm = (enum trueno_algorithm)c->level};
@@ -293,7 +404,10 @@ struct result {
 static void usage(FILE *f) {
   fprintf(f,
           "usage: trueno-bench [--json] [--repeat N] [--codec NAME[,NAME...]]"
-          "... [--clock wall|cpu] FILE...\n"
+          "... [--clock wall|cpu]\n"
+          "       [--opencl [--batch N...] [--opencl-device P:D|NAME]] "
+          "FILE...\n"
+          "       trueno-bench --opencl-list\n"
           "codecs:");
   for (int i = 0; i < ncodecs; i++)
     fprintf(f, " %s", codecs[i].name);
@@ -308,9 +422,37 @@ int main(int argc, char **argv) {
   bool any_chosen = false;
   struct input *inputs = calloc((size_t)argc, sizeof *inputs);
   int ninputs = 0;
+  bool opencl = false;
+  const char *opencl_device = NULL;
+  long batches[16];
+  int nbatches = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (strcmp(a, "--json") == 0) {
+    if (strcmp(a, "--opencl") == 0) {
+      opencl = true;
+    } else if (strcmp(a, "--opencl-device") == 0 && i + 1 < argc) {
+      opencl_device = argv[++i];
+    } else if (strcmp(a, "--batch") == 0) {
+      char *end;
+      while (i + 1 < argc && argv[i + 1][0] >= '0' && argv[i + 1][0] <= '9') {
+        long v = strtol(argv[++i], &end, 10);
+        if (*end || v < 1 || v > (1L << 22) || nbatches == 16)
+          die("--batch: want up to 16 sizes of 1..4194304 pages, not '%s'%s",
+              argv[i], "");
+        batches[nbatches++] = v;
+      }
+      if (!nbatches)
+        die("--batch: needs sizes%s%s", "", "");
+    } else if (strcmp(a, "--opencl-list") == 0) {
+#if HAVE_OPENCL
+      int n = trueno_ocl_list(stdout);
+      if (n < 0)
+        printf("no OpenCL platform (%s)\n", strerror(-n));
+      return n > 0 ? 0 : 1;
+#else
+      die("--opencl-list: built without OpenCL%s%s", "", "");
+#endif
+    } else if (strcmp(a, "--json") == 0) {
       json = true;
     } else if (strcmp(a, "--repeat") == 0 && i + 1 < argc) {
       char *end;
@@ -359,6 +501,22 @@ int main(int argc, char **argv) {
   for (int k = 0; k < ncodecs; k++)
     if (!any_chosen || chosen[k])
       use[nuse++] = k;
+#if HAVE_OPENCL
+  if (opencl) {
+    if (!nbatches)
+      batches[nbatches++] = 4096;
+    for (int b = 0; b < nbatches; b++) {
+      char n[32];
+      snprintf(n, sizeof n, "opencl-lz4-b%ld", batches[b]);
+      use[nuse++] = ncodecs;
+      add(n, K_OPENCL, -1, (int)batches[b]);
+    }
+  }
+#else
+  if (opencl || opencl_device || nbatches)
+    die("--opencl: built without OpenCL (no ocl-icd-opencl-dev at "
+        "configure time)%s%s", "", "");
+#endif
 
   size_t maxpages = 0;
   for (int f = 0; f < ninputs; f++) {
@@ -366,6 +524,18 @@ int main(int argc, char **argv) {
     if (inputs[f].npages > maxpages)
       maxpages = inputs[f].npages;
   }
+#if HAVE_OPENCL
+  if (opencl) {
+    size_t most = 0;
+    for (int b = 0; b < nbatches; b++) {
+      size_t t = ocl_pages(maxpages, (size_t)batches[b]);
+      most = t > most ? t : most;
+    }
+    ocl_setup(opencl_device, most);
+    if (!json)
+      printf("# opencl device: %s\n", trueno_ocl_device_name(dev));
+  }
+#endif
   comp = malloc(maxpages * SLOT);
   lens = malloc(maxpages * sizeof *lens);
   back = aligned_alloc(64, maxpages * PAGE);
@@ -379,6 +549,7 @@ int main(int argc, char **argv) {
   double *ct = calloc((size_t)repeat * (size_t)nuse, sizeof *ct);
   double *dt = calloc((size_t)repeat * (size_t)nuse, sizeof *dt);
   uint64_t *cb = calloc((size_t)nuse, sizeof *cb);
+  size_t *np = calloc((size_t)nuse, sizeof *np);
   if (!json)
     printf("# trueno-lz4 and the engine use the %s path\n",
            trueno_isa_name(trueno_isa_active()));
@@ -396,13 +567,14 @@ int main(int argc, char **argv) {
         ct[u * repeat + r] = x.ctime;
         dt[u * repeat + r] = x.dtime;
         cb[u] = x.comp_bytes;
+        np[u] = x.pages ? x.pages : in->npages;
       }
     }
     const char *base = strrchr(in->path, '/');
     base = base ? base + 1 : in->path;
     for (int u = 0; u < nuse; u++) {
       const struct codec *c = &codecs[use[u]];
-      double bytes = (double)in->npages * PAGE;
+      double bytes = (double)np[u] * PAGE;
       struct result *o = &res[f * nuse + u];
       double mc = median(ct + u * repeat, repeat);
       double md = median(dt + u * repeat, repeat);
@@ -413,7 +585,7 @@ int main(int argc, char **argv) {
                                        : INFINITY;
       if (json) {
         printf("{\"file\": \"%s\", \"codec\": \"%s\", \"pages\": %zu, ", base,
-               c->name, in->npages);
+               c->name, np[u]);
         if (o->ratio > 0 && isfinite(o->ratio))
           printf("\"ratio\": %.4f, ", o->ratio);
         else
@@ -429,8 +601,8 @@ int main(int argc, char **argv) {
           snprintf(rs, sizeof rs, "%.3f", o->ratio);
         if (c->kind != K_CLASSIFY)
           snprintf(ds, sizeof ds, "%.0f", o->dmbps);
-        printf("%-18s %-18s %7zu %8s %12.0f %12s\n", base, c->name,
-               in->npages, rs, o->cmbps, ds);
+        printf("%-18s %-18s %7zu %8s %12.0f %12s\n", base, c->name, np[u],
+               rs, o->cmbps, ds);
       }
     }
     fflush(stdout);
@@ -464,6 +636,17 @@ int main(int argc, char **argv) {
   free(ct);
   free(dt);
   free(cb);
+  free(np);
+#if HAVE_OPENCL
+  if (dev) {
+    trueno_ocl_host_free(dev, ocl_in);
+    trueno_ocl_host_free(dev, ocl_comp);
+    trueno_ocl_host_free(dev, ocl_back);
+    free(ocl_off);
+    free(ocl_len);
+    trueno_ocl_close(dev);
+  }
+#endif
   for (int f = 0; f < ninputs; f++)
     free(inputs[f].data);
   free(inputs);
