@@ -1,10 +1,18 @@
 /* trueno-ocl host side: device choice, kernel build, batch transfers.
  *
- * A batch (cut into chunks of at most chunk_pages) is: one write of the
+ * A batch is cut into chunks (at most chunk_pages; on GPUs, big batches
+ * into sub-chunks spread over several in-order queues, so one chunk's
+ * transfers overlap another's kernels).  A chunk is: one write of the
  * pages, the compress kernel (a block per page into a fixed slot, a length
  * per page), a scan of the lengths and a pack of the blocks back to back on
- * the device, one read of the lengths and offsets, one read of the packed
- * blocks.  Only compressed bytes come back.
+ * the device, one read of the lengths and offsets, and, once the host
+ * knows the total, one read of the packed blocks.  Only compressed bytes
+ * come back.
+ *
+ * Environment, for tuning on a new device: TRUENO_OCL_HASH_LOG (8..12),
+ * TRUENO_OCL_WG (work-items per group), TRUENO_OCL_QUEUES (1..4),
+ * TRUENO_OCL_SUBCHUNK (pages per sub-chunk), TRUENO_OCL_PROFILE=1 (stage
+ * times, chunks run one at a time, printed to stderr at close).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -17,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "trueno_ocl.h"
 #include "lz4page_cl.h" /* trueno_ocl_source: opencl/lz4page.cl */
@@ -26,30 +35,48 @@
 #define MAX_CHUNK 65536u    /* pages per kernel launch */
 #define SCAN_WG_MAX 256u
 #define MAX_PINNED 16
+#define MAX_QUEUES 4
 
 struct pinned {
   void *ptr;
   cl_mem mem;
 };
 
+/* A queue and the device buffers of the chunks it runs. */
+struct qset {
+  cl_command_queue q;
+  size_t cap_pages, cap_packed;
+  cl_mem d_pages, d_slots, d_lens, d_offs, d_packed;
+  uint32_t *h_offs;
+  cl_event ev_offs;
+  /* The chunk in flight: its pages, where its lengths went. */
+  cl_uint n;
+  size_t first;
+};
+
+enum { P_WRITE, P_COMP, P_SCAN, P_PACK, P_READ_OFFS, P_READ_PACKED, P_N };
+
 struct trueno_ocl {
   pthread_mutex_t lock;
   cl_platform_id platform;
   cl_device_id device;
   cl_context ctx;
-  cl_command_queue q;
+  cl_command_queue q; /* = qs[0].q */
   cl_program prog;
   cl_kernel k_comp, k_scan, k_pack, k_dec;
   size_t wg, scan_wg;
   unsigned hash_log;
-  size_t chunk_pages;
-  /* Device buffers, grown on demand to cap_pages pages (and cap_packed
-   * bytes of blocks). */
-  size_t cap_pages, cap_packed;
-  cl_mem d_pages, d_slots, d_lens, d_offs, d_status, d_packed;
-  uint32_t *h_lens, *h_offs;
+  size_t chunk_pages, sub_pages;
+  unsigned nq;
+  struct qset qs[MAX_QUEUES];
+  /* Decompression's status per page (queue 0). */
+  size_t cap_status;
+  cl_mem d_status;
   int32_t *h_status;
   struct pinned pinned[MAX_PINNED];
+  int profile;
+  double prof[P_N];
+  double prof_bytes, prof_wall;
   char name[256];
 };
 
@@ -237,6 +264,15 @@ static void pick_shapes(struct trueno_ocl *o) {
   wg = env_unsigned("TRUENO_OCL_WG", (unsigned)wg);
   o->wg = pow2_floor(wg ? wg : 1);
   o->scan_wg = pow2_floor(maxwg < SCAN_WG_MAX ? maxwg : SCAN_WG_MAX);
+  /* A CPU device gains nothing from overlapping copies with kernels. */
+  int gpu = (t & CL_DEVICE_TYPE_GPU) != 0;
+  o->nq = env_unsigned("TRUENO_OCL_QUEUES", gpu ? 3 : 1);
+  if (o->nq < 1 || o->nq > MAX_QUEUES)
+    o->nq = gpu ? 3 : 1;
+  o->sub_pages = env_unsigned("TRUENO_OCL_SUBCHUNK", gpu ? 8192 : 0);
+  o->profile = env_unsigned("TRUENO_OCL_PROFILE", 0) != 0;
+  if (o->profile)
+    o->nq = 1;
 }
 
 static int build(struct trueno_ocl *o, const char *extra, const char **why) {
@@ -334,10 +370,14 @@ int trueno_ocl_open(const struct trueno_ocl_options *opt,
   while (o->chunk_pages > 64 && (cl_ulong)o->chunk_pages * PAGE > maxalloc)
     o->chunk_pages /= 2;
   pick_shapes(o);
+  if (o->sub_pages == 0 || o->sub_pages > o->chunk_pages)
+    o->sub_pages = o->chunk_pages;
   cl_int e;
   o->ctx = clCreateContext(NULL, 1, &o->device, NULL, NULL, &e);
-  if (e == CL_SUCCESS)
-    o->q = clCreateCommandQueue(o->ctx, o->device, 0, &e);
+  for (unsigned i = 0; i < o->nq && e == CL_SUCCESS; i++)
+    o->qs[i].q = clCreateCommandQueue(
+        o->ctx, o->device, o->profile ? CL_QUEUE_PROFILING_ENABLE : 0, &e);
+  o->q = o->qs[0].q;
   if (e != CL_SUCCESS) {
     *why = "cannot create a context or queue";
     r = cl_errno(e);
@@ -353,37 +393,58 @@ fail:
   return r;
 }
 
-static void release_buffers(struct trueno_ocl *o) {
-  cl_mem *m[] = {&o->d_pages, &o->d_slots, &o->d_lens,
-                 &o->d_offs,  &o->d_status, &o->d_packed};
-  for (unsigned i = 0; i < sizeof m / sizeof m[0]; i++) {
-    if (*m[i])
-      clReleaseMemObject(*m[i]);
-    *m[i] = NULL;
-  }
-  free(o->h_lens);
-  free(o->h_offs);
-  free(o->h_status);
-  o->h_lens = o->h_offs = NULL;
-  o->h_status = NULL;
-  o->cap_pages = o->cap_packed = 0;
+static void release_mem(cl_mem *m) {
+  if (*m)
+    clReleaseMemObject(*m);
+  *m = NULL;
+}
+
+static void release_qset(struct qset *s) {
+  cl_mem *m[] = {&s->d_pages, &s->d_slots, &s->d_lens, &s->d_offs,
+                 &s->d_packed};
+  for (unsigned i = 0; i < sizeof m / sizeof m[0]; i++)
+    release_mem(m[i]);
+  free(s->h_offs);
+  s->h_offs = NULL;
+  s->cap_pages = s->cap_packed = 0;
+}
+
+static void print_profile(struct trueno_ocl *o) {
+  static const char *const names[P_N] = {"write pages", "compress kernel",
+                                         "scan kernel", "pack kernel",
+                                         "read offsets", "read blocks"};
+  double gb = o->prof_bytes / 1e9;
+  if (gb <= 0)
+    return;
+  fprintf(stderr, "trueno-ocl profile (%s): %.3f GB compressed, wall %.1f ms "
+                  "(%.2f GB/s, stages run one at a time)\n",
+          o->name, gb, o->prof_wall * 1e3, gb / o->prof_wall);
+  for (int i = 0; i < P_N; i++)
+    fprintf(stderr, "  %-16s %9.2f ms  %8.2f GB/s of pages\n", names[i],
+            o->prof[i] * 1e3, o->prof[i] > 0 ? gb / o->prof[i] : 0.0);
 }
 
 void trueno_ocl_close(struct trueno_ocl *o) {
   if (!o)
     return;
+  if (o->profile)
+    print_profile(o);
   for (int i = 0; i < MAX_PINNED; i++)
     if (o->pinned[i].ptr)
       trueno_ocl_host_free(o, o->pinned[i].ptr);
-  release_buffers(o);
+  for (unsigned i = 0; i < MAX_QUEUES; i++) {
+    release_qset(&o->qs[i]);
+    if (o->qs[i].q)
+      clReleaseCommandQueue(o->qs[i].q);
+  }
+  release_mem(&o->d_status);
+  free(o->h_status);
   cl_kernel ks[] = {o->k_comp, o->k_scan, o->k_pack, o->k_dec};
   for (unsigned i = 0; i < 4; i++)
     if (ks[i])
       clReleaseKernel(ks[i]);
   if (o->prog)
     clReleaseProgram(o->prog);
-  if (o->q)
-    clReleaseCommandQueue(o->q);
   if (o->ctx)
     clReleaseContext(o->ctx);
   pthread_mutex_destroy(&o->lock);
@@ -401,97 +462,186 @@ static cl_mem new_buffer(struct trueno_ocl *o, cl_mem_flags f, size_t bytes,
   return clCreateBuffer(o->ctx, f, bytes ? bytes : 16, NULL, e);
 }
 
-/* Device buffers for pages pages and packed bytes of blocks. */
-static int reserve(struct trueno_ocl *o, size_t pages, size_t packed) {
-  if (pages <= o->cap_pages && packed <= o->cap_packed)
+/* A queue's buffers for pages pages and packed bytes of blocks. */
+static int reserve(struct trueno_ocl *o, struct qset *s, size_t pages,
+                   size_t packed) {
+  if (pages <= s->cap_pages && packed <= s->cap_packed)
     return 0;
-  if (pages < o->cap_pages)
-    pages = o->cap_pages;
-  if (packed < o->cap_packed)
-    packed = o->cap_packed;
-  release_buffers(o);
+  if (pages < s->cap_pages)
+    pages = s->cap_pages;
+  if (packed < s->cap_packed)
+    packed = s->cap_packed;
+  release_qset(s);
   cl_int e = CL_SUCCESS;
-  o->d_pages = new_buffer(o, CL_MEM_READ_WRITE, pages * PAGE + 64, &e);
-  o->d_slots = new_buffer(o, CL_MEM_READ_WRITE, pages * SLOT, &e);
-  o->d_lens = new_buffer(o, CL_MEM_READ_WRITE, pages * 4, &e);
-  o->d_offs = new_buffer(o, CL_MEM_READ_WRITE, (pages + 1) * 4, &e);
-  o->d_status = new_buffer(o, CL_MEM_READ_WRITE, pages * 4, &e);
-  o->d_packed = new_buffer(o, CL_MEM_READ_WRITE, packed, &e);
-  o->h_lens = malloc(pages * 4);
-  o->h_offs = malloc((pages + 1) * 4);
-  o->h_status = malloc(pages * 4);
-  if (e != CL_SUCCESS || !o->h_lens || !o->h_offs || !o->h_status) {
-    release_buffers(o);
+  s->d_pages = new_buffer(o, CL_MEM_READ_WRITE, pages * PAGE + 64, &e);
+  s->d_slots = new_buffer(o, CL_MEM_READ_WRITE, pages * SLOT, &e);
+  s->d_lens = new_buffer(o, CL_MEM_READ_WRITE, pages * 4, &e);
+  s->d_offs = new_buffer(o, CL_MEM_READ_WRITE, (pages + 1) * 4, &e);
+  s->d_packed = new_buffer(o, CL_MEM_READ_WRITE, packed, &e);
+  s->h_offs = malloc((pages + 1) * 4);
+  if (e != CL_SUCCESS || !s->h_offs) {
+    release_qset(s);
     return e != CL_SUCCESS ? cl_errno(e) : -ENOMEM;
   }
-  o->cap_pages = pages;
-  o->cap_packed = packed;
+  s->cap_pages = pages;
+  s->cap_packed = packed;
   return 0;
 }
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
-/* One chunk of at most chunk_pages pages. */
-static int compress_chunk(struct trueno_ocl *o, const uint8_t *pages,
-                          cl_uint n, cl_uint cap, uint8_t *dst,
-                          uint32_t base, uint32_t *off, uint32_t *len) {
-  int r = reserve(o, n, (size_t)n * cap);
+static double event_seconds(cl_event ev) {
+  cl_ulong a = 0, b = 0;
+  clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof a, &a, NULL);
+  clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof b, &b, NULL);
+  return b > a ? (double)(b - a) * 1e-9 : 0;
+}
+
+/* With profiling on, the event of stage i (else none). */
+#define EV(i) (o->profile ? &evs[i] : NULL)
+
+/* Enqueues a chunk of n pages on s: everything up to the read of its
+ * lengths (into len) and offsets (event s->ev_offs). */
+static int enqueue_chunk(struct trueno_ocl *o, struct qset *s,
+                         const uint8_t *pages, cl_uint n, cl_uint cap,
+                         uint32_t *len, cl_event *evs) {
+  int r = reserve(o, s, n, (size_t)n * cap);
   if (r)
     return r;
-  cl_int e = clEnqueueWriteBuffer(o->q, o->d_pages, CL_FALSE, 0,
-                                  (size_t)n * PAGE, pages, 0, NULL, NULL);
+  cl_int e = clEnqueueWriteBuffer(s->q, s->d_pages, CL_FALSE, 0,
+                                  (size_t)n * PAGE, pages, 0, NULL, EV(P_WRITE));
   cl_kernel k = o->k_comp;
-  e |= clSetKernelArg(k, 0, sizeof(cl_mem), &o->d_pages);
-  e |= clSetKernelArg(k, 1, sizeof(cl_mem), &o->d_slots);
-  e |= clSetKernelArg(k, 2, sizeof(cl_mem), &o->d_lens);
+  e |= clSetKernelArg(k, 0, sizeof(cl_mem), &s->d_pages);
+  e |= clSetKernelArg(k, 1, sizeof(cl_mem), &s->d_slots);
+  e |= clSetKernelArg(k, 2, sizeof(cl_mem), &s->d_lens);
   e |= clSetKernelArg(k, 3, sizeof n, &n);
   e |= clSetKernelArg(k, 4, sizeof cap, &cap);
   e |= clSetKernelArg(k, 5, o->wg * ((size_t)2 << o->hash_log), NULL);
   size_t g = round_up(n, o->wg);
   if (e == CL_SUCCESS)
-    e = clEnqueueNDRangeKernel(o->q, k, 1, NULL, &g, &o->wg, 0, NULL, NULL);
+    e = clEnqueueNDRangeKernel(s->q, k, 1, NULL, &g, &o->wg, 0, NULL,
+                               EV(P_COMP));
   k = o->k_scan;
   if (e == CL_SUCCESS) {
-    e |= clSetKernelArg(k, 0, sizeof(cl_mem), &o->d_lens);
-    e |= clSetKernelArg(k, 1, sizeof(cl_mem), &o->d_offs);
+    e |= clSetKernelArg(k, 0, sizeof(cl_mem), &s->d_lens);
+    e |= clSetKernelArg(k, 1, sizeof(cl_mem), &s->d_offs);
     e |= clSetKernelArg(k, 2, sizeof n, &n);
     e |= clSetKernelArg(k, 3, o->scan_wg * sizeof(cl_uint), NULL);
   }
   if (e == CL_SUCCESS)
-    e = clEnqueueNDRangeKernel(o->q, k, 1, NULL, &o->scan_wg, &o->scan_wg, 0,
-                               NULL, NULL);
+    e = clEnqueueNDRangeKernel(s->q, k, 1, NULL, &o->scan_wg, &o->scan_wg, 0,
+                               NULL, EV(P_SCAN));
   k = o->k_pack;
   if (e == CL_SUCCESS) {
-    e |= clSetKernelArg(k, 0, sizeof(cl_mem), &o->d_slots);
-    e |= clSetKernelArg(k, 1, sizeof(cl_mem), &o->d_lens);
-    e |= clSetKernelArg(k, 2, sizeof(cl_mem), &o->d_offs);
-    e |= clSetKernelArg(k, 3, sizeof(cl_mem), &o->d_packed);
+    e |= clSetKernelArg(k, 0, sizeof(cl_mem), &s->d_slots);
+    e |= clSetKernelArg(k, 1, sizeof(cl_mem), &s->d_lens);
+    e |= clSetKernelArg(k, 2, sizeof(cl_mem), &s->d_offs);
+    e |= clSetKernelArg(k, 3, sizeof(cl_mem), &s->d_packed);
   }
   size_t pl = 64, pg = (size_t)n * pl;
   if (e == CL_SUCCESS)
-    e = clEnqueueNDRangeKernel(o->q, k, 1, NULL, &pg, &pl, 0, NULL, NULL);
+    e = clEnqueueNDRangeKernel(s->q, k, 1, NULL, &pg, &pl, 0, NULL,
+                               EV(P_PACK));
+  /* Lengths and offsets in one read would need one buffer; two reads. */
   if (e == CL_SUCCESS)
-    e = clEnqueueReadBuffer(o->q, o->d_lens, CL_FALSE, 0, (size_t)n * 4, len,
+    e = clEnqueueReadBuffer(s->q, s->d_lens, CL_FALSE, 0, (size_t)n * 4, len,
                             0, NULL, NULL);
   if (e == CL_SUCCESS)
-    e = clEnqueueReadBuffer(o->q, o->d_offs, CL_TRUE, 0, ((size_t)n + 1) * 4,
-                            o->h_offs, 0, NULL, NULL);
-  if (e != CL_SUCCESS) {
-    clFinish(o->q);
+    e = clEnqueueReadBuffer(s->q, s->d_offs, CL_FALSE, 0, ((size_t)n + 1) * 4,
+                            s->h_offs, 0, NULL, &s->ev_offs);
+  if (e == CL_SUCCESS && o->profile)
+    evs[P_READ_OFFS] = s->ev_offs, clRetainEvent(s->ev_offs);
+  return cl_errno(e);
+}
+
+/* Waits for a chunk's offsets, checks them, fills off (base added) and
+ * enqueues the read of its blocks into dst.  *total: their bytes. */
+static int finish_chunk(struct trueno_ocl *o, struct qset *s, cl_uint cap,
+                        uint8_t *dst, uint32_t base, uint32_t *off,
+                        const uint32_t *len, uint32_t *total,
+                        cl_event *evs) {
+  cl_int e = clWaitForEvents(1, &s->ev_offs);
+  clReleaseEvent(s->ev_offs);
+  s->ev_offs = NULL;
+  if (e != CL_SUCCESS)
     return cl_errno(e);
-  }
-  uint32_t total = o->h_offs[n];
-  if (total > (size_t)n * cap)
+  cl_uint n = s->n;
+  *total = s->h_offs[n];
+  if (*total > (size_t)n * cap)
     return -EIO;
   for (cl_uint i = 0; i < n; i++) {
-    if (len[i] > cap || o->h_offs[i] + len[i] > total)
+    if (len[i] > cap || s->h_offs[i] + len[i] > *total)
       return -EIO;
-    off[i] = base + o->h_offs[i];
+    off[i] = base + s->h_offs[i];
   }
-  if (total)
-    e = clEnqueueReadBuffer(o->q, o->d_packed, CL_TRUE, 0, total, dst, 0,
-                            NULL, NULL);
+  if (*total)
+    e = clEnqueueReadBuffer(s->q, s->d_packed, CL_FALSE, 0, *total, dst, 0,
+                            NULL, EV(P_READ_PACKED));
   return cl_errno(e);
+}
+
+static void profile_chunk(struct trueno_ocl *o, cl_event *evs) {
+  for (int i = 0; i < P_N; i++) {
+    if (evs[i]) {
+      o->prof[i] += event_seconds(evs[i]);
+      clReleaseEvent(evs[i]);
+      evs[i] = NULL;
+    }
+  }
+}
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* Chunks of sub_pages, queue k % nq for chunk k; a queue's previous chunk
+ * is finished (its blocks' read enqueued) before it takes the next, and
+ * chunks finish in order, each knowing where the last one's blocks end. */
+static int compress_batch(struct trueno_ocl *o, const uint8_t *pages,
+                          size_t n, cl_uint cap, uint8_t *dst, uint32_t *off,
+                          uint32_t *len) {
+  size_t per = o->sub_pages, nchunks = (n + per - 1) / per, done = 0;
+  uint32_t base = 0;
+  int r = 0;
+  cl_event evs[P_N] = {0};
+  for (size_t k = 0; k < nchunks + o->nq && !r; k++) {
+    struct qset *s = &o->qs[k % o->nq];
+    if (k >= o->nq && done < nchunks) { /* finish chunk k - nq */
+      uint32_t total = 0;
+      r = finish_chunk(o, s, cap, dst + base, base, off + s->first,
+                       len + s->first, &total, evs);
+      base += total;
+      done++;
+      if (r)
+        break;
+      if (o->profile) {
+        clFinish(s->q);
+        profile_chunk(o, evs);
+      }
+    }
+    if (k < nchunks) {
+      size_t first = k * per;
+      cl_uint m = (cl_uint)(n - first < per ? n - first : per);
+      s->n = m;
+      s->first = first;
+      r = enqueue_chunk(o, s, pages + first * PAGE, m, cap, len + first, evs);
+      if (!r && o->profile) /* one at a time: stage times, no overlap */
+        r = cl_errno(clWaitForEvents(1, &s->ev_offs));
+    }
+  }
+  for (unsigned i = 0; i < o->nq; i++) {
+    if (o->qs[i].ev_offs) {
+      clReleaseEvent(o->qs[i].ev_offs);
+      o->qs[i].ev_offs = NULL;
+    }
+    cl_int e = clFinish(o->qs[i].q);
+    if (!r)
+      r = cl_errno(e);
+  }
+  profile_chunk(o, evs);
+  return r;
 }
 
 int trueno_ocl_compress(struct trueno_ocl *o, const void *pages, size_t n,
@@ -500,14 +650,11 @@ int trueno_ocl_compress(struct trueno_ocl *o, const void *pages, size_t n,
   if (cap < 16 || cap > PAGE || (uint64_t)n * cap > UINT32_MAX)
     return -EINVAL;
   pthread_mutex_lock(&o->lock);
-  int r = 0;
-  uint32_t base = 0;
-  for (size_t i = 0; !r && i < n; i += o->chunk_pages) {
-    cl_uint c = (cl_uint)(n - i < o->chunk_pages ? n - i : o->chunk_pages);
-    r = compress_chunk(o, (const uint8_t *)pages + i * PAGE, c, cap,
-                       (uint8_t *)dst + base, base, off + i, len + i);
-    if (!r)
-      base += o->h_offs[c];
+  double t0 = o->profile ? now() : 0;
+  int r = compress_batch(o, pages, n, cap, dst, off, len);
+  if (o->profile && !r) {
+    o->prof_wall += now() - t0;
+    o->prof_bytes += (double)n * PAGE;
   }
   pthread_mutex_unlock(&o->lock);
   return r;
@@ -530,25 +677,37 @@ static int decompress_chunk(struct trueno_ocl *o, const uint8_t *src,
   }
   if (lo > hi)
     lo = hi = 0;
-  int r = reserve(o, n, hi - lo);
+  struct qset *s = &o->qs[0];
+  int r = reserve(o, s, n, hi - lo);
+  if (!r && n > o->cap_status) {
+    release_mem(&o->d_status);
+    free(o->h_status);
+    o->cap_status = 0;
+    cl_int e = CL_SUCCESS;
+    o->d_status = new_buffer(o, CL_MEM_READ_WRITE, (size_t)n * 4, &e);
+    o->h_status = malloc((size_t)n * 4);
+    r = e != CL_SUCCESS ? cl_errno(e) : o->h_status ? 0 : -ENOMEM;
+    if (!r)
+      o->cap_status = n;
+  }
   if (r)
     return r;
   for (cl_uint i = 0; i < n; i++)
-    o->h_offs[i] = len[i] ? (uint32_t)(off[i] - lo) : 0;
+    s->h_offs[i] = len[i] ? (uint32_t)(off[i] - lo) : 0;
   cl_int e = CL_SUCCESS;
   if (hi > lo)
-    e = clEnqueueWriteBuffer(o->q, o->d_packed, CL_FALSE, 0, hi - lo,
+    e = clEnqueueWriteBuffer(o->q, s->d_packed, CL_FALSE, 0, hi - lo,
                              src + lo, 0, NULL, NULL);
-  e |= clEnqueueWriteBuffer(o->q, o->d_offs, CL_FALSE, 0, (size_t)n * 4,
-                            o->h_offs, 0, NULL, NULL);
-  e |= clEnqueueWriteBuffer(o->q, o->d_lens, CL_FALSE, 0, (size_t)n * 4, len,
+  e |= clEnqueueWriteBuffer(o->q, s->d_offs, CL_FALSE, 0, (size_t)n * 4,
+                            s->h_offs, 0, NULL, NULL);
+  e |= clEnqueueWriteBuffer(o->q, s->d_lens, CL_FALSE, 0, (size_t)n * 4, len,
                             0, NULL, NULL);
   cl_kernel k = o->k_dec;
-  e |= clSetKernelArg(k, 0, sizeof(cl_mem), &o->d_packed);
-  e |= clSetKernelArg(k, 1, sizeof(cl_mem), &o->d_offs);
-  e |= clSetKernelArg(k, 2, sizeof(cl_mem), &o->d_lens);
+  e |= clSetKernelArg(k, 0, sizeof(cl_mem), &s->d_packed);
+  e |= clSetKernelArg(k, 1, sizeof(cl_mem), &s->d_offs);
+  e |= clSetKernelArg(k, 2, sizeof(cl_mem), &s->d_lens);
   e |= clSetKernelArg(k, 3, sizeof n, &n);
-  e |= clSetKernelArg(k, 4, sizeof(cl_mem), &o->d_pages);
+  e |= clSetKernelArg(k, 4, sizeof(cl_mem), &s->d_pages);
   e |= clSetKernelArg(k, 5, sizeof(cl_mem), &o->d_status);
   size_t l = o->wg, g = round_up(n, l);
   if (e == CL_SUCCESS)
@@ -557,7 +716,7 @@ static int decompress_chunk(struct trueno_ocl *o, const uint8_t *src,
     e = clEnqueueReadBuffer(o->q, o->d_status, CL_FALSE, 0, (size_t)n * 4,
                             o->h_status, 0, NULL, NULL);
   if (e == CL_SUCCESS)
-    e = clEnqueueReadBuffer(o->q, o->d_pages, CL_TRUE, 0, (size_t)n * PAGE,
+    e = clEnqueueReadBuffer(o->q, s->d_pages, CL_TRUE, 0, (size_t)n * PAGE,
                             pages, 0, NULL, NULL);
   if (e != CL_SUCCESS) {
     clFinish(o->q);

@@ -10,7 +10,8 @@
  * and through the device decompressor.  Synthetic batches: same-filled,
  * random (flagged raw) and compressible pages, a small cap.  Errors:
  * corrupt blocks (-EBADMSG), a kernel that does not build (-ENOEXEC), a
- * device that does not exist (-ENODEV).  The engine: a store with the
+ * device that does not exist (-ENODEV).  The pipelined path GPUs take
+ * (sub-chunks over 3 queues), forced here.  The engine: a store with the
  * device as its batch codec holds exactly what a CPU store holds, and a
  * codec that fails leaves the engine compressing on the CPU, data intact.
  *
@@ -288,6 +289,27 @@ static void engine_hook(const struct tc_corpus *c) {
   }
 }
 
+/* The GPU path on this device: sub-chunks of 100 pages over 3 queues. */
+static void pipelined(const struct tc_corpus *c) {
+  setenv("TRUENO_OCL_QUEUES", "3", 1);
+  setenv("TRUENO_OCL_SUBCHUNK", "100", 1);
+  const char *why = "";
+  int r = trueno_ocl_open(NULL, &dev, &why);
+  CHECK(r == 0, "open with 3 queues: %d (%s)", r, why);
+  if (r)
+    return;
+  for (size_t f = 0; f < c->nfiles; f++) {
+    struct tally t = {0, 0, 0};
+    char what[128];
+    snprintf(what, sizeof what, "%s, 3 queues, sub-chunks of 100",
+             c->files[f].name);
+    size_t n = c->files[f].npages < 4096 ? c->files[f].npages : 4096;
+    check_batch(c->files[f].data, n, 3584, what, &t);
+    CHECK(t.pages == n, "%s: %zu pages", what, t.pages);
+  }
+  trueno_ocl_close(dev);
+}
+
 int main(void) {
   struct tc_corpus c;
   tc_corpus_load(&c);
@@ -305,6 +327,7 @@ int main(void) {
   corpus_batches(&c);
   engine_hook(&c);
   trueno_ocl_close(dev);
+  pipelined(&c);
   tc_corpus_free(&c);
   return tc_finish();
 }
