@@ -3,8 +3,9 @@
  * lz4_compress: each page into one block of the standard LZ4 block format
  * (lz4's doc/lz4_Block_format.md: the last 5 bytes are literals, the last
  * match starts at least 12 bytes before the end), greedy matching through a
- * hash table of 16-bit positions in local memory, written into a fixed slot
- * of SLOT bytes per page; len 0 when the block would not fit in cap bytes
+ * hash table of 16-bit positions in local memory (a work-group's tables
+ * interleaved), written a word at a time into a fixed slot of SLOT bytes
+ * per page; len 0 when the block would not fit in cap bytes
  * (the page is kept raw).  lz4_scan: the exclusive prefix sum of the lengths
  * (one work-group).  lz4_pack: copies the blocks back to back, so only the
  * compressed bytes cross the bus.  lz4_decompress: a bounds-checked decoder
@@ -47,36 +48,83 @@ inline uint ctz32(uint x) { return popcount((x & (0u - x)) - 1u); }
 /* Bytes a length field of n beyond its nibble takes. */
 inline uint extra_len(uint n) { return n >= 15u ? (n - 15u) / 255u + 1u : 0u; }
 
-inline uint put_len(__global uchar *out, uint op, uint n) {
+/* Output through a 32-bit accumulator: whole aligned words are stored (a
+ * quarter of the stores of byte writes; the slot is word-aligned). */
+typedef struct {
+  __global uint *w;
+  uint n;   /* bytes written */
+  uint acc; /* the pending bytes of word n / 4 */
+} writer;
+
+inline void put8(writer *b, uint v) {
+  uint k = b->n & 3u;
+  b->acc |= (v & 0xffu) << (k * 8u);
+  b->n++;
+  if (k == 3u) {
+    b->w[(b->n >> 2) - 1u] = b->acc;
+    b->acc = 0;
+  }
+}
+
+inline void put32(writer *b, uint v) {
+  uint k = b->n & 3u;
+  if (k == 0) {
+    b->w[b->n >> 2] = v;
+  } else {
+    b->w[b->n >> 2] = b->acc | (v << (k * 8u));
+    b->acc = v >> (32u - k * 8u);
+  }
+  b->n += 4u;
+}
+
+inline void flush(writer *b) {
+  if (b->n & 3u)
+    b->w[b->n >> 2] = b->acc;
+}
+
+inline void put_len(writer *b, uint n) {
   n -= 15u;
   while (n >= 255u) {
-    out[op++] = 255;
+    put8(b, 255u);
     n -= 255u;
   }
-  out[op++] = (uchar)n;
-  return op;
+  put8(b, n);
 }
 
-inline uint put_literals(__global uchar *out, uint op, __global const uint *w,
-                         uint from, uint n) {
-  for (uint k = 0; k < n; k++)
-    out[op + k] = rd8(w, from + k);
-  return op + n;
+/* n literals from page position from (words past the page end are read:
+ * the host pads the buffer). */
+inline void put_literals(writer *b, __global const uint *w, uint from,
+                         uint n) {
+  uint k = 0;
+  for (; k + 4u <= n; k += 4u)
+    put32(b, rd32(w, from + k));
+  for (; k < n; k++)
+    put8(b, rd8(w, from + k));
 }
 
-__kernel void lz4_compress(__global const uint *in, __global uchar *slots,
+inline void put_sequence_head(writer *b, uint lit, uint ml) {
+  put8(b, ((lit < 15u ? lit : 15u) << 4) | (ml < 15u ? ml : 15u));
+  if (lit >= 15u)
+    put_len(b, lit);
+}
+
+/* The hash tables of a work-group are interleaved (entry h of work-item l
+ * at h * WG + l): work-items in step touch different banks. */
+#define TAB(h) tables[(h) * wg + lid]
+
+__kernel void lz4_compress(__global const uint *in, __global uint *slots,
                            __global uint *lens, uint n, uint cap,
                            __local ushort *tables) {
   uint gid = get_global_id(0);
   if (gid >= n)
     return;
-  __local ushort *tab = tables + get_local_id(0) * HSIZE;
+  uint lid = get_local_id(0), wg = get_local_size(0);
   __global const uint *w = in + (size_t)gid * (PAGE / 4);
-  __global uchar *out = slots + (size_t)gid * SLOT;
+  writer out = {slots + (size_t)gid * (SLOT / 4), 0, 0};
   for (uint i = 0; i < HSIZE; i++)
-    tab[i] = 0;
-  uint anchor = 0, op = 0, ip = 1;
-  tab[hash4(rd32(w, 0))] = 0;
+    TAB(i) = 0;
+  uint anchor = 0, ip = 1;
+  TAB(hash4(rd32(w, 0))) = 0;
   for (;;) {
     /* Find a match: step grows after 64 misses, as liblz4 does. */
     uint ref, v, miss = 1u << 6;
@@ -85,8 +133,8 @@ __kernel void lz4_compress(__global const uint *in, __global uchar *slots,
         goto last;
       v = rd32(w, ip);
       uint h = hash4(v);
-      ref = tab[h];
-      tab[h] = (ushort)ip;
+      ref = TAB(h);
+      TAB(h) = (ushort)ip;
       if (ref < ip && rd32(w, ref) == v)
         break;
       ip += miss++ >> 6;
@@ -114,32 +162,28 @@ __kernel void lz4_compress(__global const uint *in, __global uchar *slots,
       q += 4u;
     }
     uint lit = ip - anchor, ml = p - ip - MINMATCH;
-    if (op + 1u + extra_len(lit) + lit + 2u + extra_len(ml) > cap)
+    if (out.n + 1u + extra_len(lit) + lit + 2u + extra_len(ml) > cap)
       goto raw;
-    uint token = op++;
-    if (lit >= 15u)
-      op = put_len(out, op, lit);
-    op = put_literals(out, op, w, anchor, lit);
+    put_sequence_head(&out, lit, ml);
+    put_literals(&out, w, anchor, lit);
     uint off = ip - ref;
-    out[op++] = (uchar)off;
-    out[op++] = (uchar)(off >> 8);
+    put8(&out, off);
+    put8(&out, off >> 8);
     if (ml >= 15u)
-      op = put_len(out, op, ml);
-    out[token] = (uchar)(((lit < 15u ? lit : 15u) << 4) | (ml < 15u ? ml : 15u));
+      put_len(&out, ml);
     ip = p;
     anchor = ip;
     if (ip - 2u <= MATCH_START_MAX)
-      tab[hash4(rd32(w, ip - 2u))] = (ushort)(ip - 2u);
+      TAB(hash4(rd32(w, ip - 2u))) = (ushort)(ip - 2u);
   }
 last : {
   uint lit = PAGE - anchor;
-  if (op + 1u + extra_len(lit) + lit > cap)
+  if (out.n + 1u + extra_len(lit) + lit > cap)
     goto raw;
-  out[op++] = (uchar)((lit < 15u ? lit : 15u) << 4);
-  if (lit >= 15u)
-    op = put_len(out, op, lit);
-  op = put_literals(out, op, w, anchor, lit);
-  lens[gid] = op;
+  put_sequence_head(&out, lit, 0);
+  put_literals(&out, w, anchor, lit);
+  flush(&out);
+  lens[gid] = out.n;
   return;
 }
 raw:
