@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #define PAGE 4096u
 #define BLOCK PP_HALF /* zspages grow by half pages: see pagepool.h */
@@ -12,7 +13,7 @@
 #define FREE_END 0xffffu
 
 struct zspage {
-  struct zspage *prev, *next; /* on the class's partial list when not full */
+  LIST_ENTRY(zspage) link; /* on the class's partial list when not full */
   struct size_class *cls;
   uint16_t inuse;    /* objects allocated */
   uint16_t carved;   /* objects [0, carved) have been handed out at least once */
@@ -23,13 +24,15 @@ struct zspage {
   uint8_t *blocks[];
 };
 
+LIST_HEAD(zs_list, zspage);
+
 struct size_class {
   pthread_mutex_t lock;
   uint32_t size;
   uint16_t pages_per_zspage;
   uint16_t objs_per_zspage;
-  struct zspage *partial;  /* zspages with room */
-  struct zspage *isolated; /* compaction sources */
+  struct zs_list partial;  /* zspages with room */
+  struct zs_list isolated; /* compaction sources */
 };
 
 struct arena {
@@ -64,6 +67,8 @@ int arena_create(struct pagepool *pool, struct memacct *acct,
   for (uint32_t i = 0; i < NCLASSES; i++) {
     struct size_class *c = &a->classes[i];
     pthread_mutex_init(&c->lock, NULL);
+    LIST_INIT(&c->partial);
+    LIST_INIT(&c->isolated);
     c->size = (i + 1) * ARENA_ALIGN;
     c->pages_per_zspage = pick_pages(c->size);
     c->objs_per_zspage = (uint16_t)(c->pages_per_zspage * PAGE / c->size);
@@ -109,37 +114,11 @@ static void obj_read(struct zspage *zs, uint32_t off, uint8_t *dst,
     memcpy(dst, obj_at(zs, off), n = block_run(off, len));
 }
 
-static void list_del(struct zspage **head, struct zspage *zs) {
-  if (zs->prev)
-    zs->prev->next = zs->next;
-  else
-    *head = zs->next;
-  if (zs->next)
-    zs->next->prev = zs->prev;
-  zs->prev = zs->next = NULL;
-}
-
-static void list_add(struct zspage **head, struct zspage *zs) {
-  zs->prev = NULL;
-  zs->next = *head;
-  if (*head)
-    (*head)->prev = zs;
-  *head = zs;
-}
-
 /* The list a zspage is on: isolated, partial (has room), or none (full). */
-static struct zspage **list_of(struct size_class *c, struct zspage *zs) {
+static struct zs_list *list_of(struct size_class *c, struct zspage *zs) {
   if (zs->isolated)
     return &c->isolated;
   return zs->inuse < c->objs_per_zspage ? &c->partial : NULL;
-}
-
-static void partial_del(struct size_class *c, struct zspage *zs) {
-  list_del(&c->partial, zs);
-}
-
-static void partial_add(struct size_class *c, struct zspage *zs) {
-  list_add(&c->partial, zs);
 }
 
 static size_t zspage_bytes(const struct size_class *c) {
@@ -176,7 +155,7 @@ static int zspage_new(struct arena *a, struct size_class *c,
   atomic_fetch_add_explicit(&a->meta_bytes, bytes, memory_order_relaxed);
   zs->cls = c;
   zs->freelist = FREE_END;
-  partial_add(c, zs);
+  LIST_INSERT_HEAD(&c->partial, zs, link);
   *out = zs;
   return 0;
 }
@@ -210,7 +189,7 @@ int arena_store(struct arena *a, const void *data, size_t len,
     return -EINVAL;
   struct size_class *c = &a->classes[(len - 1) / ARENA_ALIGN];
   pthread_mutex_lock(&c->lock);
-  struct zspage *zs = c->partial;
+  struct zspage *zs = LIST_FIRST(&c->partial);
   int r = 0;
   if (!zs)
     r = zspage_new(a, c, &zs);
@@ -219,14 +198,14 @@ int arena_store(struct arena *a, const void *data, size_t len,
     r = zspage_take(a, zs, &idx);
   if (r) {
     if (zs && zs->inuse == 0) {
-      partial_del(c, zs);
+      LIST_REMOVE(zs, link);
       zspage_release(a, zs);
     }
     pthread_mutex_unlock(&c->lock);
     return r;
   }
   if (++zs->inuse == c->objs_per_zspage)
-    partial_del(c, zs);
+    LIST_REMOVE(zs, link);
   pthread_mutex_unlock(&c->lock);
 
   /* The object is ours alone until the handle is published: copy unlocked. */
@@ -261,14 +240,14 @@ void arena_free(struct arena *a, uint64_t handle) {
   pthread_mutex_lock(&c->lock);
   memcpy(obj_at(zs, (uint32_t)idx * c->size), &zs->freelist, 2);
   zs->freelist = idx;
-  struct zspage **before = list_of(c, zs);
+  struct zs_list *before = list_of(c, zs);
   zs->inuse--;
-  struct zspage **after = zs->inuse ? list_of(c, zs) : NULL;
+  struct zs_list *after = zs->inuse ? list_of(c, zs) : NULL;
   if (before != after) {
     if (before)
-      list_del(before, zs);
+      LIST_REMOVE(zs, link);
     if (after)
-      list_add(after, zs);
+      LIST_INSERT_HEAD(after, zs, link);
   }
   if (zs->inuse == 0)
     zspage_release(a, zs);
@@ -291,22 +270,25 @@ size_t arena_compact_begin(struct arena *a) {
     struct size_class *c = &a->classes[i];
     pthread_mutex_lock(&c->lock);
     for (;;) {
-      /* Room left in the other partial zspages, and the emptiest one. */
+      /* Room left in the other partial zspages, and the emptiest one.  The
+       * sources' own objects are not subtracted: those that find no room
+       * go to fresh, densely filled zspages, which still packs the class. */
       uint32_t room = 0;
-      struct zspage *emptiest = NULL;
-      for (struct zspage *zs = c->partial; zs; zs = zs->next) {
+      struct zspage *emptiest = NULL, *zs;
+      LIST_FOREACH(zs, &c->partial, link) {
         room += c->objs_per_zspage - zs->inuse;
         if (!emptiest || zs->inuse < emptiest->inuse)
           emptiest = zs;
       }
-      if (!emptiest || (!emptiest->next && !emptiest->prev))
+      if (!emptiest || (LIST_FIRST(&c->partial) == emptiest &&
+                        !LIST_NEXT(emptiest, link)))
         break; /* fewer than two partial zspages: nothing to gain */
       room -= c->objs_per_zspage - emptiest->inuse;
       if (emptiest->inuse > room)
         break;
-      list_del(&c->partial, emptiest);
+      LIST_REMOVE(emptiest, link);
       emptiest->isolated = 1;
-      list_add(&c->isolated, emptiest);
+      LIST_INSERT_HEAD(&c->isolated, emptiest, link);
       nsrc++;
     }
     pthread_mutex_unlock(&c->lock);
@@ -324,11 +306,11 @@ void arena_compact_end(struct arena *a) {
   for (uint32_t i = 0; i < NCLASSES; i++) {
     struct size_class *c = &a->classes[i];
     pthread_mutex_lock(&c->lock);
-    while (c->isolated) {
-      struct zspage *zs = c->isolated;
-      list_del(&c->isolated, zs);
+    while (!LIST_EMPTY(&c->isolated)) {
+      struct zspage *zs = LIST_FIRST(&c->isolated);
+      LIST_REMOVE(zs, link);
       zs->isolated = 0;
-      list_add(&c->partial, zs);
+      LIST_INSERT_HEAD(&c->partial, zs, link);
     }
     pthread_mutex_unlock(&c->lock);
   }

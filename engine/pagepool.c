@@ -29,7 +29,8 @@ void trueno_set_pool_reserve(uint64_t bytes) {
  * 0.2% of the store); chunks are 2 MiB-aligned so a page finds its header by
  * masking its address and looking the base up in p->table. */
 struct pp_chunk {
-  struct pp_chunk *prev, *next; /* on p->partial while nfree > 0 */
+  LIST_ENTRY(pp_chunk) link; /* on p->partial while nfree > 0, or on
+                                p->spare when empty */
   uint8_t *base;
   uint32_t nfree;               /* set bits in free_map */
   uint32_t hint;                /* lowest word that may hold a set bit */
@@ -39,7 +40,7 @@ struct pp_chunk {
 
 /* A free half page whose sibling is out: the list lives in the free memory. */
 struct pp_half {
-  struct pp_half *prev, *next;
+  LIST_ENTRY(pp_half) link;
 };
 
 static void release_to_chunk(struct pagepool *p, void *page);
@@ -91,24 +92,6 @@ static uint64_t table_bytes(const struct pagepool *p) {
 
 /* ---- chunks ---- */
 
-static void list_del(struct pagepool *p, struct pp_chunk *c) {
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    p->partial = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
-  c->prev = c->next = NULL;
-}
-
-static void list_add(struct pagepool *p, struct pp_chunk *c) {
-  c->prev = NULL;
-  c->next = p->partial;
-  if (p->partial)
-    p->partial->prev = c;
-  p->partial = c;
-}
-
 /* Maps twice the size and trims, because mmap gives no alignment promise. */
 static struct pp_chunk *chunk_map(void) {
   struct pp_chunk *c = calloc(1, sizeof *c);
@@ -157,6 +140,9 @@ static void *chunk_take(struct pp_chunk *c) {
 
 int pagepool_init(struct pagepool *p, struct memacct *acct) {
   memset(p, 0, sizeof *p);
+  LIST_INIT(&p->partial);
+  LIST_INIT(&p->spare);
+  LIST_INIT(&p->halves);
   p->acct = acct;
   p->table_cap = 16;
   int r = memacct_charge(acct, p->table_cap * sizeof *p->table);
@@ -256,8 +242,7 @@ static int spare_add(struct pagepool *p) {
     return r;
   for (size_t i = 0; i < PP_CHUNK_PAGES; i++)
     ((volatile uint8_t *)c->base)[i * PP_PAGE] = 0;
-  c->next = p->spare;
-  p->spare = c;
+  LIST_INSERT_HEAD(&p->spare, c, link);
   p->nspare++;
   return 0;
 }
@@ -282,8 +267,7 @@ void trueno_pool_refill(void) {
       pthread_mutex_lock(&p->lock);
       int r = chunk_enter(p, c);
       if (!r) {
-        c->next = p->spare;
-        p->spare = c;
+        LIST_INSERT_HEAD(&p->spare, c, link);
         p->nspare++;
       }
       pthread_mutex_unlock(&p->lock);
@@ -297,10 +281,9 @@ void trueno_pool_refill(void) {
 }
 
 static struct pp_chunk *spare_take(struct pagepool *p) {
-  struct pp_chunk *c = p->spare;
+  struct pp_chunk *c = LIST_FIRST(&p->spare);
   if (c) {
-    p->spare = c->next;
-    c->next = NULL;
+    LIST_REMOVE(c, link);
     p->nspare--;
   }
   return c;
@@ -316,7 +299,7 @@ static int page_get(struct pagepool *p, void **page) {
     p->cache = *(void **)pg;
     p->ncache--;
   } else {
-    if (!p->partial) {
+    if (LIST_EMPTY(&p->partial)) {
       struct pp_chunk *c = spare_take(p);
       /* With a reserve, a writer never maps fresh memory: that is the
        * refill thread's job (trueno_pool_refill).  When the reserve is
@@ -332,12 +315,12 @@ static int page_get(struct pagepool *p, void **page) {
           return r;
         }
       }
-      list_add(p, c);
+      LIST_INSERT_HEAD(&p->partial, c, link);
     }
-    struct pp_chunk *c = p->partial;
+    struct pp_chunk *c = LIST_FIRST(&p->partial);
     pg = chunk_take(c);
     if (c->nfree == 0)
-      list_del(p, c);
+      LIST_REMOVE(c, link);
   }
   atomic_fetch_add_explicit(&p->pages_out, 1, memory_order_relaxed);
   *page = pg;
@@ -354,19 +337,19 @@ static void release_to_chunk(struct pagepool *p, void *page) {
   if (idx / 64 < c->hint)
     c->hint = (uint32_t)(idx / 64);
   if (c->nfree++ == 0)
-    list_add(p, c);
+    LIST_INSERT_HEAD(&p->partial, c, link);
   if (c->nfree == PP_CHUNK_PAGES) {
-    list_del(p, c);
+    LIST_REMOVE(c, link);
     if (p->nspare < (p->reserve_chunks ? p->reserve_chunks : 1)) {
-      c->next = p->spare;
-      p->spare = c;
+      LIST_INSERT_HEAD(&p->spare, c, link);
       p->nspare++;
     } else if (!table_rebuild(p, p->table_cap, NULL, c)) {
       chunk_unmap(c);
       p->nchunks--;
       memacct_uncharge(p->acct, sizeof(struct pp_chunk));
     } else {
-      list_add(p, c); /* no memory to rebuild the table: keep the chunk */
+      /* No memory to rebuild the table: keep the chunk. */
+      LIST_INSERT_HEAD(&p->partial, c, link);
     }
   }
 }
@@ -404,26 +387,9 @@ static uint8_t *half_mask(struct pagepool *p, void *half) {
   return &c->halves[(size_t)((uint8_t *)half - c->base) / PP_PAGE];
 }
 
-static void half_unlink(struct pagepool *p, struct pp_half *h) {
-  if (h->prev)
-    h->prev->next = h->next;
-  else
-    p->halves = h->next;
-  if (h->next)
-    h->next->prev = h->prev;
-}
-
-static void half_link(struct pagepool *p, struct pp_half *h) {
-  h->prev = NULL;
-  h->next = p->halves;
-  if (p->halves)
-    p->halves->prev = h;
-  p->halves = h;
-}
-
 int pagepool_alloc_half(struct pagepool *p, void *near, void **half) {
   pthread_mutex_lock(&p->lock);
-  struct pp_half *h = p->halves;
+  struct pp_half *h = LIST_FIRST(&p->halves);
   if (near) {
     /* The sibling of the caller's previous block, if still free: blocks of
      * one zspage then share pages and a released zspage frees whole pages
@@ -434,7 +400,7 @@ int pagepool_alloc_half(struct pagepool *p, void *near, void **half) {
       h = (struct pp_half *)sib;
   }
   if (h) {
-    half_unlink(p, h);
+    LIST_REMOVE(h, link);
   } else {
     void *pg;
     int r = page_get(p, &pg);
@@ -443,7 +409,8 @@ int pagepool_alloc_half(struct pagepool *p, void *near, void **half) {
       return r;
     }
     h = pg;
-    half_link(p, (struct pp_half *)((uint8_t *)pg + PP_HALF));
+    struct pp_half *other = (struct pp_half *)((uint8_t *)pg + PP_HALF);
+    LIST_INSERT_HEAD(&p->halves, other, link);
   }
   uintptr_t which = ((uintptr_t)h / PP_HALF) & 1;
   *half_mask(p, h) |= (uint8_t)(1u << which);
@@ -460,10 +427,10 @@ void pagepool_free_half(struct pagepool *p, void *half) {
   if (*mask == 0) {
     /* The sibling was free and listed: the page is whole again. */
     uint8_t *page = (uint8_t *)((uintptr_t)half & ~(uintptr_t)(PP_PAGE - 1));
-    half_unlink(p, (struct pp_half *)(page + (which ? 0 : PP_HALF)));
+    LIST_REMOVE((struct pp_half *)(page + (which ? 0 : PP_HALF)), link);
     page_put(p, page);
   } else {
-    half_link(p, half);
+    LIST_INSERT_HEAD(&p->halves, (struct pp_half *)half, link);
   }
   pthread_mutex_unlock(&p->lock);
 }

@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "memacct.h"
 
@@ -33,17 +34,17 @@ struct pp_half;
 struct pagepool {
   pthread_mutex_t lock;
   struct memacct *acct;
-  struct pp_chunk *partial;   /* chunks with free pages in their bitmap */
-  struct pp_chunk *spare;     /* empty chunks kept mapped (linked by next):
-                                 one damps map/unmap churn; more are the
-                                 reserve (trueno_set_pool_reserve) */
+  LIST_HEAD(, pp_chunk) partial; /* chunks with free pages in their bitmap */
+  LIST_HEAD(, pp_chunk) spare;   /* empty chunks kept mapped: one damps
+                                    map/unmap churn; more are the reserve
+                                    (trueno_set_pool_reserve) */
   size_t nspare;
   size_t reserve_chunks;      /* spares kept resident ahead of the writes;
                                  when set, writers never map memory */
   struct pagepool *next_pool; /* on the list trueno_pool_refill() walks */
   void *cache;                /* resident free pages, linked through page[0] */
   size_t ncache;
-  struct pp_half *halves;     /* free halves whose sibling is in use */
+  LIST_HEAD(, pp_half) halves; /* free halves whose sibling is in use */
   struct pp_chunk **table;    /* open-addressing map: chunk base -> header */
   size_t table_cap;
   uint64_t nchunks;
