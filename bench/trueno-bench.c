@@ -4,6 +4,7 @@
  *                [--clock wall|cpu] [--opencl [--batch N...]
  *                [--opencl-device P:D|NAME]] FILE...
  *   trueno-bench --opencl-list
+ *   trueno-bench [--opencl-device P:D|NAME] --opencl-auto
  *
  * For each file and each codec, every page is compressed on its own and
  * decompressed back; the codecs take turns within each of N repetitions
@@ -28,7 +29,11 @@
  * them back, end to end: from host memory (pinned, as the module
  * allocates it) to host memory, transfers included, raw pages copied back
  * by the host in the timed decompression.  Every block is also decoded
- * with liblz4 and lz4page (untimed) and every page verified.
+ * with liblz4 and lz4page (untimed) and every page verified.  It also adds
+ * engine-lz4-r8192 and engine-lz4-ocl-r8192: the engine rows with the file
+ * written in requests of up to 8192 pages (nbdkit's 32 MiB), on the CPU and
+ * with the device as the store's batch codec (trueno_store_set_batch_codec).
+ * --opencl-auto prints what offload=auto would choose on the device.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -46,6 +51,7 @@
 
 #include <config.h>
 #if HAVE_OPENCL
+#include "offload.h"
 #include "trueno_ocl.h"
 #endif
 
@@ -65,6 +71,8 @@ struct codec {
   enum kind kind;
   int isa;   /* K_TRUENO: -1 dispatched, else the path */
   int level; /* liblz4 acceleration, zstd level, engine algorithm, batch */
+  int req;   /* K_ENGINE: pages per write request (0: 1) */
+  int dev;   /* K_ENGINE: the OpenCL device as the store's batch codec */
 };
 
 struct input {
@@ -169,6 +177,32 @@ static void *ocl_alloc(size_t bytes) {
   if (!p)
     die("out of memory for %s%s", "the OpenCL buffers", "");
   return p;
+}
+
+/* The store's batch codec in the engine-lz4-ocl rows. */
+static int engine_batch(void *ctx, const void *pages, size_t n, unsigned cap,
+                        void *dst, uint32_t *off, uint32_t *len) {
+  (void)ctx;
+  return trueno_ocl_compress(dev, pages, n, cap, dst, off, len);
+}
+
+static void print_line(const char *msg) { printf("%s\n", msg); }
+
+/* What offload=auto chooses on the device (opencl/offload.h). */
+static int opencl_auto(const char *device) {
+  struct trueno_config cfg = {.size = PAGE, .algorithm = TRUENO_ALG_LZ4};
+  struct trueno_store *st;
+  if (trueno_store_create(&cfg, &st))
+    die("--opencl-auto: cannot create a store%s%s", "", "");
+  struct trueno_offload_config oc = {
+      .mode = TRUENO_OFFLOAD_AUTO, .device = device, .log = print_line};
+  struct trueno_offload *o = trueno_offload_start(st, &oc);
+  if (!o)
+    die("--opencl-auto: out of memory%s%s", "", "");
+  printf("{%s}\n", trueno_offload_json(o));
+  trueno_offload_stop(o);
+  trueno_store_destroy(st);
+  return 0;
 }
 
 static void ocl_setup(const char *device, size_t max_pages) {
@@ -355,10 +389,21 @@ static struct run run_codec(const struct input *in, const struct codec *c) {
       if (trueno_write(st, src + ((p + 1) % n) * PAGE, PAGE,
                        (uint64_t)p * PAGE))
         die("%s: %s: write failed", in->path, c->name);
+#if HAVE_OPENCL
+    if (c->dev) {
+      struct trueno_batch_codec bc = {.compress = engine_batch,
+                                      .min_pages = 1};
+      if (trueno_store_set_batch_codec(st, &bc))
+        die("%s: %s: the store refuses a batch codec", in->path, c->name);
+    }
+#endif
+    size_t req = c->req > 0 ? (size_t)c->req : 1;
     t0 = now();
-    for (size_t p = 0; p < n; p++)
-      if (trueno_write(st, src + p * PAGE, PAGE, (uint64_t)p * PAGE))
+    for (size_t p = 0; p < n; p += req) {
+      size_t m = n - p < req ? n - p : req;
+      if (trueno_write(st, src + p * PAGE, m * PAGE, (uint64_t)p * PAGE))
         die("%s: %s: write failed", in->path, c->name);
+    }
     t1 = now();
     for (size_t p = 0; p < n; p++)
       if (trueno_read(st, back + p * PAGE, PAGE, (uint64_t)p * PAGE))
@@ -367,6 +412,8 @@ static struct run run_codec(const struct input *in, const struct codec *c) {
     struct trueno_stats s;
     trueno_get_stats(st, &s);
     r.comp_bytes = s.compr_data_size;
+    if (c->dev && s.offload_fallbacks)
+      die("%s: %s: the device failed a batch", in->path, c->name);
     trueno_store_destroy(st);
     verify(in, c);
     r.ctime = t1 - t0;
@@ -408,6 +455,7 @@ static void usage(FILE *f) {
           "       [--opencl [--batch N...] [--opencl-device P:D|NAME]] "
           "FILE...\n"
           "       trueno-bench --opencl-list\n"
+          "       trueno-bench [--opencl-device P:D|NAME] --opencl-auto\n"
           "codecs:");
   for (int i = 0; i < ncodecs; i++)
     fprintf(f, " %s", codecs[i].name);
@@ -443,6 +491,12 @@ int main(int argc, char **argv) {
       }
       if (!nbatches)
         die("--batch: needs sizes%s%s", "", "");
+    } else if (strcmp(a, "--opencl-auto") == 0) {
+#if HAVE_OPENCL
+      return opencl_auto(opencl_device);
+#else
+      die("--opencl-auto: built without OpenCL%s%s", "", "");
+#endif
     } else if (strcmp(a, "--opencl-list") == 0) {
 #if HAVE_OPENCL
       int n = trueno_ocl_list(stdout);
@@ -511,6 +565,15 @@ int main(int argc, char **argv) {
       use[nuse++] = ncodecs;
       add(n, K_OPENCL, -1, (int)batches[b]);
     }
+    /* The engine with and without the device, in nbdkit's largest
+     * requests (32 MiB). */
+    for (int d = 0; d < 2; d++) {
+      use[nuse++] = ncodecs;
+      add(d ? "engine-lz4-ocl-r8192" : "engine-lz4-r8192", K_ENGINE, -1,
+          TRUENO_ALG_LZ4);
+      codecs[ncodecs - 1].req = 8192;
+      codecs[ncodecs - 1].dev = d;
+    }
   }
 #else
   if (opencl || opencl_device || nbatches)
@@ -554,7 +617,7 @@ int main(int argc, char **argv) {
     printf("# trueno-lz4 and the engine use the %s path\n",
            trueno_isa_name(trueno_isa_active()));
   if (!json)
-    printf("%-18s %-18s %7s %8s %12s %12s\n", "file", "codec", "pages",
+    printf("%-18s %-20s %7s %8s %12s %12s\n", "file", "codec", "pages",
            "ratio", "comp MB/s", "decomp MB/s");
   for (int f = 0; f < ninputs; f++) {
     const struct input *in = &inputs[f];
@@ -601,7 +664,7 @@ int main(int argc, char **argv) {
           snprintf(rs, sizeof rs, "%.3f", o->ratio);
         if (c->kind != K_CLASSIFY)
           snprintf(ds, sizeof ds, "%.0f", o->dmbps);
-        printf("%-18s %-18s %7zu %8s %12.0f %12s\n", base, c->name, np[u],
+        printf("%-18s %-20s %7zu %8s %12.0f %12s\n", base, c->name, np[u],
                rs, o->cmbps, ds);
       }
     }
@@ -622,7 +685,7 @@ int main(int argc, char **argv) {
         snprintf(rs, sizeof rs, "%.3f", exp(lr / ninputs));
         snprintf(ds, sizeof ds, "%.0f", exp(ld / ninputs));
       }
-      printf("%-18s %-18s %7s %8s %12.0f %12s\n", "(geomean)", c->name, "",
+      printf("%-18s %-20s %7s %8s %12.0f %12s\n", "(geomean)", c->name, "",
              rs, exp(lc / ninputs), ds);
     }
   }

@@ -7,11 +7,12 @@
 #
 # It lists the GPUs (nvidia-smi -L), looks for NVIDIA's OpenCL driver
 # (libnvidia-opencl.so*) and the ICDs already registered, writes a vendors
-# directory with an nvidia.icd pointing at the driver (OCL_ICD_VENDORS,
+# directory with an nvidia.icd pointing at the driver (OCL_ICD_VENDORS; else
 # OCL_ICD_FILENAMES) for the bundled ICD loader, runs clinfo and
-# trueno-bench --opencl-list, then trueno-bench with the CPU rows
-# (trueno-lz4, liblz4) and opencl-lz4 at batches of 1024, 4096, 16384 and
-# 65536 pages on the corpus files, 3 repetitions, the stage times of a
+# trueno-bench --opencl-list and --opencl-auto (offload=auto's choice),
+# then trueno-bench with the CPU rows (trueno-lz4, liblz4), opencl-lz4 at
+# batches of 1024, 4096, 16384 and 65536 pages and the engine in 32 MiB
+# requests with and without the device, on the corpus files, 3 repetitions, the stage times of a
 # 16384-page batch, and short sweeps of the pipelining (queues, sub-chunk
 # size) and of the kernel's table size.  Without an NVIDIA driver it goes on with whatever
 # OpenCL platform the system has (PoCL here), and says so.  Each step has
@@ -78,10 +79,14 @@ export LD_LIBRARY_PATH="$bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 if [ -n "$nv" ]; then
     mkdir -p "$tmp/vendors"
     echo "$nv" >"$tmp/vendors/nvidia.icd"
-    export OCL_ICD_VENDORS="$tmp/vendors" OCL_ICD_FILENAMES="$nv"
+    export OCL_ICD_VENDORS="$tmp/vendors"
     # The driver's own directory may hold what it links (libnvidia-*.so).
     export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$(dirname "$nv")"
     echo "using NVIDIA's OpenCL ICD: $nv (OCL_ICD_VENDORS=$OCL_ICD_VENDORS)"
+    if ! timeout 60 "$bundle/bin/trueno-bench" --opencl-list >/dev/null 2>&1; then
+        echo "no platform through OCL_ICD_VENDORS: trying OCL_ICD_FILENAMES=$nv"
+        export OCL_ICD_FILENAMES="$nv"
+    fi
 else
     echo "NVIDIA's OpenCL ICD is NOT present: going on with the system's OpenCL platforms"
 fi
@@ -98,6 +103,9 @@ step "trueno-bench --opencl-list"
 timeout 60 "$bundle/bin/trueno-bench" --opencl-list
 ocl_ok=$?
 [ "$ocl_ok" -eq 0 ] || echo "no OpenCL device: only the CPU rows follow"
+
+step "what offload=auto would choose here (trueno-bench --opencl-auto)"
+[ "$ocl_ok" -ne 0 ] || timeout 90 "$bundle/bin/trueno-bench" --opencl-auto
 
 step "corpus"
 mkdir -p "$tmp/corpus"
@@ -136,7 +144,7 @@ if [ "$ocl_ok" -eq 0 ]; then
         TRUENO_OCL_QUEUES=${qs%:*} TRUENO_OCL_SUBCHUNK=${qs#*:} bench 30 \
             --repeat 3 --codec liblz4 --opencl --batch 16384 65536 "${files[0]}"
     done
-    for hl in 9 10 11 12; do
+    for hl in 8 9 10 11 12; do
         step "table of 2^$hl entries per page (TRUENO_OCL_HASH_LOG=$hl), batch 16384"
         TRUENO_OCL_HASH_LOG=$hl bench 30 --repeat 3 --codec liblz4 \
             --opencl --batch 16384 "${files[0]}"

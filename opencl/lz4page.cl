@@ -32,21 +32,21 @@
 #define MATCH_END_MAX (PAGE - LASTLITERALS)
 
 /* 4 bytes at byte position i of the page (i <= 4088). */
-inline uint rd32(__global const uint *w, uint i) {
+uint rd32(__global const uint *w, uint i) {
   ulong x = (ulong)w[i >> 2] | ((ulong)w[(i >> 2) + 1] << 32);
   return (uint)(x >> ((i & 3u) * 8u));
 }
 
-inline uchar rd8(__global const uint *w, uint i) {
+uchar rd8(__global const uint *w, uint i) {
   return (uchar)(w[i >> 2] >> ((i & 3u) * 8u));
 }
 
-inline uint hash4(uint v) { return (v * 2654435761u) >> (32 - HASH_LOG); }
+uint hash4(uint v) { return (v * 2654435761u) >> (32 - HASH_LOG); }
 
-inline uint ctz32(uint x) { return popcount((x & (0u - x)) - 1u); }
+uint ctz32(uint x) { return popcount((x & (0u - x)) - 1u); }
 
 /* Bytes a length field of n beyond its nibble takes. */
-inline uint extra_len(uint n) { return n >= 15u ? (n - 15u) / 255u + 1u : 0u; }
+uint extra_len(uint n) { return n >= 15u ? (n - 15u) / 255u + 1u : 0u; }
 
 /* Output through a 32-bit accumulator: whole aligned words are stored (a
  * quarter of the stores of byte writes; the slot is word-aligned). */
@@ -56,7 +56,7 @@ typedef struct {
   uint acc; /* the pending bytes of word n / 4 */
 } writer;
 
-inline void put8(writer *b, uint v) {
+void put8(writer *b, uint v) {
   uint k = b->n & 3u;
   b->acc |= (v & 0xffu) << (k * 8u);
   b->n++;
@@ -66,7 +66,7 @@ inline void put8(writer *b, uint v) {
   }
 }
 
-inline void put32(writer *b, uint v) {
+void put32(writer *b, uint v) {
   uint k = b->n & 3u;
   if (k == 0) {
     b->w[b->n >> 2] = v;
@@ -77,12 +77,12 @@ inline void put32(writer *b, uint v) {
   b->n += 4u;
 }
 
-inline void flush(writer *b) {
+void flush(writer *b) {
   if (b->n & 3u)
     b->w[b->n >> 2] = b->acc;
 }
 
-inline void put_len(writer *b, uint n) {
+void put_len(writer *b, uint n) {
   n -= 15u;
   while (n >= 255u) {
     put8(b, 255u);
@@ -93,7 +93,7 @@ inline void put_len(writer *b, uint n) {
 
 /* n literals from page position from (words past the page end are read:
  * the host pads the buffer). */
-inline void put_literals(writer *b, __global const uint *w, uint from,
+void put_literals(writer *b, __global const uint *w, uint from,
                          uint n) {
   uint k = 0;
   for (; k + 4u <= n; k += 4u)
@@ -102,7 +102,7 @@ inline void put_literals(writer *b, __global const uint *w, uint from,
     put8(b, rd8(w, from + k));
 }
 
-inline void put_sequence_head(writer *b, uint lit, uint ml) {
+void put_sequence_head(writer *b, uint lit, uint ml) {
   put8(b, ((lit < 15u ? lit : 15u) << 4) | (ml < 15u ? ml : 15u));
   if (lit >= 15u)
     put_len(b, lit);
@@ -230,7 +230,7 @@ __kernel void lz4_pack(__global const uchar *slots, __global const uint *lens,
 
 /* Adds a length's extra bytes (255 means more follow) to *n; 0 when the
  * block ends first or the length passes a page. */
-inline int get_len(__global const uchar *s, uint *ip, uint len, uint *n) {
+int get_len(__global const uchar *s, uint *ip, uint len, uint *n) {
   uint b;
   do {
     if (*ip >= len)
