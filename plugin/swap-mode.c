@@ -8,6 +8,10 @@
  *   is touched stays resident.  A fault while the kernel is out of memory
  *   waits for reclaim, reclaim waits for swap writes, and the swap writes
  *   wait for us: so what the write path needs is touched ahead (below).
+ * - the program's and its libraries' file pages are faulted in and so
+ *   locked too (pin-mappings.c): on a tmpfs root they could otherwise be
+ *   swapped out to us, and the first run of a cold code path would wait
+ *   for a read from ourselves.
  * - PR_SET_IO_FLUSHER: our own allocations never wait on I/O to a block
  *   device (which may be us), and writeback throttling is per-device.
  *   Inherited by every thread and by the daemonised child.
@@ -33,6 +37,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -47,6 +52,7 @@
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
+#include "pin-mappings.h"
 #include "trueno.h"
 
 #ifndef PR_SET_IO_FLUSHER
@@ -95,6 +101,10 @@ int swap_mode_prepare(void) {
   }
   close(fd);
   trueno_set_pool_reserve(SWAP_RESERVE);
+  /* One malloc arena: the heap touched ahead below serves every thread
+   * (a second arena's memory would be faulted in by the first request that
+   * lands in it, under memory pressure). */
+  mallopt(M_ARENA_MAX, 1);
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   mallopt(M_TOP_PAD, 1 << 20);
@@ -161,6 +171,17 @@ int swap_mode_after_fork(void) {
                  strerror(errno));
     return -1;
   }
-  nbdkit_debug("swap: memory locked");
+  /* Our code must never be only in swap: see pin-mappings.c. */
+  uint64_t pinned;
+  unsigned failed;
+  int p = pin_file_mappings(&pinned, &failed);
+  if (p)
+    nbdkit_error("swap: cannot read /proc/self/maps to lock the code in "
+                 "memory: %s",
+                 strerror(-p));
+  else
+    nbdkit_debug("swap: memory locked, %" PRIu64 " KiB of code and data "
+                 "files faulted in (%u mappings skipped)",
+                 pinned >> 10, failed);
   return 0;
 }

@@ -96,6 +96,7 @@ build_initramfs() {
   cp "$top/.libs/nbdkit-trueno-plugin.so" "$root/opt/trueno/trueno.so"
   cp "$top/tests/vm/stress" "$root/opt/trueno/stress" || return 1
   copy_bin "$root" "$top/tests/vm/stress" || return 1
+  cp "$top/tests/vm/watchdog" "$root/opt/trueno/watchdog" || return 1
   cp "$top/scripts/trueno-swap" "$root/sbin/trueno-swap" || return 1
   cp "$vmsrc/init" "$root/init" && chmod +x "$root/init"
   cp "$vmsrc"/lib-vm.sh "$root/opt/trueno/" || return 1

@@ -232,7 +232,23 @@ int main(int argc, char **argv) {
         order[i] = order[j], order[j] = t;
       }
     uint64_t rewritten = 0, bad_round = 0;
+    double next_note = now() + 30;
     for (size_t k = 0; k < npages; k++) {
+      /* A note every 30 s tells a slow machine from a stuck one; the time
+       * limit is checked here too, so a crawl ends with a count. */
+      if (k % 1024 == 0 && now() > next_note) {
+        next_note = now() + 30;
+        printf("stress: %s %" PRIu64 ": %zu of %zu pages, %.1f s\n",
+               last ? "verify" : "round", r, k, npages, now() - t0);
+        fflush(stdout);
+        if (limit && now() - t0 > (double)limit) {
+          printf("stress: pages %zu corrupt %" PRIu64 " TIMEOUT in %s %" PRIu64
+                 " after %zu pages, %.1f s (limit %" PRIu64 " s)\n",
+                 npages, bad, last ? "verify" : "round", r, k, now() - t0,
+                 limit);
+          return 1;
+        }
+      }
       size_t i = order[k];
       uint8_t *pg = mem + i * PAGE;
       const char *why = check(pg, i, gen[i]);

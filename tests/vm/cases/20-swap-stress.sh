@@ -38,10 +38,14 @@ t0=$(now)
     echo "progress: $(( $(now) - t0 )) s, swap used $(awk 'NR==2{print int($4/1024)}' /proc/swaps) MiB, free $(awk '/MemFree/{print int($2/1024)}' /proc/meminfo) MiB, store $(json_get "$STATS" mem_used_total) B ratio $(json_get "$STATS" ratio)"
   done ) &
 mon=$!
+# The server rewrites its stats every second: if it stops, say where each
+# of its threads is (a static, locked program: the shell may be in swap).
+/opt/trueno/watchdog "$SERVER_PID" "$STATS" 6 &
+wd=$!
 timeout -s KILL $((limit + 60)) /opt/trueno/stress --mib "$mib" --rounds "$rounds" \
   --corpus /opt/trueno/corpus --time-limit "$limit"
 rc=$?
-kill $mon 2>/dev/null
+kill $mon $wd 2>/dev/null
 el=$(( $(now) - t0 ))
 kill -0 "$SERVER_PID" 2>/dev/null || { dmesg_new; fail "the server died during the stress run"; }
 if dmesg | grep -i -E "killed process|out of memory" | grep -q .; then
