@@ -29,10 +29,11 @@
  * them back, end to end: from host memory (pinned, as the module
  * allocates it) to host memory, transfers included, raw pages copied back
  * by the host in the timed decompression.  Every block is also decoded
- * with liblz4 and lz4page (untimed) and every page verified.  It also adds
- * engine-lz4-r8192 and engine-lz4-ocl-r8192: the engine rows with the file
- * written in requests of up to 8192 pages (nbdkit's 32 MiB), on the CPU and
- * with the device as the store's batch codec (trueno_store_set_batch_codec).
+ * with liblz4 and lz4page (untimed) and every page verified.  With
+ * engine-lz4 chosen (or all codecs) it also adds engine-lz4-r8192 and
+ * engine-lz4-ocl-r8192: the engine with the file written in requests of up
+ * to 8192 pages (nbdkit's 32 MiB), on the CPU and with the device as the
+ * store's batch codec (trueno_store_set_batch_codec).
  * --opencl-auto prints what offload=auto would choose on the device.
  *
  * SPDX-License-Identifier: MIT
@@ -566,8 +567,11 @@ int main(int argc, char **argv) {
       add(n, K_OPENCL, -1, (int)batches[b]);
     }
     /* The engine with and without the device, in nbdkit's largest
-     * requests (32 MiB). */
-    for (int d = 0; d < 2; d++) {
+     * requests (32 MiB), when the engine rows are wanted. */
+    bool engine = !any_chosen;
+    for (int k = 0; k < ncodecs; k++)
+      engine |= chosen[k] && strcmp(codecs[k].name, "engine-lz4") == 0;
+    for (int d = 0; engine && d < 2; d++) {
       use[nuse++] = ncodecs;
       add(d ? "engine-lz4-ocl-r8192" : "engine-lz4-r8192", K_ENGINE, -1,
           TRUENO_ALG_LZ4);

@@ -133,7 +133,7 @@ bench() {
 
 if [ "$ocl_ok" -eq 0 ]; then
     step "trueno-bench: CPU rows and opencl-lz4 at 1024..65536 pages, 3 repetitions (medians)"
-    bench 180 --repeat 3 --codec trueno-lz4,liblz4 --opencl \
+    bench 180 --repeat 3 --codec trueno-lz4,liblz4,engine-lz4 --opencl \
         --batch 1024 4096 16384 65536 "${files[@]}"
     step "stage times of one 16384-page batch (TRUENO_OCL_PROFILE=1)"
     TRUENO_OCL_PROFILE=1 bench 40 --repeat 1 --codec trueno-lz4 --opencl \
