@@ -289,20 +289,22 @@ static void engine_hook(const struct tc_corpus *c) {
   }
 }
 
-/* The GPU path on this device: sub-chunks of 100 pages over 3 queues. */
-static void pipelined(const struct tc_corpus *c) {
-  setenv("TRUENO_OCL_QUEUES", "3", 1);
-  setenv("TRUENO_OCL_SUBCHUNK", "100", 1);
+/* The GPU path on this device: sub-chunks over 3 queues (and over one:
+ * batches bigger than a chunk). */
+static void pipelined(const struct tc_corpus *c, const char *queues,
+                      const char *sub) {
+  setenv("TRUENO_OCL_QUEUES", queues, 1);
+  setenv("TRUENO_OCL_SUBCHUNK", sub, 1);
   const char *why = "";
   int r = trueno_ocl_open(NULL, &dev, &why);
-  CHECK(r == 0, "open with 3 queues: %d (%s)", r, why);
+  CHECK(r == 0, "open with %s queues: %d (%s)", queues, r, why);
   if (r)
     return;
   for (size_t f = 0; f < c->nfiles; f++) {
     struct tally t = {0, 0, 0};
     char what[128];
-    snprintf(what, sizeof what, "%s, 3 queues, sub-chunks of 100",
-             c->files[f].name);
+    snprintf(what, sizeof what, "%s, %s queues, sub-chunks of %s",
+             c->files[f].name, queues, sub);
     size_t n = c->files[f].npages < 4096 ? c->files[f].npages : 4096;
     check_batch(c->files[f].data, n, 3584, what, &t);
     CHECK(t.pages == n, "%s: %zu pages", what, t.pages);
@@ -327,7 +329,8 @@ int main(void) {
   corpus_batches(&c);
   engine_hook(&c);
   trueno_ocl_close(dev);
-  pipelined(&c);
+  pipelined(&c, "3", "100");
+  pipelined(&c, "1", "1000");
   tc_corpus_free(&c);
   return tc_finish();
 }
