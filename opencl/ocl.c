@@ -294,15 +294,15 @@ static int build(struct trueno_ocl *o, const char *extra, const char **why) {
   snprintf(opts, sizeof opts, "-DHASH_LOG=%u -DSLOT=%uu", o->hash_log, SLOT);
   e = clBuildProgram(o->prog, 1, &o->device, opts, NULL, NULL);
   if (e != CL_SUCCESS) {
-    static char msg[512];
-    char log[400] = "";
+    static char msg[1100];
+    char log[1000] = "";
     clGetProgramBuildInfo(o->prog, o->device, CL_PROGRAM_BUILD_LOG,
                           sizeof log, log, NULL);
     log[sizeof log - 1] = 0;
     for (char *c = log; *c; c++)
       if (*c == '\n')
         *c = ' ';
-    snprintf(msg, sizeof msg, "kernel build failed: %.400s", log);
+    snprintf(msg, sizeof msg, "kernel build failed: %.1000s", log);
     *why = msg;
     return -ENOEXEC;
   }

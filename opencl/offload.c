@@ -32,8 +32,8 @@ struct trueno_offload {
   _Atomic long batches;
   long fail_after;  /* test hook; -1 = never */
   char device[160];
-  char reason[320];
-  char json[1536];
+  char reason[1280];
+  char json[3072];
 };
 
 static const char *const mode_names[] = {"off", "auto", "opencl"};

@@ -45,7 +45,7 @@ static int write_once(void) {
     return 0;
   struct trueno_stats s;
   trueno_get_stats(sf.st, &s);
-  char json[4096];
+  char json[8192];
   int n = trueno_stats_json(&s, sf.alg, json, sizeof json);
   if (n < 0 || n >= (int)sizeof json - 1)
     return -EOVERFLOW;
