@@ -2,6 +2,7 @@
 #include "slots.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #define CHUNK_BYTES (SLOTS_PER_CHUNK * sizeof(struct slot))
 
@@ -60,5 +61,21 @@ int slots_get(struct slot_table *t, uint64_t idx, struct slot **out) {
     memacct_uncharge(t->acct, CHUNK_BYTES);
   }
   *out = slots_peek(t, idx);
+  return 0;
+}
+
+int slots_populate(struct slot_table *t) {
+  for (uint64_t i = 0; i < t->nchunks; i++) {
+    if (slots_peek(t, i * SLOTS_PER_CHUNK))
+      continue; /* in use: already resident, and its slots are not ours */
+    struct slot *s;
+    int r = slots_get(t, i * SLOTS_PER_CHUNK, &s);
+    if (r)
+      return r;
+    /* calloc may hand out fresh heap without writing it: touch it, so the
+     * chunk is resident (and locked, under mlockall) from now on.  Nobody
+     * else uses the table yet, and a new chunk's slots are empty: zeros. */
+    memset(s, 0, CHUNK_BYTES);
+  }
   return 0;
 }

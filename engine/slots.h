@@ -62,5 +62,8 @@ static inline uint64_t slots_next_used(struct slot_table *t, uint64_t idx) {
 }
 /* The slot of page idx, allocating its chunk; -ENOSPC / -ENOMEM. */
 int slots_get(struct slot_table *t, uint64_t idx, struct slot **out);
+/* Allocates and touches every chunk not yet allocated; before any reader
+ * or writer runs concurrently. */
+int slots_populate(struct slot_table *t);
 
 #endif

@@ -119,6 +119,10 @@ void trueno_store_destroy(struct trueno_store *st) {
   free(st);
 }
 
+int trueno_store_populate(struct trueno_store *st) {
+  return slots_populate(&st->slots);
+}
+
 /* The compressibility estimate costs ~0.2 us a page; a failed LZ4 attempt
  * on an incompressible page ~1.3 us, a failed zstd one several times more.
  * So the estimate runs only while the recent share of raw pages (an

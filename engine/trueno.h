@@ -94,6 +94,12 @@ int trueno_zstd_level_default(void);
 int trueno_store_create(const struct trueno_config *cfg,
                         struct trueno_store **out);
 void trueno_store_destroy(struct trueno_store *st);
+/* Allocates the whole page table now (16 bytes per page of the device, as
+ * kernel zram does when its size is set), so no write allocates metadata
+ * for it later: for a swap device, whose writes may come while the kernel
+ * has no memory to give.  Call before the first read or write; charged to
+ * the memory limit (-ENOSPC when it does not fit), -ENOMEM. */
+int trueno_store_populate(struct trueno_store *st);
 uint64_t trueno_store_size(const struct trueno_store *st);
 
 /* Byte-addressed I/O of any offset and length within the device.

@@ -208,7 +208,17 @@ static int plugin_get_ready(void) {
                  cfg.size);
   else if (r)
     nbdkit_error("cannot create the store: %s", strerror(-r));
-  return r ? -1 : 0;
+  if (r)
+    return -1;
+  /* A swap device's writes must not allocate: its page table comes now. */
+  if (swap_mode_enabled() && (r = trueno_store_populate(store))) {
+    nbdkit_error("swap: %s for the page table of a %" PRIu64 "-byte device "
+                 "(swap=on allocates it up front: 16 bytes per 4 KiB)",
+                 r == -ENOSPC ? "mem-limit is too small" : strerror(-r),
+                 cfg.size);
+    return -1;
+  }
+  return 0;
 }
 
 /* The offload's decisions and fallbacks: one line each.  nbdkit has no
