@@ -22,13 +22,14 @@ set -uo pipefail
 bundle=$(cd "${1:-.gpu}" && pwd) || { echo "gpu-check: no bundle directory ${1:-.gpu}"; exit 1; }
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
-exec > >(tee "$OUT/gpu.txt") 2>&1
+export PATH="$PATH:/usr/local/nvidia/bin:/usr/local/cuda/bin"
 T0=$(date +%s)
 left() { echo $((280 - ($(date +%s) - T0))); }
 step() { echo; echo "=== [$(($(date +%s) - T0)) s] $*"; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+main() {
 step "machine"
 uname -a
 grep -m1 'model name' /proc/cpuinfo
@@ -154,3 +155,7 @@ else
     bench 60 --repeat 3 --codec trueno-lz4,liblz4 "${files[@]}"
 fi
 step "done in $(($(date +%s) - T0)) s; report in $OUT/gpu.txt"
+}
+
+# The pipeline waits for tee: the report is complete when the script ends.
+main 2>&1 | tee "$OUT/gpu.txt"
