@@ -16,6 +16,9 @@
  *   device (which may be us), and writeback throttling is per-device.
  *   Inherited by every thread and by the daemonised child.
  * - oom_score_adj -1000: the OOM killer never picks us.
+ * - SCHED_RR priority 1 for the threads that serve requests: the kernel
+ *   gives a real-time task's allocations half of the min-watermark reserve
+ *   (see swap_mode_after_fork).
  * - the engine's page pool keeps a reserve of mapped, pre-touched memory so
  *   a write never needs fresh memory from the kernel while the kernel is
  *   short of it; a thread of ours tops the reserve up every few ms (it may
@@ -40,6 +43,7 @@
 #include <inttypes.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <time.h>
 #include <stdio.h>
@@ -165,6 +169,19 @@ int swap_mode_after_fork(void) {
     return -1;
   }
   refill_running = true;
+  /* Real-time from here on, for this thread and the threads it creates (the
+   * connection workers, housekeeping; not the refill thread above): the
+   * kernel lets a real-time task's allocations dip into half of the
+   * min-watermark reserve before it must reclaim.  Our few kernel
+   * allocations (socket buffers for replies, the stats file) then succeed
+   * while every other task waits in reclaim for swap writes, which only we
+   * can complete; otherwise an allocation of ours, which may not write to
+   * swap (I/O flusher), waits forever for memory that only swap can free. */
+  struct sched_param sp = {.sched_priority = 1};
+  if (sched_setscheduler(0, SCHED_RR, &sp) == -1)
+    nbdkit_error("swap: sched_setscheduler(SCHED_RR): %s (needs root or "
+                 "CAP_SYS_NICE); going on without the memory reserve",
+                 strerror(errno));
   if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == -1 &&
       (errno != EINVAL || mlockall(MCL_CURRENT | MCL_FUTURE) == -1)) {
     nbdkit_error("swap: mlockall: %s (needs root, or a higher RLIMIT_MEMLOCK)",
