@@ -1,7 +1,10 @@
 /* trueno-bench: page codecs side by side on files of 4 KiB pages.
  *
  *   trueno-bench [--json] [--repeat N] [--codec NAME[,NAME...]]...
- *                [--clock wall|cpu] FILE...
+ *                [--clock wall|cpu] [--opencl [--batch N...]
+ *                [--opencl-device P:D|NAME]] FILE...
+ *   trueno-bench --opencl-list
+ *   trueno-bench [--opencl-device P:D|NAME] --opencl-auto
  *
  * For each file and each codec, every page is compressed on its own and
  * decompressed back; the codecs take turns within each of N repetitions
@@ -19,6 +22,20 @@
  * trueno_read of one page at a time through a store in steady state,
  * single thread).
  *
+ * --opencl adds a row per batch size (--batch, default 4096) for the
+ * OpenCL batch codec (opencl/trueno_ocl.h): opencl-lz4-bN compresses the
+ * file's pages in batches of N (the file's pages repeated to fill whole
+ * batches, so the pages column can exceed the file's) and decompresses
+ * them back, end to end: from host memory (pinned, as the module
+ * allocates it) to host memory, transfers included, raw pages copied back
+ * by the host in the timed decompression.  Every block is also decoded
+ * with liblz4 and lz4page (untimed) and every page verified.  With
+ * engine-lz4 chosen (or all codecs) it also adds engine-lz4-r8192 and
+ * engine-lz4-ocl-r8192: the engine with the file written in requests of up
+ * to 8192 pages (nbdkit's 32 MiB), on the CPU and with the device as the
+ * store's batch codec (trueno_store_set_batch_codec).
+ * --opencl-auto prints what offload=auto would choose on the device.
+ *
  * SPDX-License-Identifier: MIT
  */
 #define _GNU_SOURCE
@@ -33,6 +50,12 @@
 #include <time.h>
 #include <zstd.h>
 
+#include <config.h>
+#if HAVE_OPENCL
+#include "offload.h"
+#include "trueno_ocl.h"
+#endif
+
 #include "classify.h"
 #include "lz4page.h"
 #include "trueno.h"
@@ -42,13 +65,15 @@
 #define MAX_REPEAT 1000
 #define CLASSIFY_PASSES 8
 
-enum kind { K_TRUENO, K_LIBLZ4, K_LIBZSTD, K_CLASSIFY, K_ENGINE };
+enum kind { K_TRUENO, K_LIBLZ4, K_LIBZSTD, K_CLASSIFY, K_ENGINE, K_OPENCL };
 
 struct codec {
   char name[32];
   enum kind kind;
   int isa;   /* K_TRUENO: -1 dispatched, else the path */
-  int level; /* liblz4 acceleration, zstd level, engine algorithm */
+  int level; /* liblz4 acceleration, zstd level, engine algorithm, batch */
+  int req;   /* K_ENGINE: pages per write request (0: 1) */
+  int dev;   /* K_ENGINE: the OpenCL device as the store's batch codec */
 };
 
 struct input {
@@ -61,6 +86,7 @@ struct input {
 struct run {
   double ctime, dtime; /* seconds */
   uint64_t comp_bytes;
+  size_t pages; /* pages timed; 0: the file's */
 };
 
 static clockid_t clock_id = CLOCK_MONOTONIC;
@@ -133,6 +159,120 @@ static void *lz4state;
 static ZSTD_CCtx *cctx;
 static ZSTD_DCtx *dctx;
 
+#if HAVE_OPENCL
+static struct trueno_ocl *dev;
+/* Pinned host buffers for the largest batch run: input, blocks, output. */
+static uint8_t *ocl_in, *ocl_comp, *ocl_back;
+static uint32_t *ocl_off, *ocl_len;
+static size_t ocl_max_pages;
+
+/* Pages an opencl-lz4-bN row times on a file of npages pages. */
+static size_t ocl_pages(size_t npages, size_t batch) {
+  return (npages + batch - 1) / batch * batch;
+}
+
+static void *ocl_alloc(size_t bytes) {
+  void *p = trueno_ocl_host_alloc(dev, bytes);
+  if (!p)
+    p = aligned_alloc(64, bytes);
+  if (!p)
+    die("out of memory for %s%s", "the OpenCL buffers", "");
+  return p;
+}
+
+/* The store's batch codec in the engine-lz4-ocl rows. */
+static int engine_batch(void *ctx, const void *pages, size_t n, unsigned cap,
+                        void *dst, uint32_t *off, uint32_t *len) {
+  (void)ctx;
+  return trueno_ocl_compress(dev, pages, n, cap, dst, off, len);
+}
+
+static void print_line(const char *msg) { printf("%s\n", msg); }
+
+/* What offload=auto chooses on the device (opencl/offload.h). */
+static int opencl_auto(const char *device) {
+  struct trueno_config cfg = {.size = PAGE, .algorithm = TRUENO_ALG_LZ4};
+  struct trueno_store *st;
+  if (trueno_store_create(&cfg, &st))
+    die("--opencl-auto: cannot create a store%s%s", "", "");
+  struct trueno_offload_config oc = {
+      .mode = TRUENO_OFFLOAD_AUTO, .device = device, .log = print_line};
+  struct trueno_offload *o = trueno_offload_start(st, &oc);
+  if (!o)
+    die("--opencl-auto: out of memory%s%s", "", "");
+  printf("{%s}\n", trueno_offload_json(o));
+  trueno_offload_stop(o);
+  trueno_store_destroy(st);
+  return 0;
+}
+
+static void ocl_setup(const char *device, size_t max_pages) {
+  const char *why = "";
+  struct trueno_ocl_options opt = {.device = device};
+  int e = trueno_ocl_open(&opt, &dev, &why);
+  if (e)
+    die("--opencl: %s (%s)", why, strerror(-e));
+  ocl_max_pages = max_pages;
+  ocl_in = ocl_alloc(max_pages * PAGE);
+  ocl_comp = ocl_alloc(max_pages * PAGE);
+  ocl_back = ocl_alloc(max_pages * PAGE);
+  ocl_off = malloc(max_pages * sizeof *ocl_off);
+  ocl_len = malloc(max_pages * sizeof *ocl_len);
+  if (!ocl_off || !ocl_len)
+    die("out of memory%s%s", "", "");
+}
+
+static struct run run_opencl(const struct input *in, const struct codec *c) {
+  struct run r = {0, 0, 0, 0};
+  const size_t b = (size_t)c->level, t = ocl_pages(in->npages, b);
+  for (size_t p = 0; p < t; p++)
+    memcpy(ocl_in + p * PAGE, in->data + (p % in->npages) * PAGE, PAGE);
+  memset(ocl_back, 0, t * PAGE);
+  double t0 = now();
+  for (size_t p = 0; p < t; p += b) {
+    int e = trueno_ocl_compress(dev, ocl_in + p * PAGE, b, PAGE,
+                                ocl_comp + p * PAGE, ocl_off + p, ocl_len + p);
+    if (e)
+      die("%s: batch compression failed: %s", c->name, strerror(-e));
+  }
+  double t1 = now();
+  for (size_t p = 0; p < t; p += b) {
+    int e = trueno_ocl_decompress(dev, ocl_comp + p * PAGE, ocl_off + p,
+                                  ocl_len + p, b, ocl_back + p * PAGE);
+    if (e)
+      die("%s: batch decompression failed: %s", c->name, strerror(-e));
+    for (size_t i = p; i < p + b; i++) /* raw pages: the host copies */
+      if (!ocl_len[i])
+        memcpy(ocl_back + i * PAGE, ocl_in + i * PAGE, PAGE);
+  }
+  double t2 = now();
+  /* Untimed: every block through both CPU decoders, every page compared. */
+  uint8_t one[PAGE];
+  for (size_t p = 0; p < t; p++) {
+    const uint8_t *want = ocl_in + p * PAGE;
+    if (memcmp(ocl_back + p * PAGE, want, PAGE) != 0)
+      die("%s: %s: a page differs after the device round trip", in->path,
+          c->name);
+    if (!ocl_len[p]) {
+      r.comp_bytes += PAGE;
+      continue;
+    }
+    const char *blk = (const char *)ocl_comp + (p / b) * b * PAGE + ocl_off[p];
+    if (LZ4_decompress_safe(blk, (char *)one, (int)ocl_len[p], PAGE) != PAGE ||
+        memcmp(one, want, PAGE) != 0 ||
+        lz4page_decompress(blk, (int)ocl_len[p], one) != 0 ||
+        memcmp(one, want, PAGE) != 0)
+      die("%s: %s: a block does not decode with liblz4 or lz4page", in->path,
+          c->name);
+    r.comp_bytes += ocl_len[p];
+  }
+  r.ctime = t1 - t0;
+  r.dtime = t2 - t1;
+  r.pages = t;
+  return r;
+}
+#endif
+
 static void verify(const struct input *in, const struct codec *c) {
   if (memcmp(back, in->data, in->npages * PAGE) == 0)
     return;
@@ -147,7 +287,7 @@ static void verify(const struct input *in, const struct codec *c) {
 }
 
 static struct run run_codec(const struct input *in, const struct codec *c) {
-  struct run r = {0, 0, 0};
+  struct run r = {0, 0, 0, 0};
   const size_t n = in->npages;
   const uint8_t *src = in->data;
   double t0, t1, t2;
@@ -228,6 +368,12 @@ static struct run run_codec(const struct input *in, const struct codec *c) {
     r.ctime = (t1 - t0) / CLASSIFY_PASSES;
     return r;
   }
+  case K_OPENCL:
+#if HAVE_OPENCL
+    return run_opencl(in, c);
+#else
+    abort();
+#endif
   case K_ENGINE: {
     struct trueno_config cfg = {.size = (uint64_t)n * PAGE,
                                 .algorithm = (enum trueno_algorithm)c->level};
@@ -244,10 +390,21 @@ static struct run run_codec(const struct input *in, const struct codec *c) {
       if (trueno_write(st, src + ((p + 1) % n) * PAGE, PAGE,
                        (uint64_t)p * PAGE))
         die("%s: %s: write failed", in->path, c->name);
+#if HAVE_OPENCL
+    if (c->dev) {
+      struct trueno_batch_codec bc = {.compress = engine_batch,
+                                      .min_pages = 1};
+      if (trueno_store_set_batch_codec(st, &bc))
+        die("%s: %s: the store refuses a batch codec", in->path, c->name);
+    }
+#endif
+    size_t req = c->req > 0 ? (size_t)c->req : 1;
     t0 = now();
-    for (size_t p = 0; p < n; p++)
-      if (trueno_write(st, src + p * PAGE, PAGE, (uint64_t)p * PAGE))
+    for (size_t p = 0; p < n; p += req) {
+      size_t m = n - p < req ? n - p : req;
+      if (trueno_write(st, src + p * PAGE, m * PAGE, (uint64_t)p * PAGE))
         die("%s: %s: write failed", in->path, c->name);
+    }
     t1 = now();
     for (size_t p = 0; p < n; p++)
       if (trueno_read(st, back + p * PAGE, PAGE, (uint64_t)p * PAGE))
@@ -256,6 +413,8 @@ static struct run run_codec(const struct input *in, const struct codec *c) {
     struct trueno_stats s;
     trueno_get_stats(st, &s);
     r.comp_bytes = s.compr_data_size;
+    if (c->dev && s.offload_fallbacks)
+      die("%s: %s: the device failed a batch", in->path, c->name);
     trueno_store_destroy(st);
     verify(in, c);
     r.ctime = t1 - t0;
@@ -293,7 +452,11 @@ struct result {
 static void usage(FILE *f) {
   fprintf(f,
           "usage: trueno-bench [--json] [--repeat N] [--codec NAME[,NAME...]]"
-          "... [--clock wall|cpu] FILE...\n"
+          "... [--clock wall|cpu]\n"
+          "       [--opencl [--batch N...] [--opencl-device P:D|NAME]] "
+          "FILE...\n"
+          "       trueno-bench --opencl-list\n"
+          "       trueno-bench [--opencl-device P:D|NAME] --opencl-auto\n"
           "codecs:");
   for (int i = 0; i < ncodecs; i++)
     fprintf(f, " %s", codecs[i].name);
@@ -308,9 +471,43 @@ int main(int argc, char **argv) {
   bool any_chosen = false;
   struct input *inputs = calloc((size_t)argc, sizeof *inputs);
   int ninputs = 0;
+  bool opencl = false;
+  const char *opencl_device = NULL;
+  long batches[16];
+  int nbatches = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (strcmp(a, "--json") == 0) {
+    if (strcmp(a, "--opencl") == 0) {
+      opencl = true;
+    } else if (strcmp(a, "--opencl-device") == 0 && i + 1 < argc) {
+      opencl_device = argv[++i];
+    } else if (strcmp(a, "--batch") == 0) {
+      char *end;
+      while (i + 1 < argc && argv[i + 1][0] >= '0' && argv[i + 1][0] <= '9') {
+        long v = strtol(argv[++i], &end, 10);
+        if (*end || v < 1 || v > (1L << 22) || nbatches == 16)
+          die("--batch: want up to 16 sizes of 1..4194304 pages, not '%s'%s",
+              argv[i], "");
+        batches[nbatches++] = v;
+      }
+      if (!nbatches)
+        die("--batch: needs sizes%s%s", "", "");
+    } else if (strcmp(a, "--opencl-auto") == 0) {
+#if HAVE_OPENCL
+      return opencl_auto(opencl_device);
+#else
+      die("--opencl-auto: built without OpenCL%s%s", "", "");
+#endif
+    } else if (strcmp(a, "--opencl-list") == 0) {
+#if HAVE_OPENCL
+      int n = trueno_ocl_list(stdout);
+      if (n < 0)
+        printf("no OpenCL platform (%s)\n", strerror(-n));
+      return n > 0 ? 0 : 1;
+#else
+      die("--opencl-list: built without OpenCL%s%s", "", "");
+#endif
+    } else if (strcmp(a, "--json") == 0) {
       json = true;
     } else if (strcmp(a, "--repeat") == 0 && i + 1 < argc) {
       char *end;
@@ -359,6 +556,34 @@ int main(int argc, char **argv) {
   for (int k = 0; k < ncodecs; k++)
     if (!any_chosen || chosen[k])
       use[nuse++] = k;
+#if HAVE_OPENCL
+  if (opencl) {
+    if (!nbatches)
+      batches[nbatches++] = 4096;
+    for (int b = 0; b < nbatches; b++) {
+      char n[32];
+      snprintf(n, sizeof n, "opencl-lz4-b%ld", batches[b]);
+      use[nuse++] = ncodecs;
+      add(n, K_OPENCL, -1, (int)batches[b]);
+    }
+    /* The engine with and without the device, in nbdkit's largest
+     * requests (32 MiB), when the engine rows are wanted. */
+    bool engine = !any_chosen;
+    for (int k = 0; k < ncodecs; k++)
+      engine |= chosen[k] && strcmp(codecs[k].name, "engine-lz4") == 0;
+    for (int d = 0; engine && d < 2; d++) {
+      use[nuse++] = ncodecs;
+      add(d ? "engine-lz4-ocl-r8192" : "engine-lz4-r8192", K_ENGINE, -1,
+          TRUENO_ALG_LZ4);
+      codecs[ncodecs - 1].req = 8192;
+      codecs[ncodecs - 1].dev = d;
+    }
+  }
+#else
+  if (opencl || opencl_device || nbatches)
+    die("--opencl: built without OpenCL (no ocl-icd-opencl-dev at "
+        "configure time)%s%s", "", "");
+#endif
 
   size_t maxpages = 0;
   for (int f = 0; f < ninputs; f++) {
@@ -366,6 +591,18 @@ int main(int argc, char **argv) {
     if (inputs[f].npages > maxpages)
       maxpages = inputs[f].npages;
   }
+#if HAVE_OPENCL
+  if (opencl) {
+    size_t most = 0;
+    for (int b = 0; b < nbatches; b++) {
+      size_t t = ocl_pages(maxpages, (size_t)batches[b]);
+      most = t > most ? t : most;
+    }
+    ocl_setup(opencl_device, most);
+    if (!json)
+      printf("# opencl device: %s\n", trueno_ocl_device_name(dev));
+  }
+#endif
   comp = malloc(maxpages * SLOT);
   lens = malloc(maxpages * sizeof *lens);
   back = aligned_alloc(64, maxpages * PAGE);
@@ -379,11 +616,12 @@ int main(int argc, char **argv) {
   double *ct = calloc((size_t)repeat * (size_t)nuse, sizeof *ct);
   double *dt = calloc((size_t)repeat * (size_t)nuse, sizeof *dt);
   uint64_t *cb = calloc((size_t)nuse, sizeof *cb);
+  size_t *np = calloc((size_t)nuse, sizeof *np);
   if (!json)
     printf("# trueno-lz4 and the engine use the %s path\n",
            trueno_isa_name(trueno_isa_active()));
   if (!json)
-    printf("%-18s %-18s %7s %8s %12s %12s\n", "file", "codec", "pages",
+    printf("%-18s %-20s %7s %8s %12s %12s\n", "file", "codec", "pages",
            "ratio", "comp MB/s", "decomp MB/s");
   for (int f = 0; f < ninputs; f++) {
     const struct input *in = &inputs[f];
@@ -396,13 +634,14 @@ int main(int argc, char **argv) {
         ct[u * repeat + r] = x.ctime;
         dt[u * repeat + r] = x.dtime;
         cb[u] = x.comp_bytes;
+        np[u] = x.pages ? x.pages : in->npages;
       }
     }
     const char *base = strrchr(in->path, '/');
     base = base ? base + 1 : in->path;
     for (int u = 0; u < nuse; u++) {
       const struct codec *c = &codecs[use[u]];
-      double bytes = (double)in->npages * PAGE;
+      double bytes = (double)np[u] * PAGE;
       struct result *o = &res[f * nuse + u];
       double mc = median(ct + u * repeat, repeat);
       double md = median(dt + u * repeat, repeat);
@@ -413,7 +652,7 @@ int main(int argc, char **argv) {
                                        : INFINITY;
       if (json) {
         printf("{\"file\": \"%s\", \"codec\": \"%s\", \"pages\": %zu, ", base,
-               c->name, in->npages);
+               c->name, np[u]);
         if (o->ratio > 0 && isfinite(o->ratio))
           printf("\"ratio\": %.4f, ", o->ratio);
         else
@@ -429,8 +668,8 @@ int main(int argc, char **argv) {
           snprintf(rs, sizeof rs, "%.3f", o->ratio);
         if (c->kind != K_CLASSIFY)
           snprintf(ds, sizeof ds, "%.0f", o->dmbps);
-        printf("%-18s %-18s %7zu %8s %12.0f %12s\n", base, c->name,
-               in->npages, rs, o->cmbps, ds);
+        printf("%-18s %-20s %7zu %8s %12.0f %12s\n", base, c->name, np[u],
+               rs, o->cmbps, ds);
       }
     }
     fflush(stdout);
@@ -450,7 +689,7 @@ int main(int argc, char **argv) {
         snprintf(rs, sizeof rs, "%.3f", exp(lr / ninputs));
         snprintf(ds, sizeof ds, "%.0f", exp(ld / ninputs));
       }
-      printf("%-18s %-18s %7s %8s %12.0f %12s\n", "(geomean)", c->name, "",
+      printf("%-18s %-20s %7s %8s %12.0f %12s\n", "(geomean)", c->name, "",
              rs, exp(lc / ninputs), ds);
     }
   }
@@ -464,6 +703,17 @@ int main(int argc, char **argv) {
   free(ct);
   free(dt);
   free(cb);
+  free(np);
+#if HAVE_OPENCL
+  if (dev) {
+    trueno_ocl_host_free(dev, ocl_in);
+    trueno_ocl_host_free(dev, ocl_comp);
+    trueno_ocl_host_free(dev, ocl_back);
+    free(ocl_off);
+    free(ocl_len);
+    trueno_ocl_close(dev);
+  }
+#endif
   for (int f = 0; f < ninputs; f++)
     free(inputs[f].data);
   free(inputs);

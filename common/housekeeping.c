@@ -16,6 +16,7 @@ static struct {
   const char *path;
   struct trueno_store *st;
   enum trueno_algorithm alg;
+  const char *extra;
   pthread_t thread;
   bool running;
   pthread_mutex_t lock;
@@ -44,10 +45,16 @@ static int write_once(void) {
     return 0;
   struct trueno_stats s;
   trueno_get_stats(sf.st, &s);
-  char json[2048];
+  char json[8192];
   int n = trueno_stats_json(&s, sf.alg, json, sizeof json);
   if (n < 0 || n >= (int)sizeof json - 1)
     return -EOVERFLOW;
+  if (sf.extra && *sf.extra) {
+    n--; /* over the closing brace */
+    n += snprintf(json + n, sizeof json - (size_t)n, ", %s}", sf.extra);
+    if (n >= (int)sizeof json - 1)
+      return -EOVERFLOW;
+  }
   json[n++] = '\n';
   char tmp[4096];
   snprintf(tmp, sizeof tmp, "%s.tmp.%ld", sf.path, (long)getpid());
@@ -85,8 +92,9 @@ static void *housekeeper(void *arg) {
 }
 
 int housekeeping_start(const char *path, struct trueno_store *st,
-                       enum trueno_algorithm alg) {
+                       enum trueno_algorithm alg, const char *extra) {
   sf.path = path;
+  sf.extra = extra;
   sf.st = st;
   sf.alg = alg;
   sf.stop = false;

@@ -11,9 +11,11 @@
  * is refused at start-up rather than failing silently later.  Returns 0 or
  * a negative errno. */
 int stats_file_check(const char *path);
-/* Starts the thread; path NULL: no stats file.  0 or a negative errno. */
+/* Starts the thread; path NULL: no stats file.  extra (NULL: none): more
+ * JSON fields for the stats object, without braces; it must outlive the
+ * thread.  0 or a negative errno. */
 int housekeeping_start(const char *path, struct trueno_store *st,
-                       enum trueno_algorithm alg);
+                       enum trueno_algorithm alg, const char *extra);
 /* Stops the thread (if started) and writes the final snapshot. */
 void housekeeping_stop(void);
 

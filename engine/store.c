@@ -42,6 +42,7 @@ struct trueno_store {
   struct ws_pool ws;
   pthread_mutex_t compact_lock;
   _Atomic uint64_t slack_after_compact;
+  struct trueno_batch_codec batch; /* compress NULL: none */
   pthread_rwlock_t locks[NSTRIPES];
 };
 
@@ -179,12 +180,13 @@ static void slot_swap(struct trueno_store *st, struct slot *s,
   store_counters_move(&st->cnt, old, next);
 }
 
-/* Puts next (from page_compress of page) into the locked slot s, writing
- * its payload over the old one when that has the same size class (no
- * allocation: overwrites cannot fail at the memory limit, and the arena
- * does not churn), else into a new payload.  *old gets what the caller
- * must release once the lock is dropped. */
-static int slot_install(struct trueno_store *st, struct workspace *ws,
+/* Puts next (from page_compress of page, its compressed payload at
+ * payload) into the locked slot s, writing the payload over the old one
+ * when that has the same size class (no allocation: overwrites cannot fail
+ * at the memory limit, and the arena does not churn), else into a new
+ * payload.  *old gets what the caller must release once the lock is
+ * dropped. */
+static int slot_install(struct trueno_store *st, const void *payload,
                         struct slot *s, const void *page, struct slot *next,
                         struct slot *old) {
   int r = 0;
@@ -197,14 +199,14 @@ static int slot_install(struct trueno_store *st, struct workspace *ws,
   }
   if (next->type == SLOT_COMP && s->type == SLOT_COMP &&
       arena_fits(s->val, next->len)) {
-    arena_overwrite(s->val, ws->buf, next->len);
+    arena_overwrite(s->val, payload, next->len);
     next->val = s->val;
     slot_swap(st, s, next, old);
     old->type = SLOT_EMPTY;
     return 0;
   }
   if (next->type == SLOT_COMP) {
-    r = arena_store(st->arena, ws->buf, next->len, &next->val);
+    r = arena_store(st->arena, payload, next->len, &next->val);
   } else if (next->type == SLOT_RAW) {
     void *raw;
     r = pagepool_alloc(&st->pool, &raw);
@@ -287,7 +289,7 @@ static int page_write(struct trueno_store *st, struct workspace *ws,
     if (r)
       return r;
     pthread_rwlock_wrlock(l);
-    r = slot_install(st, ws, s, src, &next, &old);
+    r = slot_install(st, ws->buf, s, src, &next, &old);
     pthread_rwlock_unlock(l);
     if (r)
       return r;
@@ -308,7 +310,7 @@ static int page_write(struct trueno_store *st, struct workspace *ws,
       r = page_compress(st, ws, tmp, &next);
     }
     if (!r)
-      r = slot_install(st, ws, s, tmp, &next, &old);
+      r = slot_install(st, ws->buf, s, tmp, &next, &old);
     pthread_rwlock_unlock(l);
     if (r)
       return r;
@@ -370,6 +372,86 @@ int trueno_read(struct trueno_store *st, void *buf, uint64_t len,
   return r;
 }
 
+int trueno_store_set_batch_codec(struct trueno_store *st,
+                                 const struct trueno_batch_codec *bc) {
+  if (bc && (st->alg != TRUENO_ALG_LZ4 || !bc->compress || !bc->min_pages))
+    return -EINVAL;
+  static const struct trueno_batch_codec none;
+  st->batch = bc ? *bc : none;
+  return 0;
+}
+
+/* Installs page idx from a batch: its block (len bytes at payload; 0 =
+ * raw) unless the CPU finds it same-filled. */
+static int batch_install(struct trueno_store *st, uint64_t idx,
+                         const uint8_t *page, const void *payload,
+                         uint32_t len) {
+  struct slot *s, next = {0}, old;
+  int r = slots_get(&st->slots, idx, &s);
+  if (r)
+    return r;
+  if (trueno_page_same_filled(page, &next.val)) {
+    next.type = SLOT_SAME;
+  } else if (len == 0) {
+    next.type = SLOT_RAW;
+    next.len = PAGE;
+  } else {
+    next.type = SLOT_COMP;
+    next.alg = (uint8_t)st->alg;
+    next.len = (uint16_t)len;
+  }
+  pthread_rwlock_t *l = lock_of(st, idx);
+  pthread_rwlock_wrlock(l);
+  r = slot_install(st, payload, s, page, &next, &old);
+  pthread_rwlock_unlock(l);
+  if (!r)
+    payload_release(st, &old);
+  return r;
+}
+
+/* Compresses n whole pages through the batch codec and installs them.
+ * Returns 1 when the codec failed (the caller compresses them itself),
+ * else 0 or the first install error (pages before it hold their new
+ * contents, it and those after it their old ones); *written counts the
+ * pages installed. */
+static int write_batch(struct trueno_store *st, const uint8_t *src,
+                       uint64_t idx, size_t n, size_t *written) {
+  const unsigned cap = ARENA_MAX_OBJ;
+  *written = 0;
+  uint8_t *dst = malloc(n * cap);
+  uint32_t *off = malloc(n * 2 * sizeof *off);
+  int r = dst && off ? 0 : -ENOMEM;
+  if (!r)
+    r = st->batch.compress(st->batch.ctx, src, n, cap, dst, off, off + n);
+  if (r) {
+    store_counter_add(&st->cnt.offload_fallbacks, 1);
+    free(dst);
+    free(off);
+    return 1;
+  }
+  store_counter_add(&st->cnt.offload_batches, 1);
+  store_counter_add(&st->cnt.offload_pages, (int64_t)n);
+  for (size_t i = 0; !r && i < n; i++) {
+    uint32_t len = off[n + i] <= cap ? off[n + i] : 0;
+    r = batch_install(st, idx + i, src + i * PAGE, dst + off[i], len);
+    if (!r)
+      ++*written;
+  }
+  free(dst);
+  free(off);
+  return r;
+}
+
+/* Whole pages from byte pos of a request with remaining bytes left, when
+ * they are enough for the batch codec; else 0. */
+static size_t batch_pages(const struct trueno_store *st, uint64_t pos,
+                          uint64_t remaining) {
+  if (!st->batch.compress || pos % PAGE)
+    return 0;
+  uint64_t n = remaining / PAGE;
+  return n >= st->batch.min_pages ? (size_t)n : 0;
+}
+
 int trueno_write(struct trueno_store *st, const void *buf, uint64_t len,
                  uint64_t off) {
   store_counter_add(&st->cnt.writes, 1);
@@ -377,7 +459,19 @@ int trueno_write(struct trueno_store *st, const void *buf, uint64_t len,
   int r = check_range(st, len, off);
   if (!r && !(ws = ws_get(&st->ws)))
     r = -ENOMEM;
+  int batch_ok = 1;
   for (uint64_t done = 0; !r && done < len;) {
+    size_t nb = batch_ok ? batch_pages(st, off + done, len - done) : 0;
+    size_t wrote;
+    if (nb) {
+      r = write_batch(st, (const uint8_t *)buf + done, (off + done) / PAGE,
+                      nb, &wrote);
+      store_counter_add(&st->cnt.pages_written, (int64_t)wrote);
+      done += (uint64_t)wrote * PAGE;
+      if (r <= 0)
+        continue;
+      r = batch_ok = 0; /* the codec failed: the CPU compresses the rest */
+    }
     struct piece p = piece_at(off + done, len - done);
     r = page_write(st, ws, p.idx, (const uint8_t *)buf + done, p.pofs,
                    p.plen);

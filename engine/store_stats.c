@@ -47,6 +47,9 @@ void store_counters_read(struct store_counters *c, struct trueno_stats *out) {
   out->pages_trimmed = atomic_load(&c->pages_trimmed);
   out->compactions = atomic_load(&c->compactions);
   out->pages_compacted = atomic_load(&c->pages_compacted);
+  out->offload_batches = atomic_load(&c->offload_batches);
+  out->offload_pages = atomic_load(&c->offload_pages);
+  out->offload_fallbacks = atomic_load(&c->offload_fallbacks);
 }
 
 int trueno_stats_json(const struct trueno_stats *s, enum trueno_algorithm alg,
@@ -66,7 +69,9 @@ int trueno_stats_json(const struct trueno_stats *s, enum trueno_algorithm alg,
       "\"pages_read\": %llu, \"pages_written\": %llu, "
       "\"pages_trimmed\": %llu, \"arena_pages\": %llu, "
       "\"metadata_bytes\": %llu, \"compactions\": %llu, "
-      "\"pages_compacted\": %llu, \"ratio\": %.4f}",
+      "\"pages_compacted\": %llu, \"offload_batches\": %llu, "
+      "\"offload_pages\": %llu, \"offload_fallbacks\": %llu, "
+      "\"ratio\": %.4f}",
       trueno_algorithm_name(alg), (unsigned long long)s->disksize,
       (unsigned long long)s->orig_data_size,
       (unsigned long long)s->compr_data_size,
@@ -83,5 +88,8 @@ int trueno_stats_json(const struct trueno_stats *s, enum trueno_algorithm alg,
       (unsigned long long)s->arena_pages,
       (unsigned long long)s->metadata_bytes,
       (unsigned long long)s->compactions,
-      (unsigned long long)s->pages_compacted, ratio);
+      (unsigned long long)s->pages_compacted,
+      (unsigned long long)s->offload_batches,
+      (unsigned long long)s->offload_pages,
+      (unsigned long long)s->offload_fallbacks, ratio);
 }

@@ -66,6 +66,9 @@ struct trueno_stats {
   uint64_t metadata_bytes;   /* slot tables and arena bookkeeping */
   uint64_t compactions;      /* compaction passes that found work */
   uint64_t pages_compacted;  /* compressed pages moved by them */
+  uint64_t offload_batches;  /* write batches the batch codec compressed */
+  uint64_t offload_pages;    /* pages in them */
+  uint64_t offload_fallbacks; /* batches it failed: compressed on the CPU */
 };
 
 /* What a page range holds, for NBD extents. */
@@ -137,6 +140,31 @@ int trueno_maintain(struct trueno_store *st);
  * trueno_store_create. */
 void trueno_set_pool_reserve(uint64_t bytes);
 void trueno_pool_refill(void);
+
+/* Batch compression offload (the opencl/ module is one; the engine knows
+ * nothing of OpenCL).  A write request covering at least min_pages whole
+ * pages of an algorithm=lz4 store hands those pages to compress in one
+ * call, then installs the results as it installs pages it compressed
+ * itself: same-filled pages are still found on the CPU, a page whose block
+ * is longer than cap bytes is stored raw, accounting is the same.
+ *
+ * compress: n pages (n * 4096 bytes at pages) into standard LZ4 blocks of
+ * at most cap bytes: block i at dst + off[i], len[i] bytes, len[i] == 0
+ * when it does not fit in cap (stored raw); dst has room for n * cap bytes.
+ * Returns 0 or a negative errno; on error the engine compresses those pages
+ * on the CPU itself (the client never sees the error, nothing is lost) and
+ * counts a fallback. */
+struct trueno_batch_codec {
+  int (*compress)(void *ctx, const void *pages, size_t n, unsigned cap,
+                  void *dst, uint32_t *off, uint32_t *len);
+  void *ctx;
+  uint32_t min_pages; /* >= 1 */
+};
+/* Installs a copy of *bc (NULL removes it).  -EINVAL for a store that is
+ * not algorithm=lz4 or min_pages 0.  Call it before I/O starts, or when no
+ * request is in flight. */
+int trueno_store_set_batch_codec(struct trueno_store *st,
+                                 const struct trueno_batch_codec *bc);
 
 void trueno_get_stats(struct trueno_store *st, struct trueno_stats *out);
 /* Writes the stats as one JSON object (no trailing newline) into buf.

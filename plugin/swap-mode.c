@@ -92,24 +92,27 @@ void swap_mode_stop(void) { guard_refill_stop(); }
 int swap_mode_after_fork(void) {
   if (!enabled)
     return 0;
-  int r = guard_refill_start();
-  if (r) {
-    nbdkit_error("swap: cannot start the reserve thread: %s", strerror(-r));
-    return -1;
-  }
   /* Real-time from here on, for this thread and the threads it creates (the
-   * connection workers, housekeeping; not the refill thread above): the
+   * reserve refill, the connection workers, housekeeping): the
    * kernel lets a real-time task's allocations dip into half of the
    * min-watermark reserve before it must reclaim.  Our few kernel
    * allocations (socket buffers for replies, the stats file) then succeed
    * while every other task waits in reclaim for swap writes, which only we
    * can complete; otherwise an allocation of ours, which may not write to
-   * swap (I/O flusher), waits forever for memory that only swap can free. */
-  r = guard_realtime();
+   * swap (I/O flusher), waits forever for memory that only swap can free.
+   * The refill thread is real-time too, or busy real-time writers would
+   * starve it and find the reserve empty; what it maps under pressure
+   * holds compressed swap pages, each freeing more than it costs. */
+  int r = guard_realtime();
   if (r)
     nbdkit_error("swap: sched_setscheduler(SCHED_RR): %s (needs root or "
                  "CAP_SYS_NICE); going on without the memory reserve",
                  strerror(-r));
+  r = guard_refill_start();
+  if (r) {
+    nbdkit_error("swap: cannot start the reserve thread: %s", strerror(-r));
+    return -1;
+  }
   r = guard_lock_memory();
   if (r) {
     nbdkit_error("swap: mlockall: %s (needs root, or a higher RLIMIT_MEMLOCK)",

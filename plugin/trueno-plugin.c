@@ -19,6 +19,7 @@
 #include <nbdkit-plugin.h>
 
 #include "housekeeping.h"
+#include "offload.h"
 #include "swap-mode.h"
 #include "trueno.h"
 
@@ -28,6 +29,10 @@ static struct trueno_config cfg = {.algorithm = TRUENO_ALG_LZ4};
 static int size_given, level_given, lz4_impl_given;
 static char *stats_path;
 static struct trueno_store *store;
+static enum trueno_offload_mode offload_mode = TRUENO_OFFLOAD_OFF;
+static char *opencl_device;
+static uint32_t offload_min_pages;
+static struct trueno_offload *offload;
 
 /* nbdkit serves each connection with many threads and glibc gives each
  * thread its own malloc arena (up to 8 per CPU), keeping freed request
@@ -44,6 +49,7 @@ static void plugin_load(void) {
 static void plugin_unload(void) {
   trueno_store_destroy(store);
   free(stats_path);
+  free(opencl_device);
 }
 
 static int parse_positive_size(const char *key, const char *value,
@@ -102,6 +108,29 @@ static int plugin_config(const char *key, const char *value) {
     lz4_impl_given = 1;
     return 0;
   }
+  if (strcmp(key, "offload") == 0) {
+    if (trueno_offload_parse(value, &offload_mode)) {
+      nbdkit_error("offload: unknown mode '%s' (use off, auto or opencl)",
+                   value);
+      return -1;
+    }
+    return 0;
+  }
+  if (strcmp(key, "opencl-device") == 0) {
+    free(opencl_device);
+    opencl_device = strdup(value);
+    return opencl_device ? 0 : -1;
+  }
+  if (strcmp(key, "offload-min-pages") == 0) {
+    if (nbdkit_parse_uint32_t("offload-min-pages", value,
+                              &offload_min_pages) == -1)
+      return -1;
+    if (offload_min_pages == 0) {
+      nbdkit_error("offload-min-pages: must be at least 1");
+      return -1;
+    }
+    return 0;
+  }
   if (strcmp(key, "stats") == 0) {
     if (!*value) {
       nbdkit_error("stats: needs a file name");
@@ -147,6 +176,10 @@ static int plugin_config_complete(void) {
   "lz4-impl=trueno|liblz4  LZ4 implementation (default trueno).\n"       \
   "mem-limit=<SIZE>    Memory the store may use; writes past it: ENOSPC.\n"  \
   "stats=<FILE>        Write engine counters as JSON every second.\n"      \
+  "offload=off|auto|opencl  Batch compression of large writes on an\n"   \
+  "                    OpenCL device (default off; auto: when faster).\n"  \
+  "opencl-device=<P:D|NAME>  Which OpenCL device (default: first GPU).\n"  \
+  "offload-min-pages=<N>  offload=opencl: smallest write offloaded (2).\n" \
   SWAP_MODE_CONFIG_HELP
 
 static void plugin_dump_plugin(void) {
@@ -157,6 +190,8 @@ static void plugin_dump_plugin(void) {
   printf("trueno_page_size=%u\n", TRUENO_PAGE_SIZE);
   printf("trueno_lz4_impls=trueno,liblz4\n");
   printf("trueno_swap_mode=yes\n");
+  printf("trueno_offload=off,auto,opencl\n");
+  printf("trueno_opencl=%s\n", trueno_offload_available() ? "yes" : "no");
 }
 
 static int plugin_get_ready(void) {
@@ -186,11 +221,26 @@ static int plugin_get_ready(void) {
   return 0;
 }
 
+/* The offload's decisions and fallbacks: one line each.  nbdkit has no
+ * warning level; its error level is the one always shown (or logged). */
+static void offload_log(const char *msg) { nbdkit_error("%s", msg); }
+
 /* Threads must start after nbdkit forks into the background. */
 static int plugin_after_fork(void) {
   if (swap_mode_after_fork() == -1)
     return -1;
-  int r = housekeeping_start(stats_path, store, cfg.algorithm);
+  /* OpenCL runtimes start threads: after the fork, never before. */
+  struct trueno_offload_config oc = {.mode = offload_mode,
+                                     .device = opencl_device,
+                                     .min_pages = offload_min_pages,
+                                     .log = offload_log};
+  offload = trueno_offload_start(store, &oc);
+  if (!offload) {
+    nbdkit_error("offload: out of memory");
+    return -1;
+  }
+  int r = housekeeping_start(stats_path, store, cfg.algorithm,
+                             trueno_offload_json(offload));
   if (r) {
     nbdkit_error("cannot start the housekeeping thread: %s", strerror(-r));
     return -1;
@@ -201,6 +251,8 @@ static int plugin_after_fork(void) {
 static void plugin_cleanup(void) {
   swap_mode_stop();
   housekeeping_stop();
+  trueno_offload_stop(offload);
+  offload = NULL;
 }
 
 static void *plugin_open(int readonly) {

@@ -54,4 +54,27 @@ for isa in $(sed -n 's/^(geomean) *trueno-lz4-\([a-z0-9]*\) .*/\1/p' "$TMPD/all"
     note "TRUENO_ISA=$isa: $(head -1 "$TMPD/isa")"
 done
 ok "TRUENO_ISA forces every supported path"
+
+# --opencl (when built with OpenCL): device rows at two batch sizes and the
+# engine rows with and without the device, every page verified.
+if "$bench" --opencl-list >"$TMPD/list" 2>&1; then
+    tmo 300 "$bench" --repeat 1 --json --codec liblz4,engine-lz4 --opencl --batch 7 64 \
+        "$f" >"$TMPD/ocl.json" || fail "trueno-bench --opencl failed"
+    "$PYTHON" - "$TMPD/ocl.json" <<'PY' || fail "bad --opencl output"
+import json, sys
+rows = {r["codec"]: r for r in map(json.loads, open(sys.argv[1]))}
+want = {"liblz4", "engine-lz4", "opencl-lz4-b7", "opencl-lz4-b64", "engine-lz4-r8192",
+        "engine-lz4-ocl-r8192"}
+assert set(rows) == want, set(rows)
+assert rows["opencl-lz4-b7"]["pages"] == 6146, rows["opencl-lz4-b7"]
+for r in rows.values():
+    assert r["ratio"] > 2 and r["compress_mbps"] > 0 and r["decompress_mbps"] > 0, r
+PY
+    tmo 120 "$bench" --opencl-auto >"$TMPD/auto" || fail "--opencl-auto failed"
+    grep -q '"offload_active": "\(cpu\|opencl\)"' "$TMPD/auto" || fail "--opencl-auto: $(cat "$TMPD/auto")"
+    note "$(head -1 "$TMPD/auto")"
+    ok "--opencl: device and engine rows verified; --opencl-auto decides"
+else
+    note "no OpenCL device: $(cat "$TMPD/list")"
+fi
 note "passed in $(elapsed)s"

@@ -242,7 +242,7 @@ static int setup(struct server *s) {
   if (r)
     return FAIL(s, "setting up the queues: %s", strerror(-r));
 
-  if ((r = housekeeping_start(s->stats_file, s->st, o->cfg.algorithm)))
+  if ((r = housekeeping_start(s->stats_file, s->st, o->cfg.algorithm, NULL)))
     return FAIL(s, "cannot start the housekeeping thread: %s", strerror(-r));
   if (o->swap && (r = guard_refill_start()))
     return FAIL(s, "cannot start the reserve thread: %s", strerror(-r));

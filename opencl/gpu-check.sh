@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# The GPU measurement, in one call, on a machine where nothing can be
+# installed and nothing reached: run from the repository root with the
+# directory scripts/gpu-bundle made here (default .gpu):
+#
+#   bash opencl/gpu-check.sh [.gpu]        # report in $OUT/gpu.txt
+#
+# It lists the GPUs (nvidia-smi -L), looks for NVIDIA's OpenCL driver
+# (libnvidia-opencl.so*) and the ICDs already registered, writes a vendors
+# directory with an nvidia.icd pointing at the driver (OCL_ICD_VENDORS; else
+# OCL_ICD_FILENAMES) for the bundled ICD loader, runs clinfo and
+# trueno-bench --opencl-list and --opencl-auto (offload=auto's choice),
+# then trueno-bench with the CPU rows (trueno-lz4, liblz4), opencl-lz4 at
+# batches of 1024, 4096, 16384 and 65536 pages and the engine in 32 MiB
+# requests with and without the device, on the corpus files, 3 repetitions, the stage times of a
+# 16384-page batch, and short sweeps of the pipelining (queues, sub-chunk
+# size) and of the kernel's table size.  Without an NVIDIA driver it goes on with whatever
+# OpenCL platform the system has (PoCL here), and says so.  Each step has
+# a time limit; the whole stays under 5 minutes.
+# SPDX-License-Identifier: MIT
+set -uo pipefail
+bundle=$(cd "${1:-.gpu}" && pwd) || { echo "gpu-check: no bundle directory ${1:-.gpu}"; exit 1; }
+OUT=${OUT:-$PWD/gpu-out}
+mkdir -p "$OUT"
+export PATH="$PATH:/usr/local/nvidia/bin:/usr/local/cuda/bin"
+T0=$(date +%s)
+left() { echo $((280 - ($(date +%s) - T0))); }
+step() { echo; echo "=== [$(($(date +%s) - T0)) s] $*"; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+main() {
+step "machine"
+uname -a
+grep -m1 'model name' /proc/cpuinfo
+nproc
+head -2 /etc/os-release 2>/dev/null
+ldd --version 2>&1 | head -1
+echo "bundle needs $(cat "$bundle/glibc-needed" 2>/dev/null)"
+
+step "nvidia-smi -L"
+if command -v nvidia-smi >/dev/null; then
+    timeout 30 nvidia-smi -L
+    timeout 30 nvidia-smi --query-gpu=name,driver_version,memory.total,pcie.link.gen.current,pcie.link.width.current --format=csv
+else
+    echo "no nvidia-smi on PATH"
+fi
+
+step "NVIDIA OpenCL driver (libnvidia-opencl.so*)"
+found=()
+for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu \
+         /usr/lib64 /usr/lib /lib/x86_64-linux-gnu /usr/local/cuda/lib64 \
+         /usr/local/cuda/compat /usr/local/lib; do
+    for f in "$d"/libnvidia-opencl.so*; do
+        [ -e "$f" ] && found+=("$f")
+    done
+done
+if [ ${#found[@]} -eq 0 ]; then
+    echo "not in the usual directories; searching / (60 s at most)"
+    while IFS= read -r f; do found+=("$f"); done < <(
+        timeout 60 find / -xdev \( -path /proc -o -path /sys \) -prune -o \
+            -name 'libnvidia-opencl.so*' -print 2>/dev/null)
+fi
+printf '  %s\n' "${found[@]:-none}"
+ldconfig -p 2>/dev/null | grep -i -E 'opencl|nvidia-opencl' || echo "  (ldconfig knows no OpenCL library)"
+echo "registered ICDs in /etc/OpenCL/vendors:"
+if ls -la /etc/OpenCL/vendors 2>/dev/null; then
+    for f in /etc/OpenCL/vendors/*.icd; do echo "  $f: $(cat "$f")"; done
+else
+    echo "  none"
+fi
+
+# The driver library: prefer the versioned file's .so.1 name.
+nv=""
+for f in "${found[@]:-}"; do
+    case "$f" in *.so.1) nv=$f; break ;; esac
+done
+[ -n "$nv" ] || nv=${found[0]:-}
+export LD_LIBRARY_PATH="$bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+if [ -n "$nv" ]; then
+    mkdir -p "$tmp/vendors"
+    echo "$nv" >"$tmp/vendors/nvidia.icd"
+    export OCL_ICD_VENDORS="$tmp/vendors"
+    # The driver's own directory may hold what it links (libnvidia-*.so).
+    export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$(dirname "$nv")"
+    echo "using NVIDIA's OpenCL ICD: $nv (OCL_ICD_VENDORS=$OCL_ICD_VENDORS)"
+    if ! timeout 60 "$bundle/bin/trueno-bench" --opencl-list >/dev/null 2>&1; then
+        echo "no platform through OCL_ICD_VENDORS: trying OCL_ICD_FILENAMES=$nv"
+        export OCL_ICD_FILENAMES="$nv"
+    fi
+else
+    echo "NVIDIA's OpenCL ICD is NOT present: going on with the system's OpenCL platforms"
+fi
+echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+
+step "clinfo"
+if [ -x "$bundle/bin/clinfo" ]; then
+    timeout 60 "$bundle/bin/clinfo" -l
+    timeout 60 "$bundle/bin/clinfo" 2>&1 | grep -E -i 'platform name|platform version|device name|device version|driver version|max compute|global memory size|local memory size|max work group size|max memory allocation|preferred work group' | head -40
+else
+    echo "no clinfo in the bundle"
+fi
+step "trueno-bench --opencl-list"
+timeout 60 "$bundle/bin/trueno-bench" --opencl-list
+ocl_ok=$?
+[ "$ocl_ok" -eq 0 ] || echo "no OpenCL device: only the CPU rows follow"
+
+step "what offload=auto would choose here (trueno-bench --opencl-auto)"
+[ "$ocl_ok" -ne 0 ] || timeout 90 "$bundle/bin/trueno-bench" --opencl-auto
+
+step "corpus"
+mkdir -p "$tmp/corpus"
+for f in "$bundle"/corpus/*.pages.gz; do
+    b=$(basename "$f" .gz)
+    if command -v gzip >/dev/null; then
+        gzip -dc "$f" >"$tmp/corpus/$b"
+    else
+        python3 -c 'import gzip, shutil, sys; shutil.copyfileobj(gzip.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$f" "$tmp/corpus/$b"
+    fi
+done
+ls -la "$tmp/corpus"
+files=("$tmp"/corpus/*.pages)
+
+bench() {
+    local secs=$1
+    shift
+    [ "$(left)" -gt 20 ] || { echo "skipped: out of time"; return; }
+    [ "$secs" -lt "$(left)" ] || secs=$(left)
+    echo "\$ trueno-bench $*   (limit ${secs} s)"
+    timeout -k 5 "$secs" "$bundle/bin/trueno-bench" "$@"
+    local rc=$?
+    [ "$rc" -eq 0 ] || echo "trueno-bench exit $rc"
+}
+
+if [ "$ocl_ok" -eq 0 ]; then
+    step "trueno-bench: CPU rows and opencl-lz4 at 1024..65536 pages, 3 repetitions (medians)"
+    bench 180 --repeat 3 --codec trueno-lz4,liblz4,engine-lz4 --opencl \
+        --batch 1024 4096 16384 65536 "${files[@]}"
+    step "stage times of one 16384-page batch (TRUENO_OCL_PROFILE=1)"
+    TRUENO_OCL_PROFILE=1 bench 40 --repeat 1 --codec trueno-lz4 --opencl \
+        --batch 16384 "${files[0]}"
+    step "pipelining: queues x pages per sub-chunk, batches 16384 and 65536"
+    for qs in 1:0 2:8192 3:4096 3:16384; do
+        echo "--- TRUENO_OCL_QUEUES=${qs%:*} TRUENO_OCL_SUBCHUNK=${qs#*:} (0: whole batch)"
+        TRUENO_OCL_QUEUES=${qs%:*} TRUENO_OCL_SUBCHUNK=${qs#*:} bench 30 \
+            --repeat 3 --codec liblz4 --opencl --batch 16384 65536 "${files[0]}"
+    done
+    for hl in 8 9 10 11 12; do
+        step "table of 2^$hl entries per page (TRUENO_OCL_HASH_LOG=$hl), batch 16384"
+        TRUENO_OCL_HASH_LOG=$hl bench 30 --repeat 3 --codec liblz4 \
+            --opencl --batch 16384 "${files[0]}"
+    done
+else
+    step "trueno-bench: CPU rows only"
+    bench 60 --repeat 3 --codec trueno-lz4,liblz4 "${files[@]}"
+fi
+step "done in $(($(date +%s) - T0)) s; report in $OUT/gpu.txt"
+}
+
+# The pipeline waits for tee: the report is complete when the script ends.
+main 2>&1 | tee "$OUT/gpu.txt"

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# offload=off|auto|opencl through the plugin, on whatever OpenCL device the
+# ICD loader offers (PoCL in the test command).  Every corpus file copied in
+# and out with nbdcopy is byte-identical with offload=opencl (and the stats
+# file shows the pages went through the device), with offload=auto (which
+# logs and reports what it chose), and on each forced fallback path, which
+# must log exactly one line and keep serving on the CPU:
+#   no platform       OCL_ICD_VENDORS pointing at an empty directory
+#   build failure     TRUENO_OCL_BAD_KERNEL=1 (a syntax error appended)
+#   lost device       TRUENO_OCL_FAIL_AFTER=2 (batches after the 2nd fail)
+# Built without OpenCL, every mode must fall back the same way.
+. "$(dirname "$0")/functions.sh"
+require_corpus
+require_cmd nbdcopy
+require_python
+
+have_opencl=$(nbdkit "$TRUENO_PLUGIN" --dump-plugin | sed -n 's/^trueno_opencl=//p')
+note "plugin built with OpenCL: $have_opencl"
+mkdir -p "$TMPD/empty-vendors"
+
+# run NAME FILE PARAMS... : nbdcopy FILE in and out, byte-identical; leaves
+# the server's log in $TMPD/NAME.log and its stats in $TMPD/NAME.json.
+run() {
+    local name=$1 f=$2
+    shift 2
+    local src=$TRUENO_CORPUS/$f out=$TMPD/out log=$TMPD/$name.log
+    local fsize
+    fsize=$(stat -c %s "$src")
+    rm -f "$out"
+    export src out
+    trueno_run "$TEST_TIMEOUT" size="$fsize" stats="$TMPD/$name.json" "$@" -- '
+        set -e
+        nbdcopy "$src" "$uri"
+        nbdcopy "$uri" "$out"
+    ' 2>"$log" || { cat "$log"; fail "$name $f: nbdkit/nbdcopy failed (exit $?)"; }
+    cmp "$src" "$out" || fail "$name $f: data copied out differs from the corpus file"
+}
+
+# field NAME KEY: a field of the final stats snapshot.
+field() {
+    "$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' \
+        "$TMPD/$1.json" "$2"
+}
+
+# one_line NAME PATTERN: the log holds exactly one offload line, matching.
+one_line() {
+    local n
+    n=$(grep -c 'opencl:' "$TMPD/$1.log" || :)
+    [ "$n" -eq 1 ] || { cat "$TMPD/$1.log"; fail "$1: $n offload log lines, want 1"; }
+    grep -q "$2" "$TMPD/$1.log" || { cat "$TMPD/$1.log"; fail "$1: log line does not say '$2'"; }
+    note "$1: log: $(grep 'opencl:' "$TMPD/$1.log" | sed 's/^.*opencl:/opencl:/')"
+}
+
+if [ "$have_opencl" = yes ]; then
+    for f in $CORPUS_FILES; do
+        run opencl "$f" offload=opencl
+        [ "$(field opencl offload_active)" = opencl ] || fail "offload=opencl: not active"
+        pages=$(field opencl offload_pages)
+        fb=$(field opencl offload_fallbacks)
+        [ "$pages" -gt 0 ] && [ "$fb" -eq 0 ] ||
+            fail "offload=opencl $f: $pages pages offloaded, $fb fallbacks"
+        ok "offload=opencl $f: byte-identical, $pages pages compressed on $(field opencl offload_device)"
+    done
+    one_line opencl "offload=opencl on"
+
+    run auto gcc-sqlite.pages offload=auto
+    one_line auto "offload=auto chose"
+    ok "offload=auto: byte-identical; chose $(field auto offload_active), min pages $(field auto offload_min_pages)"
+
+    OCL_ICD_VENDORS=$TMPD/empty-vendors run noplat python-ast.pages offload=opencl
+    one_line noplat "falls back to the CPU codec"
+    [ "$(field noplat offload_active)" = cpu ] || fail "no platform: offload still active"
+    ok "no platform: one log line, byte-identical on the CPU"
+
+    TRUENO_OCL_BAD_KERNEL=1 run badkernel redis-docs.pages offload=opencl
+    one_line badkernel "kernel build failed"
+    [ "$(field badkernel offload_active)" = cpu ] || fail "bad kernel: offload still active"
+    ok "kernel build failure: one log line, byte-identical on the CPU"
+
+    TRUENO_OCL_FAIL_AFTER=2 run lost gcc-sqlite.pages offload=opencl
+    grep -q "offload=opencl on" "$TMPD/lost.log" || fail "lost: device not used at first"
+    n=$(grep -c 'batch compression failed' "$TMPD/lost.log" || :)
+    [ "$n" -eq 1 ] || { cat "$TMPD/lost.log"; fail "lost device: $n log lines, want 1"; }
+    [ "$(field lost offload_pages)" -gt 0 ] && [ "$(field lost offload_fallbacks)" -gt 0 ] ||
+        fail "lost device: $(field lost offload_pages) offloaded, $(field lost offload_fallbacks) fallbacks"
+    ok "lost device: one log line, the CPU took over, byte-identical"
+else
+    for mode in auto opencl; do
+        run "no-$mode" gcc-sqlite.pages offload=$mode
+        one_line "no-$mode" "no OpenCL support"
+        ok "offload=$mode without OpenCL: one log line, byte-identical on the CPU"
+    done
+fi
+
+run off python-ast.pages offload=off
+! grep -q 'opencl:' "$TMPD/off.log" || fail "offload=off: logged something"
+[ "$(field off offload_pages)" -eq 0 ] || fail "offload=off: pages offloaded"
+ok "offload=off: byte-identical, nothing offloaded"
+
+if nbdkit "$TRUENO_PLUGIN" size=1M offload=sometimes --run true 2>"$TMPD/bad.log"; then
+    fail "offload=sometimes accepted"
+fi
+grep -q "offload: unknown mode" "$TMPD/bad.log" || fail "offload=sometimes: unclear message"
+ok "offload=sometimes refused with a message"
+note "passed in $(elapsed)s"

@@ -1,0 +1,336 @@
+/* The OpenCL batch codec (opencl/trueno_ocl.h) on whatever device the ICD
+ * loader offers (PoCL, a CPU device, in the test command), and the
+ * engine's batch hook.
+ *
+ * Every page of every corpus file goes through the batch compressor in
+ * batches of 1, 7, 64 and 4096 pages (1 and 7 on the first
+ * $TRUENO_OCL_SMALL_PAGES pages of each file if set: for valgrind-like
+ * slow runs); each block must decode with liblz4's
+ * LZ4_decompress_safe and with lz4page_decompress to the original page,
+ * and through the device decompressor.  Synthetic batches: same-filled,
+ * random (flagged raw) and compressible pages, a small cap.  Errors:
+ * corrupt blocks (-EBADMSG), a kernel that does not build (-ENOEXEC), a
+ * device that does not exist (-ENODEV).  The pipelined path GPUs take
+ * (sub-chunks over 3 queues), forced here.  The engine: a store with the
+ * device as its batch codec holds exactly what a CPU store holds, and a
+ * codec that fails leaves the engine compressing on the CPU, data intact.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <lz4.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lz4page.h"
+#include "offload.h"
+#include "test-common.h"
+#include "trueno.h"
+#include "trueno_ocl.h"
+
+#define PG 4096u
+
+static struct trueno_ocl *dev;
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+struct tally {
+  size_t pages, raw;
+  uint64_t bytes;
+};
+
+/* One batch through the device, checked every way.  Returns the number of
+ * pages that failed. */
+static size_t check_batch(const uint8_t *pages, size_t n, unsigned cap,
+                          const char *what, struct tally *t) {
+  uint8_t *dst = malloc(n * cap), *back = malloc(n * PG), one[PG];
+  uint32_t *off = malloc(n * sizeof *off), *len = malloc(n * sizeof *len);
+  size_t bad = 0;
+  int r = trueno_ocl_compress(dev, pages, n, cap, dst, off, len);
+  CHECK(r == 0, "%s: compress %zu pages: %d", what, n, r);
+  if (r)
+    goto out;
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *pg = pages + i * PG;
+    t->pages++;
+    if (len[i] == 0) {
+      t->raw++;
+      t->bytes += PG;
+      continue;
+    }
+    t->bytes += len[i];
+    const char *b = (const char *)dst + off[i];
+    int ok = len[i] <= cap;
+    ok = ok && LZ4_decompress_safe(b, (char *)one, (int)len[i], PG) == PG &&
+         memcmp(one, pg, PG) == 0;
+    memset(one, 0, PG);
+    ok = ok && lz4page_decompress(b, (int)len[i], one) == 0 &&
+         memcmp(one, pg, PG) == 0;
+    if (!ok && bad++ < 3)
+      CHECK(ok, "%s: page %zu of %zu: block of %u bytes does not decode "
+                "to the page (liblz4 or lz4page)",
+            what, i, n, len[i]);
+  }
+  r = trueno_ocl_decompress(dev, dst, off, len, n, back);
+  CHECK(r == 0, "%s: device decompress of %zu blocks: %d", what, n, r);
+  for (size_t i = 0; !r && i < n; i++) {
+    if (len[i] && memcmp(back + i * PG, pages + i * PG, PG) != 0 &&
+        bad++ < 3)
+      CHECK(0, "%s: page %zu: device round trip differs", what, i);
+  }
+  if (!bad)
+    CHECK(1, "%s", what);
+out:
+  free(dst);
+  free(back);
+  free(off);
+  free(len);
+  return bad;
+}
+
+static void corpus_batches(const struct tc_corpus *c) {
+  static const size_t sizes[] = {1, 7, 64, 4096};
+  size_t small = tc_env_ulong("TRUENO_OCL_SMALL_PAGES", SIZE_MAX);
+  for (size_t f = 0; f < c->nfiles; f++) {
+    const struct tc_corpus_file *cf = &c->files[f];
+    for (unsigned s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+      size_t b = sizes[s], npages = cf->npages;
+      if (b < 64 && npages > small)
+        npages = small;
+      struct tally t = {0, 0, 0};
+      char what[128];
+      snprintf(what, sizeof what, "%s, batches of %zu", cf->name, b);
+      double t0 = now();
+      for (size_t p = 0; p < npages; p += b) {
+        size_t n = npages - p < b ? npages - p : b;
+        check_batch(cf->data + p * PG, n, PG, what, &t);
+      }
+      printf("%s: %zu pages, %zu raw, ratio %.3f, %.2f s\n", what, t.pages,
+             t.raw, (double)t.pages * PG / (double)t.bytes, now() - t0);
+      CHECK(t.pages == npages, "%s: %zu of %zu pages", what, t.pages, npages);
+      /* Real memory compresses: at most a few pages are left raw. */
+      CHECK(t.raw * 10 < t.pages, "%s: %zu of %zu pages raw", what, t.raw,
+            t.pages);
+    }
+  }
+}
+
+static void synthetic(void) {
+  enum { N = 48 };
+  uint8_t *p = aligned_alloc(64, N * PG);
+  uint64_t seed = 42;
+  for (int i = 0; i < N; i++) {
+    uint8_t *pg = p + (size_t)i * PG;
+    switch (i % 4) {
+    case 0: /* same-filled */
+      tc_fill_word(pg, PG, i % 8 == 0 ? 0 : 0x0101010101010101ull * (uint64_t)i);
+      break;
+    case 1: /* random */
+      tc_fill_random(pg, PG, &seed);
+      break;
+    case 2: /* text-like */
+      for (unsigned k = 0; k < PG; k++)
+        pg[k] = (uint8_t)("lorem ipsum dolor sit amet "[(k * 7 + (unsigned)i) % 27]);
+      break;
+    default: /* mostly random, a compressible tail */
+      tc_fill_random(pg, PG, &seed);
+      memset(pg + 3580, 'x', PG - 3580);
+      break;
+    }
+  }
+  struct tally t = {0, 0, 0};
+  check_batch(p, N, PG, "synthetic", &t);
+  uint8_t dst[N * PG];
+  uint32_t off[N], len[N];
+  int r = trueno_ocl_compress(dev, p, N, PG, dst, off, len);
+  CHECK(r == 0, "synthetic: %d", r);
+  for (int i = 0; !r && i < N; i++) {
+    if (i % 4 == 0)
+      CHECK(len[i] > 0 && len[i] < 64, "same-filled page %d: %u bytes", i,
+            len[i]);
+    if (i % 4 == 1)
+      CHECK(len[i] == 0, "random page %d: not flagged raw (%u bytes)", i,
+            len[i]);
+    if (i % 4 == 2)
+      CHECK(len[i] > 0 && len[i] < 200, "text page %d: %u bytes", i, len[i]);
+  }
+  /* With the engine's cap, the mostly random pages come back raw. */
+  r = trueno_ocl_compress(dev, p, N, 3584, dst, off, len);
+  CHECK(r == 0, "cap 3584: %d", r);
+  for (int i = 3; !r && i < N; i += 4)
+    CHECK(len[i] == 0, "cap 3584: page %d: %u bytes, not raw", i, len[i]);
+  t = (struct tally){0, 0, 0};
+  check_batch(p, N, 3584, "synthetic, cap 3584", &t);
+  check_batch(p, N, 16, "synthetic, cap 16", &t);
+
+  /* Corrupt blocks: a bad offset, a truncated block. */
+  r = trueno_ocl_compress(dev, p + 2 * PG, 1, PG, dst, off, len);
+  CHECK(r == 0 && len[0] > 8, "text page: %d, %u bytes", r, len[0]);
+  uint8_t back[PG];
+  uint32_t l2 = len[0] - 3;
+  r = trueno_ocl_decompress(dev, dst, off, &l2, 1, back);
+  CHECK(r == -EBADMSG, "truncated block: %d, want -EBADMSG", r);
+  uint8_t junk[64];
+  memset(junk, 0xff, sizeof junk);
+  uint32_t o0 = 0, l0 = sizeof junk;
+  r = trueno_ocl_decompress(dev, junk, &o0, &l0, 1, back);
+  CHECK(r == -EBADMSG, "junk block: %d, want -EBADMSG", r);
+  free(p);
+}
+
+static void errors(void) {
+  struct trueno_ocl *o = NULL;
+  const char *why = NULL;
+  struct trueno_ocl_options bad = {.extra_source = "\n__kernel void x( {\n"};
+  int r = trueno_ocl_open(&bad, &o, &why);
+  CHECK(r == -ENOEXEC && !o, "bad kernel: %d, want -ENOEXEC", r);
+  CHECK(why && strstr(why, "build"), "bad kernel: reason '%s'", why);
+  struct trueno_ocl_options nodev = {.device = "no-such-device-anywhere"};
+  r = trueno_ocl_open(&nodev, &o, &why);
+  CHECK(r == -ENODEV, "no such device: %d, want -ENODEV", r);
+  struct trueno_ocl_options first = {.device = "0:0"};
+  r = trueno_ocl_open(&first, &o, &why);
+  CHECK(r == 0, "device 0:0: %d (%s)", r, why);
+  if (!r)
+    trueno_ocl_close(o);
+  uint8_t pg[PG] = {0}, dst[PG];
+  uint32_t off, len;
+  CHECK(trueno_ocl_compress(dev, pg, 1, 8, dst, &off, &len) == -EINVAL,
+        "cap 8 refused");
+}
+
+static int dev_compress(void *ctx, const void *pages, size_t n, unsigned cap,
+                        void *dst, uint32_t *off, uint32_t *len) {
+  (void)ctx;
+  return trueno_ocl_compress(dev, pages, n, cap, dst, off, len);
+}
+
+static int failing_compress(void *ctx, const void *pages, size_t n,
+                            unsigned cap, void *dst, uint32_t *off,
+                            uint32_t *len) {
+  (void)ctx, (void)pages, (void)n, (void)cap, (void)dst, (void)off, (void)len;
+  return -EIO;
+}
+
+/* The file written in requests of 64 pages (one unaligned) into a store
+ * whose batch codec is codec (NULL: none); returns the stats. */
+static void engine_fill(const struct tc_corpus_file *cf,
+                        const struct trueno_batch_codec *bc,
+                        struct trueno_stats *s) {
+  size_t n = cf->npages < 2048 ? cf->npages : 2048;
+  struct trueno_config cfg = {.size = (uint64_t)n * PG + PG,
+                              .algorithm = TRUENO_ALG_LZ4};
+  struct trueno_store *st;
+  int r = trueno_store_create(&cfg, &st);
+  CHECK(r == 0, "store: %d", r);
+  if (r)
+    return;
+  if (bc)
+    CHECK(trueno_store_set_batch_codec(st, bc) == 0, "set batch codec");
+  for (size_t p = 0; p < n; p += 64) {
+    size_t m = n - p < 64 ? n - p : 64;
+    r = trueno_write(st, cf->data + p * PG, m * PG, p * PG);
+    CHECK(r == 0, "%s: write at page %zu: %d", cf->name, p, r);
+  }
+  /* An unaligned request: whole pages in the middle, edges on the CPU. */
+  r = trueno_write(st, cf->data + 100, 20 * PG, 100);
+  CHECK(r == 0, "unaligned write: %d", r);
+  uint8_t *back = malloc(n * PG);
+  r = trueno_read(st, back, n * PG, 0);
+  CHECK(r == 0, "read: %d", r);
+  uint8_t *want = malloc(n * PG);
+  memcpy(want, cf->data, n * PG);
+  memcpy(want + 100, cf->data + 100, 20 * PG);
+  CHECK(memcmp(back, want, n * PG) == 0, "%s: store contents differ",
+        cf->name);
+  trueno_get_stats(st, s);
+  free(back);
+  free(want);
+  trueno_store_destroy(st);
+}
+
+static void engine_hook(const struct tc_corpus *c) {
+  const struct tc_corpus_file *cf = &c->files[0];
+  struct trueno_stats cpu, gpu, fail;
+  engine_fill(cf, NULL, &cpu);
+  struct trueno_batch_codec bc = {.compress = dev_compress, .min_pages = 4};
+  engine_fill(cf, &bc, &gpu);
+  typedef unsigned long long ull;
+  CHECK(gpu.offload_pages > 0 && gpu.offload_fallbacks == 0,
+        "offloaded %llu pages, %llu fallbacks", (ull)gpu.offload_pages,
+        (ull)gpu.offload_fallbacks);
+  CHECK(gpu.pages_stored == cpu.pages_stored &&
+            gpu.same_pages == cpu.same_pages,
+        "device store: %llu pages, %llu same; CPU store: %llu, %llu",
+        (ull)gpu.pages_stored, (ull)gpu.same_pages, (ull)cpu.pages_stored,
+        (ull)cpu.same_pages);
+  printf("engine on %s: payload %llu bytes via the device, %llu via the "
+         "CPU\n",
+         cf->name, (ull)gpu.compr_data_size, (ull)cpu.compr_data_size);
+  bc.compress = failing_compress;
+  engine_fill(cf, &bc, &fail);
+  CHECK(fail.offload_pages == 0 && fail.offload_fallbacks > 0 &&
+            fail.compr_data_size == cpu.compr_data_size,
+        "failing codec: %llu offloaded, %llu fallbacks, payload %llu vs %llu",
+        (ull)fail.offload_pages, (ull)fail.offload_fallbacks,
+        (ull)fail.compr_data_size, (ull)cpu.compr_data_size);
+  struct trueno_config zc = {.size = 1 << 20, .algorithm = TRUENO_ALG_ZSTD};
+  struct trueno_store *zst;
+  if (trueno_store_create(&zc, &zst) == 0) {
+    CHECK(trueno_store_set_batch_codec(zst, &bc) == -EINVAL,
+          "zstd store refuses a batch codec");
+    trueno_store_destroy(zst);
+  }
+}
+
+/* The GPU path on this device: sub-chunks over 3 queues (and over one:
+ * batches bigger than a chunk). */
+static void pipelined(const struct tc_corpus *c, const char *queues,
+                      const char *sub) {
+  setenv("TRUENO_OCL_QUEUES", queues, 1);
+  setenv("TRUENO_OCL_SUBCHUNK", sub, 1);
+  const char *why = "";
+  int r = trueno_ocl_open(NULL, &dev, &why);
+  CHECK(r == 0, "open with %s queues: %d (%s)", queues, r, why);
+  if (r)
+    return;
+  for (size_t f = 0; f < c->nfiles; f++) {
+    struct tally t = {0, 0, 0};
+    char what[128];
+    snprintf(what, sizeof what, "%s, %s queues, sub-chunks of %s",
+             c->files[f].name, queues, sub);
+    size_t n = c->files[f].npages < 4096 ? c->files[f].npages : 4096;
+    check_batch(c->files[f].data, n, 3584, what, &t);
+    CHECK(t.pages == n, "%s: %zu pages", what, t.pages);
+  }
+  trueno_ocl_close(dev);
+}
+
+int main(void) {
+  struct tc_corpus c;
+  tc_corpus_load(&c);
+  trueno_ocl_list(stdout);
+  const char *why = "";
+  double t0 = now();
+  int r = trueno_ocl_open(NULL, &dev, &why);
+  CHECK(r == 0, "open: %d (%s)", r, why);
+  if (r)
+    return tc_finish();
+  printf("device: %s (open and build %.2f s)\n", trueno_ocl_device_name(dev),
+         now() - t0);
+  synthetic();
+  errors();
+  corpus_batches(&c);
+  engine_hook(&c);
+  trueno_ocl_close(dev);
+  pipelined(&c, "3", "100");
+  pipelined(&c, "1", "1000");
+  tc_corpus_free(&c);
+  return tc_finish();
+}
