@@ -1,6 +1,5 @@
 # vm-ram: 256
 # vm-transports: nbd ublk
-# vm-default: ublk   (nbd: known issue, see tests/vm/README.md: not yet reliable)
 # Swap stress: our device (trueno-swap up, swap=on) is the only swap of a
 # 256 MiB VM; tests/vm/stress allocates 3x the RAM in checksummed pages
 # (corpus pages mixed in), touches them in random order for rounds and
@@ -12,8 +11,8 @@
 ram=$(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo)
 mib=$(( (ram + 1) * 3 ))         # at least 3x the RAM the kernel has
 [ "$mib" -lt 768 ] && mib=768
-rounds=${STRESS_ROUNDS:-1}
-limit=${STRESS_LIMIT:-700}
+rounds=${STRESS_ROUNDS:-2}
+limit=${STRESS_LIMIT:-1500}
 [ "$(awk 'NR>1' /proc/swaps | wc -l)" -eq 0 ] || fail "there is already swap"
 # Headroom for the server: kswapd starts early (a 5% gap between the
 # watermarks) and a larger min reserve, as README's swap section advises.
