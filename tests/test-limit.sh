@@ -183,28 +183,70 @@ if bad:
 EOF
 ok "stats: failed_writes > 0, mem_used_total and mem_used_max <= mem_limit"
 
-# Concurrent writers against the limit: nbdcopy of a corpus file (several
-# connections, many requests in flight) into a store limited to 3 MiB.  The
-# copy must fail, the limit must hold at every moment (mem_used_max), and
-# every page must read back as either the corpus page or zeros.
+# Concurrent writers against the limit: a corpus file written over 4
+# connections with 32 requests in flight each (what nbdcopy does) into a
+# store limited to 3 MiB.  Writes must fail with ENOSPC, the limit must hold
+# at every moment (mem_used_max), and every page must read back as either
+# the corpus page or zeros.  (Not nbdcopy itself: it drops its connections
+# on the first error with requests in flight, and nbdkit 1.32 then
+# sometimes aborts in raw_send_socket, "Assertion `sock >= 0' failed", while
+# another thread replies: a server bug, not ours, seen 4 times in 150 runs.
+# These writers wait for every reply before they hang up.)
 require_corpus
-require_cmd nbdcopy
 src=$TRUENO_CORPUS/python-ast.pages
 climit=$((3 * 1024 * 1024))
 cstats=$TMPD/cstats.json
 out=$TMPD/out
-export src out
-note "mem-limit=$climit: nbdcopy --connections=4 --requests=32 of $(basename "$src") until ENOSPC"
-trueno_run "$TEST_TIMEOUT" size=64M algorithm=lz4 mem-limit="$climit" stats="$cstats" -- '
-    if nbdcopy --connections=4 --requests=32 "$src" "$uri" 2>"$TMPD/copy.err"; then
-        echo "nbdcopy of 24 MiB into a 3 MiB store succeeded"; exit 1
-    fi
-    grep -qi "No space left on device\|ENOSPC" "$TMPD/copy.err" ||
-        { echo "nbdcopy failed, but not with ENOSPC:"; cat "$TMPD/copy.err"; exit 2; }
-    nbdcopy "$uri" "$out" || exit 3
-' 2>"$TMPD/nbdkit.err" || { cat "$TMPD/nbdkit.err" >&2; fail "concurrent writers at the limit (exit $?)"; }
-# (nbdcopy drops its connections on the first error, so nbdkit may log
-# "read data: NBD_CMD_WRITE: Bad message" for requests cut off: not a failure.)
+cat >"$TMPD/cw.py" <<'EOF'
+import errno, sys, threading
+import nbd
+
+uri, src, out = sys.argv[1], sys.argv[2], sys.argv[3]
+data = open(src, "rb").read()
+REQ, CONNS, DEPTH = 128 * 1024, 4, 32
+chunks = [(o, data[o:o + REQ]) for o in range(0, len(data), REQ)]
+enospc, other = [], []
+
+def writer(k):
+    h = nbd.NBD()
+    h.connect_uri(uri)
+    def done(off, err):
+        if err.value:
+            (enospc if err.value == errno.ENOSPC else other).append((off, err.value))
+            err.value = 0  # expected at the limit: keep going
+        return 1
+    for off, buf in chunks[k::CONNS]:
+        while h.aio_in_flight() >= DEPTH:
+            h.poll(-1)
+        h.aio_pwrite(buf, off, completion=lambda err, off=off: done(off, err))
+    while h.aio_in_flight() > 0:
+        h.poll(-1)
+    h.shutdown()
+
+ts = [threading.Thread(target=writer, args=(k,)) for k in range(CONNS)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+if other:
+    print("writes failed, but not with ENOSPC: %s" % other[:5])
+    sys.exit(2)
+if not enospc:
+    print("writing %d bytes into a 3 MiB store never failed with ENOSPC" % len(data))
+    sys.exit(1)
+h = nbd.NBD()
+h.connect_uri(uri)
+with open(out, "wb") as f:
+    for o in range(0, len(data), REQ):
+        f.write(h.pread(min(REQ, len(data) - o), o))
+h.shutdown()
+print("    %d of %d requests failed with ENOSPC" % (len(enospc), len(chunks)))
+EOF
+export src out PYTHON TMPD
+note "mem-limit=$climit: 4 connections x 32 requests in flight of $(basename "$src") until ENOSPC"
+trueno_run "$TEST_TIMEOUT" size=64M algorithm=lz4 mem-limit="$climit" stats="$cstats" -- \
+    '"$PYTHON" "$TMPD/cw.py" "$uri" "$src" "$out"' \
+    2>"$TMPD/nbdkit.err" || { cat "$TMPD/nbdkit.err" >&2; fail "concurrent writers at the limit (exit $?)"; }
 "$PYTHON" - "$src" "$out" "$cstats" "$climit" <<'EOF' || fail "concurrent writers at the limit: wrong data or stats"
 import json, sys
 P = 4096
