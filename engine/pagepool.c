@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include "pagepool.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #define PP_CHUNK_PAGES 512u
 #define PP_CHUNK_BYTES ((size_t)PP_CHUNK_PAGES * PP_PAGE)
@@ -154,6 +156,9 @@ int pagepool_init(struct pagepool *p, struct memacct *acct) {
   r = -pthread_mutex_init(&p->lock, NULL);
   if (r)
     return r;
+  r = -pthread_cond_init(&p->spare_cond, NULL);
+  if (r)
+    return r;
   uint64_t want = atomic_load(&reserve_bytes);
   p->reserve_chunks = (size_t)((want + PP_CHUNK_BYTES - 1) / PP_CHUNK_BYTES);
   /* Best effort: a store with less reserve (small mem-limit, little
@@ -191,6 +196,7 @@ void pagepool_destroy(struct pagepool *p) {
     if (p->table[i])
       chunk_unmap(p->table[i]);
   free(p->table);
+  pthread_cond_destroy(&p->spare_cond);
   pthread_mutex_destroy(&p->lock);
 }
 
@@ -269,6 +275,7 @@ void trueno_pool_refill(void) {
       if (!r) {
         LIST_INSERT_HEAD(&p->spare, c, link);
         p->nspare++;
+        pthread_cond_broadcast(&p->spare_cond);
       }
       pthread_mutex_unlock(&p->lock);
       if (r) {
@@ -289,6 +296,29 @@ static struct pp_chunk *spare_take(struct pagepool *p) {
   return c;
 }
 
+/* How long a writer waits for the refill thread when the reserve is used
+ * up, before it fails with ENOMEM.  The machine may have memory to spare
+ * while the refill thread is short of CPU (busy writers, a loaded host):
+ * failing at once would turn that into I/O errors. */
+#define RESERVE_WAIT_NS (200 * 1000 * 1000L)
+
+/* Waits (releasing the lock) until a refill adds a spare chunk or pages
+ * come back to a chunk; a spare chunk if the latter did not happen, else
+ * NULL.  Caller holds the lock. */
+static struct pp_chunk *reserve_wait(struct pagepool *p) {
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  t.tv_nsec += RESERVE_WAIT_NS;
+  if (t.tv_nsec >= 1000000000L) {
+    t.tv_sec++;
+    t.tv_nsec -= 1000000000L;
+  }
+  while (LIST_EMPTY(&p->spare) && LIST_EMPTY(&p->partial))
+    if (pthread_cond_timedwait(&p->spare_cond, &p->lock, &t) == ETIMEDOUT)
+      break;
+  return LIST_EMPTY(&p->partial) ? spare_take(p) : NULL;
+}
+
 /* A page from the cache or a chunk, charged; caller holds the lock. */
 static int page_get(struct pagepool *p, void **page) {
   int r = memacct_charge(p->acct, PP_PAGE);
@@ -303,19 +333,23 @@ static int page_get(struct pagepool *p, void **page) {
       struct pp_chunk *c = spare_take(p);
       /* With a reserve, a writer never maps fresh memory: that is the
        * refill thread's job (trueno_pool_refill).  When the reserve is
-       * used up the write fails, cleanly and at once, with ENOMEM. */
+       * used up the writer waits for it a little (reserve_wait), then the
+       * write fails cleanly with ENOMEM instead of blocking on the kernel. */
       if (!c && p->reserve_chunks) {
-        memacct_uncharge(p->acct, PP_PAGE);
-        return -ENOMEM;
-      }
-      if (!c) {
+        c = reserve_wait(p);
+        if (!c && LIST_EMPTY(&p->partial)) {
+          memacct_uncharge(p->acct, PP_PAGE);
+          return -ENOMEM;
+        }
+      } else if (!c) {
         r = chunk_new(p, &c);
         if (r) {
           memacct_uncharge(p->acct, PP_PAGE);
           return r;
         }
       }
-      LIST_INSERT_HEAD(&p->partial, c, link);
+      if (c)
+        LIST_INSERT_HEAD(&p->partial, c, link);
     }
     struct pp_chunk *c = LIST_FIRST(&p->partial);
     pg = chunk_take(c);
@@ -336,8 +370,10 @@ static void release_to_chunk(struct pagepool *p, void *page) {
   c->free_map[idx / 64] |= (uint64_t)1 << (idx % 64);
   if (idx / 64 < c->hint)
     c->hint = (uint32_t)(idx / 64);
-  if (c->nfree++ == 0)
+  if (c->nfree++ == 0) {
     LIST_INSERT_HEAD(&p->partial, c, link);
+    pthread_cond_broadcast(&p->spare_cond); /* for reserve_wait() */
+  }
   if (c->nfree == PP_CHUNK_PAGES) {
     LIST_REMOVE(c, link);
     if (p->nspare < (p->reserve_chunks ? p->reserve_chunks : 1)) {

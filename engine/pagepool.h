@@ -41,6 +41,7 @@ struct pagepool {
   size_t nspare;
   size_t reserve_chunks;      /* spares kept resident ahead of the writes;
                                  when set, writers never map memory */
+  pthread_cond_t spare_cond;  /* a refill added spares */
   struct pagepool *next_pool; /* on the list trueno_pool_refill() walks */
   void *cache;                /* resident free pages, linked through page[0] */
   size_t ncache;

@@ -134,8 +134,8 @@ int trueno_maintain(struct trueno_store *st);
  * its writes (rounded up to 2 MiB chunks; 0, the default, = none), so a
  * write never needs fresh memory from the kernel while the kernel is short
  * of it (swap): with a reserve, writers only use memory already held, and a
- * write that finds the reserve used up fails at once with -ENOMEM instead of
- * waiting for the kernel.  trueno_pool_refill() tops the reserves up; call
+ * write that finds the reserve used up waits up to 200 ms for a refill,
+ * then fails with -ENOMEM instead of waiting for the kernel.  trueno_pool_refill() tops the reserves up; call
  * it from a thread of its own, often.  Process-wide; set before
  * trueno_store_create. */
 void trueno_set_pool_reserve(uint64_t bytes);
