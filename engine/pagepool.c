@@ -220,36 +220,41 @@ static int chunk_enter(struct pagepool *p, struct pp_chunk *c) {
 
 /* Maps a chunk and enters it in the table, charging their bookkeeping. */
 static int chunk_new(struct pagepool *p, struct pp_chunk **out) {
-  int grow = p->nchunks + 1 > p->table_cap / 2;
-  uint64_t meta = sizeof(struct pp_chunk) +
-                  (grow ? p->table_cap * sizeof *p->table : 0);
-  int r = memacct_charge(p->acct, meta);
-  if (r)
-    return r;
   struct pp_chunk *c = chunk_map();
-  if (!c || (grow && table_rebuild(p, p->table_cap * 2, NULL, NULL))) {
-    if (c)
-      chunk_unmap(c);
-    memacct_uncharge(p->acct, meta);
+  if (!c)
     return -ENOMEM;
+  int r = chunk_enter(p, c);
+  if (r) {
+    chunk_unmap(c);
+    return r;
   }
-  table_put(p->table, p->table_cap, c);
-  p->nchunks++;
   *out = c;
   return 0;
 }
 
-/* Maps one more spare chunk and touches its pages, so they are resident
- * (and, under mlockall, locked) before any write needs them. */
+/* Touches every page of a chunk, so they are resident (and, under
+ * mlockall, locked) before any write needs them. */
+static void chunk_touch(struct pp_chunk *c) {
+  for (size_t i = 0; i < PP_CHUNK_PAGES; i++)
+    ((volatile uint8_t *)c->base)[i * PP_PAGE] = 0;
+}
+
+/* Keeps an empty chunk as a spare, waking writers in reserve_wait();
+ * caller holds the lock (or owns the pool). */
+static void spare_push(struct pagepool *p, struct pp_chunk *c) {
+  LIST_INSERT_HEAD(&p->spare, c, link);
+  p->nspare++;
+  pthread_cond_broadcast(&p->spare_cond);
+}
+
+/* Maps one more spare chunk, resident. */
 static int spare_add(struct pagepool *p) {
   struct pp_chunk *c;
   int r = chunk_new(p, &c);
   if (r)
     return r;
-  for (size_t i = 0; i < PP_CHUNK_PAGES; i++)
-    ((volatile uint8_t *)c->base)[i * PP_PAGE] = 0;
-  LIST_INSERT_HEAD(&p->spare, c, link);
-  p->nspare++;
+  chunk_touch(c);
+  spare_push(p, c);
   return 0;
 }
 
@@ -268,15 +273,11 @@ void trueno_pool_refill(void) {
       struct pp_chunk *c = chunk_map();
       if (!c)
         break;
-      for (size_t i = 0; i < PP_CHUNK_PAGES; i++)
-        ((volatile uint8_t *)c->base)[i * PP_PAGE] = 0;
+      chunk_touch(c);
       pthread_mutex_lock(&p->lock);
       int r = chunk_enter(p, c);
-      if (!r) {
-        LIST_INSERT_HEAD(&p->spare, c, link);
-        p->nspare++;
-        pthread_cond_broadcast(&p->spare_cond);
-      }
+      if (!r)
+        spare_push(p, c);
       pthread_mutex_unlock(&p->lock);
       if (r) {
         chunk_unmap(c);
@@ -377,8 +378,7 @@ static void release_to_chunk(struct pagepool *p, void *page) {
   if (c->nfree == PP_CHUNK_PAGES) {
     LIST_REMOVE(c, link);
     if (p->nspare < (p->reserve_chunks ? p->reserve_chunks : 1)) {
-      LIST_INSERT_HEAD(&p->spare, c, link);
-      p->nspare++;
+      spare_push(p, c);
     } else if (!table_rebuild(p, p->table_cap, NULL, c)) {
       chunk_unmap(c);
       p->nchunks--;

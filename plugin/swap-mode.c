@@ -23,8 +23,9 @@
  *   a write never needs fresh memory from the kernel while the kernel is
  *   short of it; a thread of ours tops the reserve up every few ms (it may
  *   wait for memory; the writers do not).  A write that finds the reserve
- *   used up waits up to 200 ms, then fails with ENOMEM (an I/O error: the kernel keeps the
- *   page and writes it again later) instead of blocking.
+ *   used up waits up to 200 ms for it, then fails with ENOMEM (an I/O
+ *   error: the kernel keeps the page and writes it again later) instead of
+ *   blocking on the kernel.
  * - malloc keeps what it has: request buffers come from the heap, never
  *   fresh mmaps, and the freed heap is not given back, so serving a request
  *   does not fault in new pages (under memory pressure each such fault can
