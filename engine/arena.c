@@ -14,6 +14,7 @@
 
 struct zspage {
   LIST_ENTRY(zspage) link; /* on the class's partial list when not full */
+  LIST_ENTRY(zspage) all;  /* on the class's list of every zspage */
   struct size_class *cls;
   uint16_t inuse;    /* objects allocated */
   uint16_t carved;   /* objects [0, carved) have been handed out at least once */
@@ -33,12 +34,14 @@ struct size_class {
   uint16_t objs_per_zspage;
   struct zs_list partial;  /* zspages with room */
   struct zs_list isolated; /* compaction sources */
+  struct zs_list all;      /* every zspage, for compaction to look over */
 };
 
 struct arena {
   struct pagepool *pool;
   struct memacct *acct;
   _Atomic uint64_t meta_bytes;
+  _Atomic int packing; /* a compaction is moving objects: see zspage_take */
   struct size_class classes[NCLASSES];
 };
 
@@ -69,6 +72,7 @@ int arena_create(struct pagepool *pool, struct memacct *acct,
     pthread_mutex_init(&c->lock, NULL);
     LIST_INIT(&c->partial);
     LIST_INIT(&c->isolated);
+    LIST_INIT(&c->all);
     c->size = (i + 1) * ARENA_ALIGN;
     c->pages_per_zspage = pick_pages(c->size);
     c->objs_per_zspage = (uint16_t)(c->pages_per_zspage * PAGE / c->size);
@@ -127,6 +131,7 @@ static size_t zspage_bytes(const struct size_class *c) {
 }
 
 static void zspage_release(struct arena *a, struct zspage *zs) {
+  LIST_REMOVE(zs, all);
   for (uint16_t i = 0; i < zs->nblocks; i++)
     pagepool_free_half(a->pool, zs->blocks[i]);
   size_t bytes = zspage_bytes(zs->cls);
@@ -156,6 +161,7 @@ static int zspage_new(struct arena *a, struct size_class *c,
   zs->cls = c;
   zs->freelist = FREE_END;
   LIST_INSERT_HEAD(&c->partial, zs, link);
+  LIST_INSERT_HEAD(&c->all, zs, all);
   *out = zs;
   return 0;
 }
@@ -174,7 +180,8 @@ static int zspage_take(struct arena *a, struct zspage *zs, uint16_t *idx) {
   while ((uint32_t)zs->nblocks * BLOCK < end) {
     void *blk;
     int r = pagepool_alloc_half(
-        a->pool, zs->nblocks ? zs->blocks[zs->nblocks - 1] : NULL, &blk);
+        a->pool, zs->nblocks ? zs->blocks[zs->nblocks - 1] : NULL,
+        atomic_load_explicit(&a->packing, memory_order_relaxed), &blk);
     if (r)
       return r;
     zs->blocks[zs->nblocks++] = blk;
@@ -259,6 +266,33 @@ uint64_t arena_metadata_bytes(struct arena *a) {
 }
 
 
+/* Page-level fragmentation: blocks are half pages, and a page stays
+ * charged while either half is in use.  After many frees (a store that
+ * shrinks, pages recompressed into smaller classes) many pages are held by
+ * one lone half each, which moving objects between zspages of a class does
+ * not fix.  A zspage with an eighth or more of its blocks alone on their
+ * page becomes a source too: its objects go to blocks packed into fresh
+ * pages, and its blocks' pages come free.  Caller holds the class lock. */
+static size_t isolate_lonely(struct arena *a, struct size_class *c) {
+  size_t n = 0;
+  struct zspage *zs;
+  LIST_FOREACH(zs, &c->all, all) {
+    if (zs->isolated || !zs->nblocks)
+      continue;
+    unsigned alone = 0;
+    for (uint16_t i = 0; i < zs->nblocks; i++)
+      alone += (unsigned)pagepool_half_alone(a->pool, zs->blocks[i]);
+    if (alone * 8 < zs->nblocks)
+      continue;
+    if (list_of(c, zs))
+      LIST_REMOVE(zs, link);
+    zs->isolated = 1;
+    LIST_INSERT_HEAD(&c->isolated, zs, link);
+    n++;
+  }
+  return n;
+}
+
 /* Compaction.  Within each class, the emptiest partial zspages become
  * sources while the other partial zspages have room for all their objects;
  * the caller moves every object of a source (arena_store of a copy, then
@@ -291,8 +325,11 @@ size_t arena_compact_begin(struct arena *a) {
       LIST_INSERT_HEAD(&c->isolated, emptiest, link);
       nsrc++;
     }
+    nsrc += isolate_lonely(a, c);
     pthread_mutex_unlock(&c->lock);
   }
+  /* Objects moved now go to whole fresh pages, not to other lone halves. */
+  atomic_store(&a->packing, nsrc > 0);
   return nsrc;
 }
 
@@ -310,8 +347,11 @@ void arena_compact_end(struct arena *a) {
       struct zspage *zs = LIST_FIRST(&c->isolated);
       LIST_REMOVE(zs, link);
       zs->isolated = 0;
-      LIST_INSERT_HEAD(&c->partial, zs, link);
+      struct zs_list *l = list_of(c, zs); /* a full one is on no list */
+      if (l)
+        LIST_INSERT_HEAD(l, zs, link);
     }
     pthread_mutex_unlock(&c->lock);
   }
+  atomic_store(&a->packing, 0);
 }

@@ -32,6 +32,10 @@ struct trueno_codec {
 extern const struct trueno_codec trueno_codec_lz4_trueno;
 extern const struct trueno_codec trueno_codec_lz4_liblz4;
 extern const struct trueno_codec trueno_codec_zstd;
+/* Only for idle-page recompression: its blocks are stored as algorithm lz4. */
+extern const struct trueno_codec trueno_codec_lz4hc;
+int trueno_lz4hc_level_min(void);
+int trueno_lz4hc_level_max(void);
 
 /* The default codec of an algorithm (for lz4: ours); NULL if unknown.
  * Decoding a stored page with it is always right. */

@@ -423,9 +423,10 @@ static uint8_t *half_mask(struct pagepool *p, void *half) {
   return &c->halves[(size_t)((uint8_t *)half - c->base) / PP_PAGE];
 }
 
-int pagepool_alloc_half(struct pagepool *p, void *near, void **half) {
+int pagepool_alloc_half(struct pagepool *p, void *near, int pack,
+                        void **half) {
   pthread_mutex_lock(&p->lock);
-  struct pp_half *h = LIST_FIRST(&p->halves);
+  struct pp_half *h = pack ? NULL : LIST_FIRST(&p->halves);
   if (near) {
     /* The sibling of the caller's previous block, if still free: blocks of
      * one zspage then share pages and a released zspage frees whole pages
@@ -453,6 +454,14 @@ int pagepool_alloc_half(struct pagepool *p, void *near, void **half) {
   pthread_mutex_unlock(&p->lock);
   *half = h;
   return 0;
+}
+
+int pagepool_half_alone(struct pagepool *p, void *half) {
+  pthread_mutex_lock(&p->lock);
+  uintptr_t which = ((uintptr_t)half / PP_HALF) & 1;
+  int alone = *half_mask(p, half) == (uint8_t)(1u << which);
+  pthread_mutex_unlock(&p->lock);
+  return alone;
 }
 
 void pagepool_free_half(struct pagepool *p, void *half) {

@@ -60,9 +60,17 @@ void pagepool_destroy(struct pagepool *p);
 int pagepool_alloc(struct pagepool *p, void **page);
 void pagepool_free(struct pagepool *p, void *page);
 /* One 2 KiB-aligned half page; same errors.  near, if not NULL, is a half
- * the caller holds: its sibling is preferred when free. */
-int pagepool_alloc_half(struct pagepool *p, void *near, void **half);
+ * the caller holds: its sibling is preferred when free.  Else, by default,
+ * a free half whose sibling is in use (it fills a page already charged);
+ * with pack set, the first half of a fresh page instead, so that blocks
+ * taken one after another fill whole pages (compaction moves objects out of
+ * lone halves that way, rather than into other lone halves). */
+int pagepool_alloc_half(struct pagepool *p, void *near, int pack,
+                        void **half);
 void pagepool_free_half(struct pagepool *p, void *half);
+/* True when the other half of half's page is free: half alone keeps a
+ * whole page charged. */
+int pagepool_half_alone(struct pagepool *p, void *half);
 /* Bytes of chunk bookkeeping, for the stats. */
 uint64_t pagepool_overhead(struct pagepool *p);
 

@@ -29,8 +29,15 @@ struct slot {
   uint16_t len;  /* payload bytes: compressed length, 4096 for raw */
   uint8_t type;  /* enum slot_type */
   uint8_t alg;   /* enum trueno_algorithm, for SLOT_COMP */
-  uint32_t spare;
+  /* The store's clock (seconds) at the page's last read or write, and
+   * SLOT_RECOMPRESSED once the idle-page recompressor has been over it
+   * (kept or not worth it: it is not tried again until the next write).
+   * Readers update it under the read lock, with atomic accesses. */
+  uint32_t stamp;
 };
+
+#define SLOT_TICK_MASK 0x7fffffffu
+#define SLOT_RECOMPRESSED 0x80000000u
 
 _Static_assert(sizeof(struct slot) == 16, "slot metadata budget is 16 bytes");
 

@@ -21,34 +21,12 @@
 #include "page.h"
 #include "pagepool.h"
 #include "slots.h"
+#include "store_impl.h"
 #include "store_stats.h"
 #include "trueno.h"
 #include "workspace.h"
 
 #define PAGE TRUENO_PAGE_SIZE
-#define NSTRIPES 1024u
-
-struct trueno_store {
-  uint64_t size;
-  uint64_t npages;
-  enum trueno_algorithm alg;
-  const struct trueno_codec *codec;
-  int level;
-  struct memacct acct;
-  struct pagepool pool;
-  struct arena *arena;
-  struct slot_table slots;
-  struct store_counters cnt;
-  struct ws_pool ws;
-  pthread_mutex_t compact_lock;
-  _Atomic uint64_t slack_after_compact;
-  struct trueno_batch_codec batch; /* compress NULL: none */
-  pthread_rwlock_t locks[NSTRIPES];
-};
-
-static pthread_rwlock_t *lock_of(struct trueno_store *st, uint64_t idx) {
-  return &st->locks[idx % NSTRIPES];
-}
 
 int trueno_store_create(const struct trueno_config *cfg,
                         struct trueno_store **out) {
@@ -62,13 +40,19 @@ int trueno_store_create(const struct trueno_config *cfg,
   struct trueno_store *st = calloc(1, sizeof *st);
   if (!st)
     return -ENOMEM;
+  int r = recompressor_init(&st->recomp, cfg);
+  if (r) {
+    free(st);
+    return r;
+  }
+  clock_gettime(CLOCK_MONOTONIC, &st->born);
   st->size = cfg->size;
   st->npages = (cfg->size + PAGE - 1) / PAGE;
   st->alg = cfg->algorithm;
   st->codec = trueno_codec_select(cfg->algorithm, cfg->lz4_impl);
   st->level = level;
   st->acct.limit = cfg->mem_limit;
-  int r = pagepool_init(&st->pool, &st->acct);
+  r = pagepool_init(&st->pool, &st->acct);
   if (r)
     goto fail_st;
   r = arena_create(&st->pool, &st->acct, &st->arena);
@@ -88,14 +72,14 @@ fail_arena:
 fail_pool:
   pagepool_destroy(&st->pool);
 fail_st:
+  recompressor_destroy(&st->recomp);
   free(st);
   return r;
 }
 
 uint64_t trueno_store_size(const struct trueno_store *st) { return st->size; }
 
-/* Frees a slot's payload; the slot must already be unreachable. */
-static void payload_release(struct trueno_store *st, const struct slot *s) {
+void store_payload_release(struct trueno_store *st, const struct slot *s) {
   if (s->type == SLOT_COMP)
     arena_free(st->arena, s->val);
   else if (s->type == SLOT_RAW)
@@ -108,7 +92,7 @@ void trueno_store_destroy(struct trueno_store *st) {
   /* Only allocated chunks: a huge sparse device must exit fast. */
   for (uint64_t i = slots_next_used(&st->slots, 0); i < st->npages;
        i = slots_next_used(&st->slots, i + 1))
-    payload_release(st, slots_peek(&st->slots, i));
+    store_payload_release(st, slots_peek(&st->slots, i));
   slots_destroy(&st->slots);
   arena_destroy(st->arena);
   pagepool_destroy(&st->pool);
@@ -116,7 +100,23 @@ void trueno_store_destroy(struct trueno_store *st) {
     pthread_rwlock_destroy(&st->locks[i]);
   ws_pool_destroy(&st->ws);
   pthread_mutex_destroy(&st->compact_lock);
+  recompressor_destroy(&st->recomp);
   free(st);
+}
+
+void store_clock_update(struct trueno_store *st) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  atomic_store_explicit(&st->tick, (uint32_t)(now.tv_sec - st->born.tv_sec),
+                        memory_order_relaxed);
+}
+
+/* Notes a read of a locked slot (many readers may do so at once). */
+static void slot_stamp_read(struct trueno_store *st, struct slot *s) {
+  uint32_t old = __atomic_load_n(&s->stamp, __ATOMIC_RELAXED);
+  uint32_t now = (old & SLOT_RECOMPRESSED) | store_tick(st);
+  if (old != now) /* no store, no dirty cache line, when nothing changed */
+    __atomic_store_n(&s->stamp, now, __ATOMIC_RELAXED);
 }
 
 int trueno_store_populate(struct trueno_store *st) {
@@ -172,8 +172,7 @@ static int page_compress(struct trueno_store *st, struct workspace *ws,
   return 0;
 }
 
-/* Replaces a locked slot's value and accounts for the transition. */
-static void slot_swap(struct trueno_store *st, struct slot *s,
+void store_slot_swap(struct trueno_store *st, struct slot *s,
                       const struct slot *next, struct slot *old) {
   *old = *s;
   *s = *next;
@@ -190,10 +189,11 @@ static int slot_install(struct trueno_store *st, const void *payload,
                         struct slot *s, const void *page, struct slot *next,
                         struct slot *old) {
   int r = 0;
+  next->stamp = store_tick(st); /* new contents: not recompressed yet */
   if (next->type == SLOT_RAW && s->type == SLOT_RAW) {
     memcpy((void *)(uintptr_t)s->val, page, PAGE);
     next->val = s->val;
-    slot_swap(st, s, next, old);
+    store_slot_swap(st, s, next, old);
     old->type = SLOT_EMPTY; /* the payload lives on in the slot */
     return 0;
   }
@@ -201,7 +201,7 @@ static int slot_install(struct trueno_store *st, const void *payload,
       arena_fits(s->val, next->len)) {
     arena_overwrite(s->val, payload, next->len);
     next->val = s->val;
-    slot_swap(st, s, next, old);
+    store_slot_swap(st, s, next, old);
     old->type = SLOT_EMPTY;
     return 0;
   }
@@ -216,12 +216,11 @@ static int slot_install(struct trueno_store *st, const void *payload,
     }
   }
   if (!r)
-    slot_swap(st, s, next, old);
+    store_slot_swap(st, s, next, old);
   return r;
 }
 
-/* Writes the page a slot holds into page; caller holds the slot's lock. */
-static int page_decode(struct workspace *ws, const struct slot *s,
+int store_page_decode(struct workspace *ws, const struct slot *s,
                        void *page) {
   switch (s->type) {
   case SLOT_EMPTY:
@@ -259,11 +258,13 @@ static int page_read(struct trueno_store *st, struct workspace *ws,
   int r;
   pthread_rwlock_rdlock(l);
   if (plen == PAGE) {
-    r = page_decode(ws, s, dst);
+    r = store_page_decode(ws, s, dst);
   } else {
-    r = page_decode(ws, s, ws->page);
+    r = store_page_decode(ws, s, ws->page);
     memcpy(dst, ws->page + pofs, plen);
   }
+  if (!r)
+    slot_stamp_read(st, s);
   pthread_rwlock_unlock(l);
   return r;
 }
@@ -301,7 +302,7 @@ static int page_write(struct trueno_store *st, struct workspace *ws,
       pthread_rwlock_unlock(l);
       return 0;
     }
-    r = page_decode(ws, s, tmp);
+    r = store_page_decode(ws, s, tmp);
     if (!r) {
       if (src)
         memcpy(tmp + pofs, src, plen);
@@ -315,7 +316,7 @@ static int page_write(struct trueno_store *st, struct workspace *ws,
     if (r)
       return r;
   }
-  payload_release(st, &old);
+  store_payload_release(st, &old);
   return 0;
 }
 
@@ -327,9 +328,9 @@ static void page_discard(struct trueno_store *st, uint64_t idx) {
   struct slot old;
   pthread_rwlock_t *l = lock_of(st, idx);
   pthread_rwlock_wrlock(l);
-  slot_swap(st, s, &empty, &old);
+  store_slot_swap(st, s, &empty, &old);
   pthread_rwlock_unlock(l);
-  payload_release(st, &old);
+  store_payload_release(st, &old);
   if (old.type != SLOT_EMPTY)
     store_counter_add(&st->cnt.pages_trimmed, 1);
 }
@@ -405,7 +406,7 @@ static int batch_install(struct trueno_store *st, uint64_t idx,
   r = slot_install(st, payload, s, page, &next, &old);
   pthread_rwlock_unlock(l);
   if (!r)
-    payload_release(st, &old);
+    store_payload_release(st, &old);
   return r;
 }
 
@@ -593,24 +594,43 @@ static int page_compact(struct trueno_store *st, struct workspace *ws,
   return r;
 }
 
+/* One pass: moves the objects of the zspages arena_compact_begin picks.
+ * Returns 1 when it found none, else 0 or a negative errno. */
+static int compact_pass(struct trueno_store *st) {
+  if (!arena_compact_begin(st->arena))
+    return 1;
+  struct workspace *ws = ws_get(&st->ws);
+  int r = ws ? 0 : -ENOMEM;
+  /* No back-pointers from objects to slots (they would cost payload
+   * bytes): one pass over the allocated slot chunks finds the movers. */
+  for (uint64_t i = slots_next_used(&st->slots, 0); !r && i < st->npages;
+       i = slots_next_used(&st->slots, i + 1))
+    r = page_compact(st, ws, i, slots_peek(&st->slots, i));
+  if (ws)
+    ws_put(&st->ws, ws);
+  arena_compact_end(st->arena);
+  store_counter_add(&st->cnt.compactions, 1);
+  return r;
+}
+
+/* Emptying zspages that held lone half pages leaves other halves alone on
+ * their pages: after a large shrink (measured after recompressing the
+ * corpus) it takes 3-4 passes to converge, and the first may free little.
+ * Passes go on while they find sources, up to COMPACT_PASSES, until two in
+ * a row free less than 1/64 of what the arena held. */
+#define COMPACT_PASSES 6
+
 int trueno_compact(struct trueno_store *st) {
   pthread_mutex_lock(&st->compact_lock);
-  int r = 0;
-  if (arena_compact_begin(st->arena)) {
-    struct workspace *ws = ws_get(&st->ws);
-    r = ws ? 0 : -ENOMEM;
-    /* No back-pointers from objects to slots (they would cost payload
-     * bytes): one pass over the allocated slot chunks finds the movers. */
-    for (uint64_t i = slots_next_used(&st->slots, 0); !r && i < st->npages;
-         i = slots_next_used(&st->slots, i + 1))
-      r = page_compact(st, ws, i, slots_peek(&st->slots, i));
-    if (ws)
-      ws_put(&st->ws, ws);
-    arena_compact_end(st->arena);
-    store_counter_add(&st->cnt.compactions, 1);
+  int r = 0, idle = 0;
+  for (int pass = 0; !r && pass < COMPACT_PASSES && idle < 2; pass++) {
+    uint64_t held = atomic_load(&st->pool.pages_out);
+    r = compact_pass(st);
+    uint64_t now = atomic_load(&st->pool.pages_out);
+    idle = now + held / 64 > held ? idle + 1 : 0;
   }
   pthread_mutex_unlock(&st->compact_lock);
-  return r;
+  return r == 1 ? 0 : r;
 }
 
 /* Arena bytes held beyond the compressed payload they hold. */
@@ -623,7 +643,16 @@ static uint64_t arena_slack(struct trueno_store *st, uint64_t *payload) {
   return held > *payload ? held - *payload : 0;
 }
 
+/* A recompression step per call (about a second apart): a bounded scan,
+ * and a bounded number of pages (~10-40 us each), so housekeeping takes a
+ * few percent of one CPU at most. */
+#define RECOMPRESS_SCAN 65536u
+#define RECOMPRESS_TRIES 1024u
+
 int trueno_maintain(struct trueno_store *st) {
+  store_clock_update(st);
+  if (st->recomp.kind)
+    trueno_recompress(st, st->recomp.idle, RECOMPRESS_SCAN, RECOMPRESS_TRIES);
   /* A freshly filled store has ~5-8% slack; frees scattered over zspages
    * add more.  Compact past 1/8 of the payload, and only when slack has
    * grown by 1/16 since the last pass left it: what compaction cannot

@@ -33,13 +33,29 @@ enum trueno_lz4_impl {
   TRUENO_LZ4_IMPL_COUNT
 };
 
+/* Idle-page recompression (trueno_recompress): what a page that has not
+ * been read or written for a while is compressed again with, kept when
+ * that moves it to a smaller size class. */
+enum trueno_recompressor {
+  TRUENO_RECOMPRESS_OFF = 0,
+  TRUENO_RECOMPRESS_ZSTD,  /* densest; reads of those pages decode zstd */
+  TRUENO_RECOMPRESS_LZ4HC, /* LZ4 blocks from liblz4's HC parser: reads
+                              stay LZ4-fast */
+  TRUENO_RECOMPRESSOR_COUNT
+};
+
 struct trueno_config {
   uint64_t size;                  /* device size in bytes, > 0 */
   enum trueno_algorithm algorithm;
   int level;                      /* zstd level; 0 = the engine's default */
   uint64_t mem_limit;             /* bytes; 0 = no limit */
   enum trueno_lz4_impl lz4_impl;  /* algorithm=lz4 only; 0 = ours */
+  enum trueno_recompressor recompress; /* 0 = off */
+  int recompress_level;           /* 0 = the recompressor's default */
+  uint32_t recompress_idle;       /* seconds; 0 = TRUENO_RECOMPRESS_IDLE */
 };
+
+#define TRUENO_RECOMPRESS_IDLE 120u
 
 /* Counters, in the spirit of kernel zram's mm_stat and io_stat.  All sizes are
  * bytes.  A snapshot: each field is read atomically, the set is not. */
@@ -69,6 +85,8 @@ struct trueno_stats {
   uint64_t offload_batches;  /* write batches the batch codec compressed */
   uint64_t offload_pages;    /* pages in them */
   uint64_t offload_fallbacks; /* batches it failed: compressed on the CPU */
+  uint64_t pages_recompressed; /* idle pages recompressed (and kept so) */
+  uint64_t recompress_no_gain; /* idle pages it tried that gained nothing */
 };
 
 /* What a page range holds, for NBD extents. */
@@ -90,6 +108,15 @@ int trueno_lz4_impl_parse(const char *name, enum trueno_lz4_impl *impl);
 int trueno_zstd_level_min(void);
 int trueno_zstd_level_max(void);
 int trueno_zstd_level_default(void);
+/* "off", "zstd" or "lz4hc", each but off with an optional ":LEVEL".
+ * -EINVAL for an unknown name or a malformed level, -ERANGE for a level
+ * outside trueno_recompressor_levels; *level is 0 when none is given. */
+int trueno_recompressor_parse(const char *spec, enum trueno_recompressor *r,
+                              int *level);
+const char *trueno_recompressor_name(enum trueno_recompressor r);
+/* The valid levels of a recompressor and the one 0 stands for. */
+void trueno_recompressor_levels(enum trueno_recompressor r, int *min,
+                                int *max, int *dflt);
 
 int trueno_store_create(const struct trueno_config *cfg,
                         struct trueno_store **out);
@@ -126,8 +153,21 @@ int trueno_extent(struct trueno_store *st, uint64_t len, uint64_t off,
  * back (frees scatter holes over the arena).  Runs alongside I/O; one pass at
  * a time.  -ENOSPC if the limit stopped it part-way (nothing is lost). */
 int trueno_compact(struct trueno_store *st);
-/* Housekeeping for front ends to call every second or so: compacts when
- * the arena's slack passes 1/8 of its payload. */
+/* One step of idle-page recompression with the store's recompressor:
+ * examines up to max_slots pages from where the last step stopped (wrapping
+ * at the end of the device, once round at most) and recompresses those neither read nor
+ * written for min_idle seconds or more (as the store's clock, advanced by
+ * trueno_maintain and by this call, tells), trying at most max_tries.  A
+ * page is tried once per write.  Runs alongside I/O.  Returns the number of
+ * pages recompressed, -EINVAL when the store has no recompressor; when none
+ * was and copies could not be stored, -ENOSPC (the memory limit) or -ENOMEM
+ * (nothing is lost: a page keeps its old copy and is tried again later). */
+int trueno_recompress(struct trueno_store *st, uint32_t min_idle,
+                      uint64_t max_slots, uint64_t max_tries);
+/* Housekeeping for front ends to call every second or so: advances the
+ * store's clock, recompresses idle pages a bounded step at a time (when
+ * configured) and compacts when the arena's slack passes 1/8 of its
+ * payload. */
 int trueno_maintain(struct trueno_store *st);
 
 /* Memory each store created afterwards keeps mapped and resident ahead of

@@ -1,0 +1,39 @@
+/* Idle-page recompression: the engine side of trueno_recompress.
+ *
+ * Swap and RAM-disk pages are mostly cold: written once, read rarely or
+ * never.  The fast codec that stored them is the right choice while they
+ * are hot; once a page has not been read or written for a while, a denser
+ * encoding (zstd, or liblz4's HC parser, whose blocks the fast LZ4 decoder
+ * still reads) saves memory for a slower read that may never come.  Kernel
+ * zram's recompress does the same on request; here the housekeeping thread
+ * does it a bounded step at a time.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef TRUENO_RECOMPRESS_H
+#define TRUENO_RECOMPRESS_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "trueno.h"
+
+struct trueno_codec;
+
+struct recompressor {
+  enum trueno_recompressor kind; /* TRUENO_RECOMPRESS_OFF: none */
+  int level;
+  uint32_t idle;                 /* seconds without a read or write */
+  const struct trueno_codec *codec;
+  enum trueno_algorithm alg;     /* what its pages decode with */
+  void *state;                   /* codec state, made on first use */
+  pthread_mutex_t lock;          /* one step at a time */
+  uint64_t cursor;               /* the next slot a step examines */
+};
+
+/* From the store's configuration: -EINVAL for a bad recompressor or
+ * level. */
+int recompressor_init(struct recompressor *r, const struct trueno_config *cfg);
+void recompressor_destroy(struct recompressor *r);
+
+#endif

@@ -1,0 +1,73 @@
+/* The store's insides, shared by the files of the engine that work on its
+ * slots (store.c: the I/O paths; recompress.c: idle-page recompression).
+ * Front ends see only trueno.h.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef TRUENO_STORE_IMPL_H
+#define TRUENO_STORE_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "arena.h"
+#include "codec.h"
+#include "memacct.h"
+#include "pagepool.h"
+#include "recompress.h"
+#include "slots.h"
+#include "store_stats.h"
+#include "trueno.h"
+#include "workspace.h"
+
+#define NSTRIPES 1024u
+
+struct trueno_store {
+  uint64_t size;
+  uint64_t npages;
+  enum trueno_algorithm alg;
+  const struct trueno_codec *codec;
+  int level;
+  struct memacct acct;
+  struct pagepool pool;
+  struct arena *arena;
+  struct slot_table slots;
+  struct store_counters cnt;
+  struct ws_pool ws;
+  pthread_mutex_t compact_lock;
+  _Atomic uint64_t slack_after_compact;
+  struct trueno_batch_codec batch; /* compress NULL: none */
+  /* The store's clock: seconds since it was made, as of the last
+   * trueno_maintain or recompression step.  Reads and writes stamp the
+   * pages they touch with it (slot.spare), which is what makes a page
+   * idle or not. */
+  struct timespec born;
+  _Atomic uint32_t tick;
+  struct recompressor recomp;
+  pthread_rwlock_t locks[NSTRIPES];
+};
+
+static inline pthread_rwlock_t *lock_of(struct trueno_store *st,
+                                        uint64_t idx) {
+  return &st->locks[idx % NSTRIPES];
+}
+
+/* The clock's current value, for a stamp. */
+static inline uint32_t store_tick(struct trueno_store *st) {
+  return atomic_load_explicit(&st->tick, memory_order_relaxed) &
+         SLOT_TICK_MASK;
+}
+/* Advances the clock to now. */
+void store_clock_update(struct trueno_store *st);
+
+/* Writes the page a slot holds into page; caller holds the slot's lock. */
+int store_page_decode(struct workspace *ws, const struct slot *s, void *page);
+/* Replaces a locked slot's value and accounts for the transition. */
+void store_slot_swap(struct trueno_store *st, struct slot *s,
+                     const struct slot *next, struct slot *old);
+/* Frees a slot's payload; the slot must already be unreachable. */
+void store_payload_release(struct trueno_store *st, const struct slot *s);
+
+#endif
