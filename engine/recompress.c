@@ -56,8 +56,10 @@ int trueno_recompressor_parse(const char *spec, enum trueno_recompressor *r,
       int min, max, dflt;
       trueno_recompressor_levels((enum trueno_recompressor)i, &min, &max,
                                  &dflt);
-      if (v == 0 || v < min || v > max)
+      if (v == 0 || v < min || v > max) {
+        *r = (enum trueno_recompressor)i; /* for the caller's message */
         return -ERANGE;
+      }
       lv = (int)v;
     }
     *r = (enum trueno_recompressor)i;

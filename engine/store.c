@@ -615,20 +615,16 @@ static int compact_pass(struct trueno_store *st) {
 
 /* Emptying zspages that held lone half pages leaves other halves alone on
  * their pages: after a large shrink (measured after recompressing the
- * corpus) it takes 3-4 passes to converge, and the first may free little.
- * Passes go on while they find sources, up to COMPACT_PASSES, until two in
- * a row free less than 1/64 of what the arena held. */
+ * corpus) it takes 3-5 passes to converge, and the first two may free
+ * nothing (their objects move into fresh pages as fast as they free
+ * others).  Passes go on while they find sources, up to COMPACT_PASSES. */
 #define COMPACT_PASSES 6
 
 int trueno_compact(struct trueno_store *st) {
   pthread_mutex_lock(&st->compact_lock);
-  int r = 0, idle = 0;
-  for (int pass = 0; !r && pass < COMPACT_PASSES && idle < 2; pass++) {
-    uint64_t held = atomic_load(&st->pool.pages_out);
+  int r = 0;
+  for (int pass = 0; !r && pass < COMPACT_PASSES; pass++)
     r = compact_pass(st);
-    uint64_t now = atomic_load(&st->pool.pages_out);
-    idle = now + held / 64 > held ? idle + 1 : 0;
-  }
   pthread_mutex_unlock(&st->compact_lock);
   return r == 1 ? 0 : r;
 }
@@ -651,18 +647,30 @@ static uint64_t arena_slack(struct trueno_store *st, uint64_t *payload) {
 
 int trueno_maintain(struct trueno_store *st) {
   store_clock_update(st);
-  if (st->recomp.kind)
-    trueno_recompress(st, st->recomp.idle, RECOMPRESS_SCAN, RECOMPRESS_TRIES);
+  /* Recompression moves pages into smaller classes and leaves the space
+   * they held behind: once a run of steps ends (a step finds nothing more
+   * to do) after 256 pages or more, compact, whatever the slack, so the
+   * memory follows the payload. */
+  int settle = 0;
+  if (st->recomp.kind) {
+    int n = trueno_recompress(st, st->recomp.idle, RECOMPRESS_SCAN,
+                              RECOMPRESS_TRIES);
+    if (n > 0)
+      st->recomp_since_compact += (uint64_t)n;
+    else if (st->recomp_since_compact >= 256)
+      settle = 1;
+  }
   /* A freshly filled store has ~5-8% slack; frees scattered over zspages
    * add more.  Compact past 1/8 of the payload, and only when slack has
    * grown by 1/16 since the last pass left it: what compaction cannot
    * recover must not make every call scan the slot table. */
   uint64_t payload, slack = arena_slack(st, &payload);
   uint64_t floor = atomic_load(&st->slack_after_compact);
-  if (slack < payload / 8 || slack < floor + payload / 16 ||
-      slack < 256 * 1024)
+  if (!settle && (slack < payload / 8 || slack < floor + payload / 16 ||
+                  slack < 256 * 1024))
     return 0;
   int r = trueno_compact(st);
+  st->recomp_since_compact = 0;
   atomic_store(&st->slack_after_compact, arena_slack(st, &payload));
   return r;
 }

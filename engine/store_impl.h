@@ -46,6 +46,7 @@ struct trueno_store {
   struct timespec born;
   _Atomic uint32_t tick;
   struct recompressor recomp;
+  uint64_t recomp_since_compact; /* pages; trueno_maintain's alone */
   pthread_rwlock_t locks[NSTRIPES];
 };
 

@@ -110,7 +110,8 @@ int trueno_zstd_level_max(void);
 int trueno_zstd_level_default(void);
 /* "off", "zstd" or "lz4hc", each but off with an optional ":LEVEL".
  * -EINVAL for an unknown name or a malformed level, -ERANGE for a level
- * outside trueno_recompressor_levels; *level is 0 when none is given. */
+ * outside trueno_recompressor_levels (*r is then set, for messages); *level
+ * is 0 when none is given. */
 int trueno_recompressor_parse(const char *spec, enum trueno_recompressor *r,
                               int *level);
 const char *trueno_recompressor_name(enum trueno_recompressor r);

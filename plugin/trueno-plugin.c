@@ -26,7 +26,7 @@
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
 static struct trueno_config cfg = {.algorithm = TRUENO_ALG_LZ4};
-static int size_given, level_given, lz4_impl_given;
+static int size_given, level_given, lz4_impl_given, recompress_idle_given;
 static char *stats_path;
 static struct trueno_store *store;
 static enum trueno_offload_mode offload_mode = TRUENO_OFFLOAD_OFF;
@@ -98,6 +98,33 @@ static int plugin_config(const char *key, const char *value) {
   }
   if (strcmp(key, "swap") == 0)
     return swap_mode_config(value);
+  if (strcmp(key, "recompress") == 0) {
+    int r = trueno_recompressor_parse(value, &cfg.recompress,
+                                      &cfg.recompress_level);
+    if (r == -ERANGE) {
+      int min, max, dflt;
+      trueno_recompressor_levels(cfg.recompress, &min, &max, &dflt);
+      nbdkit_error("recompress: level out of range in '%s' (levels %d..%d, "
+                   "not 0)",
+                   value, min, max);
+    } else if (r) {
+      nbdkit_error("recompress: unknown recompressor '%s' (use off, "
+                   "zstd[:LEVEL] or lz4hc[:LEVEL])",
+                   value);
+    }
+    return r ? -1 : 0;
+  }
+  if (strcmp(key, "recompress-idle") == 0) {
+    if (nbdkit_parse_uint32_t("recompress-idle", value,
+                              &cfg.recompress_idle) == -1)
+      return -1;
+    if (cfg.recompress_idle == 0) {
+      nbdkit_error("recompress-idle: must be at least 1 (seconds)");
+      return -1;
+    }
+    recompress_idle_given = 1;
+    return 0;
+  }
   if (strcmp(key, "lz4-impl") == 0) {
     if (trueno_lz4_impl_parse(value, &cfg.lz4_impl)) {
       nbdkit_error("lz4-impl: unknown implementation '%s' (use trueno or "
@@ -158,6 +185,11 @@ static int plugin_config_complete(void) {
     nbdkit_error("lz4-impl: only applies to algorithm=lz4");
     return -1;
   }
+  if (recompress_idle_given && cfg.recompress == TRUENO_RECOMPRESS_OFF) {
+    nbdkit_error("recompress-idle: only applies with recompress=zstd or "
+                 "lz4hc");
+    return -1;
+  }
   if (stats_path) {
     int r = stats_file_check(stats_path);
     if (r) {
@@ -175,6 +207,8 @@ static int plugin_config_complete(void) {
   "level=<N>           zstd level (default 3).\n"                            \
   "lz4-impl=trueno|liblz4  LZ4 implementation (default trueno).\n"       \
   "mem-limit=<SIZE>    Memory the store may use; writes past it: ENOSPC.\n"  \
+  "recompress=off|zstd[:N]|lz4hc[:N]  Recompress idle pages (default off).\n" \
+  "recompress-idle=<S> Seconds without a read or write first (120).\n"   \
   "stats=<FILE>        Write engine counters as JSON every second.\n"      \
   "offload=off|auto|opencl  Batch compression of large writes on an\n"   \
   "                    OpenCL device (default off; auto: when faster).\n"  \
@@ -189,6 +223,8 @@ static void plugin_dump_plugin(void) {
   printf("trueno_zstd_level_default=%d\n", trueno_zstd_level_default());
   printf("trueno_page_size=%u\n", TRUENO_PAGE_SIZE);
   printf("trueno_lz4_impls=trueno,liblz4\n");
+  printf("trueno_recompress=off,zstd,lz4hc\n");
+  printf("trueno_recompress_idle_default=%u\n", TRUENO_RECOMPRESS_IDLE);
   printf("trueno_swap_mode=yes\n");
   printf("trueno_offload=off,auto,opencl\n");
   printf("trueno_opencl=%s\n", trueno_offload_available() ? "yes" : "no");

@@ -74,6 +74,17 @@ expect_refused stats size=64M stats=/nonexistent-dir/x
 expect_refused stats size=64M stats=
 mkdir "$TMPD/adir"
 expect_refused stats size=64M stats="$TMPD/adir"
+expect_refused recompress size=64M recompress=gzip
+expect_refused recompress size=64M recompress=
+expect_refused recompress size=64M recompress=zstd:
+expect_refused recompress size=64M recompress=zstd:0
+expect_refused recompress size=64M recompress=zstd:$((zmax + 1))
+expect_refused recompress size=64M recompress=lz4hc:13
+expect_refused recompress size=64M recompress=off:3
+expect_refused recompress-idle size=64M recompress-idle=30
+expect_refused recompress-idle size=64M recompress=zstd recompress-idle=0
+expect_refused recompress-idle size=64M recompress=zstd recompress-idle=-1
+expect_refused recompress-idle size=64M recompress=zstd recompress-idle=1h
 note "$n_refused of $((n_refused + ${#problems[@]})) bad parameter sets refused with a message naming the parameter"
 
 # Values that are valid but may be more than the store can handle: serving
@@ -118,6 +129,11 @@ expect_started 1048576 size=1M algorithm=zstd level=-1
 expect_started 1048576 level=5 size=1M algorithm=zstd
 expect_started 1048576 size=1M mem-limit=4M
 expect_started 1048576 size=1M mem-limit=1G
+expect_started 1048576 size=1M recompress=zstd
+expect_started 1048576 size=1M recompress=zstd:19 recompress-idle=1
+expect_started 1048576 size=1M recompress=lz4hc:12 recompress-idle=3600
+expect_started 1048576 size=1M algorithm=zstd recompress=lz4hc
+expect_started 1048576 size=1M recompress=off
 expect_started 1073741824 size=1G algorithm=zstd level=3 mem-limit=16M stats="$stats_ok"
 [ -f "$stats_ok" ] || fail "stats=$stats_ok: no stats file written"
 ok "$n_started good parameter sets started with the right export size"

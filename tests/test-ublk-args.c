@@ -67,6 +67,15 @@ int main(void) {
             o.cfg.lz4_impl == TRUENO_LZ4_LIBLZ4 && !o.swap,
         "lz4-impl: %s", err);
 
+  CHECK(parse("--size 4K recompress=zstd:9 recompress-idle=30", &o, err,
+              sizeof err) == 0 &&
+            o.cfg.recompress == TRUENO_RECOMPRESS_ZSTD &&
+            o.cfg.recompress_level == 9 && o.cfg.recompress_idle == 30,
+        "recompress: %s", err);
+  expect_err("--size 1G recompress=gzip", "unknown recompressor 'gzip'");
+  expect_err("--size 1G recompress=lz4hc:13", "recompress: level out of range");
+  expect_err("--size 1G recompress-idle=5", "only applies with recompress=");
+  expect_err("--size 1G recompress=zstd recompress-idle=0", "recompress-idle:");
   expect_err("", "--size is required");
   expect_err("--size", "--size needs a value");
   expect_err("--size foo", "invalid size 'foo'");

@@ -84,6 +84,26 @@ static int parse_param(struct ublk_opts *o, const char *key, const char *v,
     *impl_given = true;
     return 0;
   }
+  if (!strcmp(key, "recompress")) {
+    int r = trueno_recompressor_parse(v, &o->cfg.recompress,
+                                      &o->cfg.recompress_level);
+    if (r == -ERANGE) {
+      int min, max, dflt;
+      trueno_recompressor_levels(o->cfg.recompress, &min, &max, &dflt);
+      return bad(err, errlen, "recompress: level out of range in '%s' (levels %d..%d, not 0)",
+                 v, min, max);
+    }
+    if (r)
+      return bad(err, errlen, "recompress: unknown recompressor '%s' (use off, zstd[:LEVEL] or lz4hc[:LEVEL])", v);
+    return 0;
+  }
+  if (!strcmp(key, "recompress-idle")) {
+    long s;
+    if (ublk_parse_int(v, 1, UINT32_MAX, &s))
+      return bad(err, errlen, "recompress-idle: '%s' is not a number of seconds from 1", v);
+    o->cfg.recompress_idle = (uint32_t)s;
+    return 0;
+  }
   if (!strcmp(key, "swap")) {
     if (!strcmp(v, "on") || !strcmp(v, "1") || !strcmp(v, "yes"))
       o->swap = true;
@@ -196,5 +216,7 @@ int ublk_parse_add(int argc, char **argv, struct ublk_opts *o, char *err,
     return bad(err, errlen, "level: only applies to algorithm=zstd");
   if (impl_given && o->cfg.algorithm != TRUENO_ALG_LZ4)
     return bad(err, errlen, "lz4-impl: only applies to algorithm=lz4");
+  if (o->cfg.recompress_idle && o->cfg.recompress == TRUENO_RECOMPRESS_OFF)
+    return bad(err, errlen, "recompress-idle: only applies with recompress=zstd or lz4hc");
   return 0;
 }
