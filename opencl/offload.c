@@ -12,6 +12,7 @@
 
 #include "arena.h"
 #include "lz4page.h"
+#include "ocl_cache.h"
 #include "offload.h"
 #if HAVE_OPENCL
 #include "trueno_ocl.h"
@@ -32,8 +33,8 @@ struct trueno_offload {
   _Atomic long batches;
   long fail_after;  /* test hook; -1 = never */
   char device[160];
-  char reason[1280];
-  char json[3072];
+  char reason[2048];
+  char json[5120];
 };
 
 static const char *const mode_names[] = {"off", "auto", "opencl"};
@@ -53,6 +54,10 @@ const char *trueno_offload_mode_name(enum trueno_offload_mode mode) {
 }
 
 int trueno_offload_available(void) { return HAVE_OPENCL; }
+
+int trueno_offload_cache_prepare(const char *dir) {
+  return ocl_cache_mkdir(dir);
+}
 
 static void say(struct trueno_offload *o, const char *msg) {
   if (o->cfg.log)
@@ -206,7 +211,7 @@ static double time_cpu(const uint8_t *pages, size_t n, uint8_t *dst) {
 
 /* offload=auto: the smallest calibrated size from which the device wins at
  * every larger one, or 0. */
-static uint32_t calibrate(struct trueno_offload *o) {
+static uint32_t calibrate(struct trueno_offload *o, const char *kernels) {
   size_t n = cal_sizes[0];
   uint8_t *pages = malloc(n * PAGE), *dst = malloc(n * ARENA_CAP);
   uint32_t *off = malloc(n * 2 * sizeof *off);
@@ -242,12 +247,12 @@ static uint32_t calibrate(struct trueno_offload *o) {
   }
   if (chosen)
     decide(o, "opencl: offload=auto chose the device %s for writes of >= %u "
-              "pages (MB/s device/CPU, end to end: %s)",
-           o->device, chosen, table);
+              "pages (MB/s device/CPU, end to end: %s; %s)",
+           o->device, chosen, table, kernels);
   else
     decide(o, "opencl: offload=auto chose the CPU codec: the device %s is "
-              "not faster (MB/s device/CPU, end to end: %s)",
-           o->device, table);
+              "not faster (MB/s device/CPU, end to end: %s; %s)",
+           o->device, table, kernels);
   return chosen;
 }
 #endif
@@ -259,7 +264,8 @@ struct trueno_offload *trueno_offload_start(
     return NULL;
   o->st = st;
   o->cfg = *cfg;
-  o->cfg.device = NULL; /* the caller's string may not outlive us */
+  o->cfg.device = NULL; /* the caller's strings may not outlive us */
+  o->cfg.cache_dir = NULL;
   o->fail_after = -1;
   snprintf(o->device, sizeof o->device, "none");
   if (cfg->mode == TRUENO_OFFLOAD_OFF) {
@@ -274,6 +280,7 @@ struct trueno_offload *trueno_offload_start(
   const char *bad = getenv("TRUENO_OCL_BAD_KERNEL");
   struct trueno_ocl_options opt = {
       .device = cfg->device,
+      .cache_dir = cfg->cache_dir,
       .extra_source = bad && *bad == '1' ? "\n__kernel void broken( {\n" : NULL,
   };
   const char *why = "";
@@ -285,12 +292,14 @@ struct trueno_offload *trueno_offload_start(
   } else {
     snprintf(o->device, sizeof o->device, "%s",
              trueno_ocl_device_name(o->dev));
+    const char *kernels = "";
+    trueno_ocl_kernel_cache(o->dev, &kernels);
     if (cfg->mode == TRUENO_OFFLOAD_AUTO) {
-      o->min_pages = calibrate(o);
+      o->min_pages = calibrate(o, kernels);
     } else {
       o->min_pages = cfg->min_pages ? cfg->min_pages : 2;
-      decide(o, "opencl: offload=opencl on %s for writes of >= %u pages",
-             o->device, o->min_pages);
+      decide(o, "opencl: offload=opencl on %s for writes of >= %u pages (%s)",
+             o->device, o->min_pages, kernels);
     }
     struct trueno_batch_codec bc = {
         .compress = batch_compress, .ctx = o, .min_pages = o->min_pages};

@@ -43,11 +43,17 @@ int trueno_offload_available(void);
 struct trueno_offload_config {
   enum trueno_offload_mode mode;
   const char *device;  /* opencl-device=..., see trueno_ocl_options */
+  const char *cache_dir; /* opencl-cache=...: NULL default, "off" none */
   uint32_t min_pages;  /* offload=opencl: 0 = 2; auto: ignored */
   void (*log)(const char *msg);
 };
 
 struct trueno_offload;
+
+/* For a front end's parameter check: creates the kernel cache directory
+ * dir (and its parents) when missing.  0, or -ENOTDIR when it is not a
+ * directory, -EACCES when it cannot be written, another negative errno. */
+int trueno_offload_cache_prepare(const char *dir);
 
 /* Opens the device, calibrates (auto) and installs the hook on st (an
  * algorithm=lz4 store; others stay on the CPU).  Returns NULL only when

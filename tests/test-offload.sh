@@ -8,6 +8,9 @@
 #   no platform       OCL_ICD_VENDORS pointing at an empty directory
 #   build failure     TRUENO_OCL_BAD_KERNEL=1 (a syntax error appended)
 #   lost device       TRUENO_OCL_FAIL_AFTER=2 (batches after the 2nd fail)
+# The kernel binary cache (opencl-cache=DIR): the first server builds the
+# kernels and saves them, the next ones load them; a damaged cache file
+# is rebuilt and replaced, the data still byte-identical.
 # Built without OpenCL, every mode must fall back the same way.
 . "$(dirname "$0")/functions.sh"
 require_corpus
@@ -51,9 +54,15 @@ one_line() {
     note "$1: log: $(grep 'opencl:' "$TMPD/$1.log" | sed 's/^.*opencl:/opencl:/')"
 }
 
+kcache=$TMPD/kcache
 if [ "$have_opencl" = yes ]; then
+    first=1
     for f in $CORPUS_FILES; do
-        run opencl "$f" offload=opencl
+        run opencl "$f" offload=opencl opencl-cache="$kcache"
+        if [ "$first" = 1 ]; then want="kernels built, cached in $kcache"
+        else want="kernels from the cache in $kcache"; fi
+        grep -qF "$want" "$TMPD/opencl.log" || { cat "$TMPD/opencl.log"; fail "opencl $f: log does not say '$want'"; }
+        first=0
         [ "$(field opencl offload_active)" = opencl ] || fail "offload=opencl: not active"
         pages=$(field opencl offload_pages)
         fb=$(field opencl offload_fallbacks)
@@ -63,7 +72,16 @@ if [ "$have_opencl" = yes ]; then
     done
     one_line opencl "offload=opencl on"
 
-    run auto gcc-sqlite.pages offload=auto
+    bin=$(ls "$kcache"/*.bin)
+    size=$(stat -c %s "$bin")
+    printf 'garbage' | dd of="$bin" bs=1 seek=$((size / 2)) conv=notrunc status=none
+    run damaged python-ast.pages offload=opencl opencl-cache="$kcache"
+    one_line damaged "the cached binary was unusable"
+    [ "$(field damaged offload_pages)" -gt 0 ] || fail "damaged cache: nothing offloaded"
+    [ "$(stat -c %s "$bin")" = "$size" ] || fail "damaged cache: file not replaced"
+    ok "damaged cache file: rebuilt and replaced, byte-identical on the device"
+
+    run auto gcc-sqlite.pages offload=auto opencl-cache="$kcache"
     one_line auto "offload=auto chose"
     ok "offload=auto: byte-identical; chose $(field auto offload_active), min pages $(field auto offload_min_pages)"
 
@@ -77,7 +95,7 @@ if [ "$have_opencl" = yes ]; then
     [ "$(field badkernel offload_active)" = cpu ] || fail "bad kernel: offload still active"
     ok "kernel build failure: one log line, byte-identical on the CPU"
 
-    TRUENO_OCL_FAIL_AFTER=2 run lost gcc-sqlite.pages offload=opencl
+    TRUENO_OCL_FAIL_AFTER=2 run lost gcc-sqlite.pages offload=opencl opencl-cache="$kcache"
     grep -q "offload=opencl on" "$TMPD/lost.log" || fail "lost: device not used at first"
     n=$(grep -c 'batch compression failed' "$TMPD/lost.log" || :)
     [ "$n" -eq 1 ] || { cat "$TMPD/lost.log"; fail "lost device: $n log lines, want 1"; }

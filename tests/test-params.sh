@@ -74,6 +74,10 @@ expect_refused stats size=64M stats=/nonexistent-dir/x
 expect_refused stats size=64M stats=
 mkdir "$TMPD/adir"
 expect_refused stats size=64M stats="$TMPD/adir"
+expect_refused opencl-cache size=64M opencl-cache=
+: >"$TMPD/afile"
+expect_refused opencl-cache size=64M opencl-cache="$TMPD/afile"
+expect_refused opencl-cache size=64M opencl-cache="$TMPD/afile/sub"
 note "$n_refused of $((n_refused + ${#problems[@]})) bad parameter sets refused with a message naming the parameter"
 
 # Values that are valid but may be more than the store can handle: serving
@@ -120,6 +124,9 @@ expect_started 1048576 size=1M mem-limit=4M
 expect_started 1048576 size=1M mem-limit=1G
 expect_started 1073741824 size=1G algorithm=zstd level=3 mem-limit=16M stats="$stats_ok"
 [ -f "$stats_ok" ] || fail "stats=$stats_ok: no stats file written"
+expect_started 1048576 size=1M opencl-cache=off
+expect_started 1048576 size=1M opencl-cache="$TMPD/kcache/new"
+[ -d "$TMPD/kcache/new" ] || fail "opencl-cache=$TMPD/kcache/new: not created"
 ok "$n_started good parameter sets started with the right export size"
 
 # A huge sparse device starts, serves and exits promptly: nothing may cost
