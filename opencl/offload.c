@@ -15,6 +15,7 @@
 #include "ocl_cache.h"
 #include "offload.h"
 #if HAVE_OPENCL
+#include "devguard.h"
 #include "trueno_ocl.h"
 #endif
 
@@ -25,13 +26,11 @@ struct trueno_offload {
   struct trueno_store *st;
   struct trueno_offload_config cfg;
 #if HAVE_OPENCL
-  struct trueno_ocl *dev;
+  struct trueno_ocl *dev; /* until the guard takes it */
+  struct devguard *guard;
 #endif
   int active;       /* the hook is installed */
   uint32_t min_pages;
-  _Atomic int lost; /* a batch failed: every later one goes to the CPU */
-  _Atomic long batches;
-  long fail_after;  /* test hook; -1 = never */
   char device[160];
   char reason[2048];
   char json[5120];
@@ -108,20 +107,29 @@ static int batch_compress(void *ctx, const void *pages, size_t n,
                           unsigned cap, void *dst, uint32_t *off,
                           uint32_t *len) {
   struct trueno_offload *o = ctx;
-  if (atomic_load(&o->lost))
-    return -ENODEV;
-  long b = atomic_fetch_add(&o->batches, 1);
-  int r = o->fail_after >= 0 && b >= o->fail_after
-              ? -EIO
-              : trueno_ocl_compress(o->dev, pages, n, cap, dst, off, len);
-  if (r && !atomic_exchange(&o->lost, 1)) {
-    char msg[400];
-    snprintf(msg, sizeof msg,
-             "opencl: %s: batch compression failed (%s): falling back to the "
-             "CPU codec for good, no data lost",
-             o->device, strerror(-r));
-    say(o, msg);
-  }
+  return devguard_compress(o->guard, pages, n, cap, dst, off, len);
+}
+
+static long env_long(const char *name, long def) {
+  const char *v = getenv(name);
+  return v && *v ? strtol(v, NULL, 10) : def;
+}
+
+/* The device goes behind the guard: failures fall back to the CPU and
+ * the device is retried (devguard.h). */
+static int guard_device(struct trueno_offload *o,
+                        const struct trueno_ocl_options *opt) {
+  struct devguard_config gc = {
+      .opt = *opt,
+      .name = o->device,
+      .log = o->cfg.log,
+      .base_ms = (unsigned)env_long("TRUENO_OCL_RETRY_MS", 0),
+      .fail_after = env_long("TRUENO_OCL_FAIL_AFTER", -1),
+      .fail_count = env_long("TRUENO_OCL_FAIL_COUNT", -1),
+  };
+  int r = devguard_start(o->dev, &gc, &o->guard);
+  if (!r)
+    o->dev = NULL;
   return r;
 }
 
@@ -129,6 +137,28 @@ static double now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* Puts the device behind its guard and the guard on the store. */
+static void install(struct trueno_offload *o,
+                    const struct trueno_ocl_options *opt) {
+  int r = guard_device(o, opt);
+  if (r) {
+    decide(o, "opencl: cannot start the device's retry thread (%s): the "
+              "CPU codec compresses",
+           strerror(-r));
+    return;
+  }
+  struct trueno_batch_codec bc = {
+      .compress = batch_compress, .ctx = o, .min_pages = o->min_pages};
+  if (trueno_store_set_batch_codec(o->st, &bc) == 0) {
+    o->active = 1;
+    return;
+  }
+  decide(o, "opencl: only algorithm=lz4 stores can offload: the CPU "
+            "compresses");
+  devguard_stop(o->guard);
+  o->guard = NULL;
 }
 
 /* Memory-like pages: pointer arrays, small integers, text, zero runs, and
@@ -266,7 +296,6 @@ struct trueno_offload *trueno_offload_start(
   o->cfg = *cfg;
   o->cfg.device = NULL; /* the caller's strings may not outlive us */
   o->cfg.cache_dir = NULL;
-  o->fail_after = -1;
   snprintf(o->device, sizeof o->device, "none");
   if (cfg->mode == TRUENO_OFFLOAD_OFF) {
     snprintf(o->reason, sizeof o->reason, "offload=off");
@@ -274,9 +303,6 @@ struct trueno_offload *trueno_offload_start(
     return o;
   }
 #if HAVE_OPENCL
-  const char *fa = getenv("TRUENO_OCL_FAIL_AFTER");
-  if (fa && *fa)
-    o->fail_after = strtol(fa, NULL, 10);
   const char *bad = getenv("TRUENO_OCL_BAD_KERNEL");
   struct trueno_ocl_options opt = {
       .device = cfg->device,
@@ -301,14 +327,8 @@ struct trueno_offload *trueno_offload_start(
       decide(o, "opencl: offload=opencl on %s for writes of >= %u pages (%s)",
              o->device, o->min_pages, kernels);
     }
-    struct trueno_batch_codec bc = {
-        .compress = batch_compress, .ctx = o, .min_pages = o->min_pages};
-    if (o->min_pages && trueno_store_set_batch_codec(st, &bc) == 0) {
-      o->active = 1;
-    } else if (o->min_pages) {
-      decide(o, "opencl: only algorithm=lz4 stores can offload: the CPU "
-                "compresses");
-    }
+    if (o->min_pages)
+      install(o, &opt);
     if (!o->active) {
       trueno_ocl_close(o->dev);
       o->dev = NULL;
@@ -329,6 +349,7 @@ void trueno_offload_stop(struct trueno_offload *o) {
   if (o->active)
     trueno_store_set_batch_codec(o->st, NULL);
 #if HAVE_OPENCL
+  devguard_stop(o->guard);
   trueno_ocl_close(o->dev);
 #endif
   free(o);

@@ -12,13 +12,19 @@
  * from which the device is faster at every larger size; if it never is,
  * the CPU does everything.
  *
- * Nothing here fails to the caller: no platform, a failed kernel build,
- * an allocation failure or a device lost later each produce one log line
- * and leave (or put) the store on the CPU path; no data is lost.
+ * Nothing here fails to the caller: no platform, a failed kernel build or
+ * an allocation failure each produce one log line and leave the store on
+ * the CPU path.  A device that fails later (a lost device, a command that
+ * did not complete) puts the store on the CPU path until a retry after a
+ * back-off (1 s, doubling to 5 min) finds it working again (devguard.h);
+ * one log line for each change of state; no data is lost, the client sees
+ * no error.
  *
  * Test hooks (environment): TRUENO_OCL_BAD_KERNEL=1 appends a syntax
  * error to the kernel source (the build fails); TRUENO_OCL_FAIL_AFTER=N
- * makes every batch after the first N fail with -EIO (a lost device).
+ * makes device calls (batches and the retries' probes) after the first N
+ * fail with -EIO, TRUENO_OCL_FAIL_COUNT=M only M of them (default: all);
+ * TRUENO_OCL_RETRY_MS=MS is the first back-off.
  *
  * SPDX-License-Identifier: MIT
  */

@@ -7,7 +7,11 @@
 # must log exactly one line and keep serving on the CPU:
 #   no platform       OCL_ICD_VENDORS pointing at an empty directory
 #   build failure     TRUENO_OCL_BAD_KERNEL=1 (a syntax error appended)
-#   lost device       TRUENO_OCL_FAIL_AFTER=2 (batches after the 2nd fail)
+#   lost device       TRUENO_OCL_FAIL_AFTER=2 (device calls after the 2nd
+#                     fail, the retries too: the CPU does the rest)
+# and a device that comes back (TRUENO_OCL_FAIL_COUNT=2: calls 3 and 4
+# fail): the offload retries it after TRUENO_OCL_RETRY_MS, logs each change
+# of state once and sends batches to it again.
 # The kernel binary cache (opencl-cache=DIR): the first server builds the
 # kernels and saves them, the next ones load them; a damaged cache file
 # is rebuilt and replaced, the data still byte-identical.
@@ -22,7 +26,9 @@ note "plugin built with OpenCL: $have_opencl"
 mkdir -p "$TMPD/empty-vendors"
 
 # run NAME FILE PARAMS... : nbdcopy FILE in and out, byte-identical; leaves
-# the server's log in $TMPD/NAME.log and its stats in $TMPD/NAME.json.
+# the server's log in $TMPD/NAME.log ($log while it runs) and its stats in
+# $TMPD/NAME.json.  With $between set: FILE copied in, then the commands
+# in $between, then in again and out.
 run() {
     local name=$1 f=$2
     shift 2
@@ -31,11 +37,13 @@ run() {
     fsize=$(stat -c %s "$src")
     rm -f "$out"
     export src out
-    trueno_run "$TEST_TIMEOUT" size="$fsize" stats="$TMPD/$name.json" "$@" -- '
+    export log
+    trueno_run "$TEST_TIMEOUT" size="$fsize" stats="$TMPD/$name.json" "$@" -- "
         set -e
-        nbdcopy "$src" "$uri"
-        nbdcopy "$uri" "$out"
-    ' 2>"$log" || { cat "$log"; fail "$name $f: nbdkit/nbdcopy failed (exit $?)"; }
+        ${between:+nbdcopy \"\$src\" \"\$uri\"; $between}
+        nbdcopy \"\$src\" \"\$uri\"
+        nbdcopy \"\$uri\" \"\$out\"
+    " 2>"$log" || { cat "$log"; fail "$name $f: nbdkit/nbdcopy failed (exit $?)"; }
     cmp "$src" "$out" || fail "$name $f: data copied out differs from the corpus file"
 }
 
@@ -95,13 +103,28 @@ if [ "$have_opencl" = yes ]; then
     [ "$(field badkernel offload_active)" = cpu ] || fail "bad kernel: offload still active"
     ok "kernel build failure: one log line, byte-identical on the CPU"
 
-    TRUENO_OCL_FAIL_AFTER=2 run lost gcc-sqlite.pages offload=opencl opencl-cache="$kcache"
+    TRUENO_OCL_FAIL_AFTER=2 TRUENO_OCL_RETRY_MS=50 run lost gcc-sqlite.pages offload=opencl opencl-cache="$kcache"
     grep -q "offload=opencl on" "$TMPD/lost.log" || fail "lost: device not used at first"
     n=$(grep -c 'batch compression failed' "$TMPD/lost.log" || :)
     [ "$n" -eq 1 ] || { cat "$TMPD/lost.log"; fail "lost device: $n log lines, want 1"; }
+    ! grep -q 'the device is back' "$TMPD/lost.log" || fail "lost device: came back"
     [ "$(field lost offload_pages)" -gt 0 ] && [ "$(field lost offload_fallbacks)" -gt 0 ] ||
         fail "lost device: $(field lost offload_pages) offloaded, $(field lost offload_fallbacks) fallbacks"
-    ok "lost device: one log line, the CPU took over, byte-identical"
+    ok "lost device: one log line, the CPU took over, byte-identical; retries: $(grep -c 'retrying the device now' "$TMPD/lost.log" || :)"
+
+    # Device calls 3 and 4 fail (a batch, the first retry's probe); the
+    # second retry brings the device back; the file goes in again after.
+    between='for i in $(seq 200); do grep -q "the device is back" "$log" && break; sleep 0.05; done' \
+    TRUENO_OCL_FAIL_AFTER=2 TRUENO_OCL_FAIL_COUNT=2 TRUENO_OCL_RETRY_MS=20 \
+        run recover gcc-sqlite.pages offload=opencl opencl-cache="$kcache"
+    for want in 'batch compression failed:1' 'retrying the device now:2' 'still lost:1' 'the device is back:1'; do
+        n=$(grep -c "${want%:*}" "$TMPD/recover.log" || :)
+        [ "$n" -eq "${want##*:}" ] || { cat "$TMPD/recover.log"; fail "recover: $n lines say '${want%:*}', want ${want##*:}"; }
+    done
+    b=$(field recover offload_batches)
+    [ "$b" -gt 2 ] && [ "$(field recover offload_fallbacks)" -gt 0 ] ||
+        fail "recover: $b batches on the device (2 before it was lost), $(field recover offload_fallbacks) fallbacks"
+    ok "device lost and back: lost, retrying, still lost, retrying, back (a line each); $b batches on the device, byte-identical"
 else
     for mode in auto opencl; do
         run "no-$mode" gcc-sqlite.pages offload=$mode

@@ -14,12 +14,18 @@
  * (sub-chunks over 3 queues), forced here.  The engine: a store with the
  * device as its batch codec holds exactly what a CPU store holds, and a
  * codec that fails leaves the engine compressing on the CPU, data intact.
+ * The offload layer (opencl/offload.h) on a store, with device calls made
+ * to fail by its test hook: the device is lost (one line), retried after
+ * the back-off, still lost, retried again and back, each change one log
+ * line; batches go to it again after that; the data is intact throughout.
  *
  * SPDX-License-Identifier: MIT
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <lz4.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -289,6 +295,86 @@ static void engine_hook(const struct tc_corpus *c) {
   }
 }
 
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char log_lines[16][512];
+static int nlog;
+
+static void collect_log(const char *msg) {
+  pthread_mutex_lock(&log_lock);
+  printf("  log: %s\n", msg);
+  if (nlog < 16)
+    snprintf(log_lines[nlog++], sizeof log_lines[0], "%s", msg);
+  pthread_mutex_unlock(&log_lock);
+}
+
+/* Log lines so far that contain what. */
+static int logged(const char *what) {
+  pthread_mutex_lock(&log_lock);
+  int n = 0;
+  for (int i = 0; i < nlog; i++)
+    n += strstr(log_lines[i], what) != NULL;
+  pthread_mutex_unlock(&log_lock);
+  return n;
+}
+
+/* Device calls 3 and 4 fail (the third batch, then the first retry's
+ * probe): lost, retrying, still lost, retrying, back. */
+static void retry(const struct tc_corpus *c) {
+  const struct tc_corpus_file *cf = &c->files[0];
+  size_t n = cf->npages < 2048 ? cf->npages : 2048;
+  struct trueno_config cfg = {.size = (uint64_t)n * PG,
+                              .algorithm = TRUENO_ALG_LZ4};
+  struct trueno_store *st;
+  if (trueno_store_create(&cfg, &st))
+    return;
+  setenv("TRUENO_OCL_FAIL_AFTER", "2", 1);
+  setenv("TRUENO_OCL_FAIL_COUNT", "2", 1);
+  setenv("TRUENO_OCL_RETRY_MS", "20", 1);
+  struct trueno_offload_config oc = {.mode = TRUENO_OFFLOAD_OPENCL,
+                                     .min_pages = 4, .log = collect_log};
+  struct trueno_offload *o = trueno_offload_start(st, &oc);
+  unsetenv("TRUENO_OCL_FAIL_AFTER");
+  unsetenv("TRUENO_OCL_FAIL_COUNT");
+  unsetenv("TRUENO_OCL_RETRY_MS");
+  CHECK(o && strstr(trueno_offload_json(o), "\"offload_active\": \"opencl\""),
+        "offload active: %s", o ? trueno_offload_json(o) : "NULL");
+  /* Rewrites of the file in requests of 64 pages until the device is back
+   * and has taken batches again (or 20 s). */
+  struct trueno_stats s = {0};
+  uint64_t at_back = 0;
+  double t0 = now();
+  for (size_t round = 0; now() - t0 < 20; round++) {
+    for (size_t p = 0; p < n; p += 64) {
+      size_t m = n - p < 64 ? n - p : 64;
+      size_t from = (p + round) % (n - m + 1); /* other contents each round */
+      int r = trueno_write(st, cf->data + from * PG, m * PG, p * PG);
+      CHECK(r == 0, "write during retries: %d", r);
+      uint8_t back[64 * PG];
+      r = trueno_read(st, back, m * PG, p * PG);
+      CHECK(r == 0 && memcmp(back, cf->data + from * PG, m * PG) == 0,
+            "round %zu, page %zu: read back differs (%d)", round, p, r);
+    }
+    trueno_get_stats(st, &s);
+    if (logged("the device is back") && !at_back)
+      at_back = s.offload_batches;
+    if (at_back && s.offload_batches > at_back)
+      break;
+    usleep(5000);
+  }
+  typedef unsigned long long ull;
+  CHECK(logged("batch compression failed") == 1 && logged("retrying the device now") == 2 &&
+            logged("still lost") == 1 && logged("the device is back") == 1,
+        "log: %d lost, %d retrying, %d still lost, %d back lines",
+        logged("batch compression failed"), logged("retrying the device now"),
+        logged("still lost"), logged("the device is back"));
+  CHECK(at_back && s.offload_batches > at_back && s.offload_fallbacks > 0,
+        "after the device came back: %llu batches (%llu when it did), %llu "
+        "fallbacks",
+        (ull)s.offload_batches, (ull)at_back, (ull)s.offload_fallbacks);
+  trueno_offload_stop(o);
+  trueno_store_destroy(st);
+}
+
 /* The GPU path on this device: sub-chunks over 3 queues (and over one:
  * batches bigger than a chunk). */
 static void pipelined(const struct tc_corpus *c, const char *queues,
@@ -329,6 +415,7 @@ int main(void) {
   corpus_batches(&c);
   engine_hook(&c);
   trueno_ocl_close(dev);
+  retry(&c);
   pipelined(&c, "3", "100");
   pipelined(&c, "1", "1000");
   tc_corpus_free(&c);
