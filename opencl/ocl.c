@@ -425,7 +425,7 @@ static void cache_note(struct trueno_ocl *o, const char *dir, int loaded,
 static int build(struct trueno_ocl *o, const struct trueno_ocl_options *opt,
                  const char **why) {
   const char *extra = opt ? opt->extra_source : NULL;
-  char *src = NULL, opts[128], key[1024], dir[4096];
+  char *src = NULL, opts[128], key[2048], dir[4096];
   if (asprintf(&src, "%s%s", trueno_ocl_source, extra ? extra : "") < 0)
     return -ENOMEM;
   snprintf(opts, sizeof opts, "-DHASH_LOG=%u -DSLOT=%uu", o->hash_log, SLOT);

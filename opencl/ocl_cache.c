@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,9 +164,11 @@ int ocl_cache_save(const char *dir, const char *key, const void *bin,
     r = file_path(dir, key, path, sizeof path);
   if (r)
     return r;
-  /* Two servers saving at once each write their own temporary file; the
-   * last rename wins, and either file is whole. */
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+  /* Two servers (or two opens in one) saving at once each write their
+   * own temporary file; the last rename wins, and either file is whole. */
+  static _Atomic unsigned seq;
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", path, (long)getpid(),
+           atomic_fetch_add(&seq, 1));
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0)
     return -errno;
