@@ -50,6 +50,9 @@ void store_counters_read(struct store_counters *c, struct trueno_stats *out) {
   out->offload_batches = atomic_load(&c->offload_batches);
   out->offload_pages = atomic_load(&c->offload_pages);
   out->offload_fallbacks = atomic_load(&c->offload_fallbacks);
+  out->offload_read_batches = atomic_load(&c->offload_read_batches);
+  out->offload_read_pages = atomic_load(&c->offload_read_pages);
+  out->offload_read_fallbacks = atomic_load(&c->offload_read_fallbacks);
 }
 
 int trueno_stats_json(const struct trueno_stats *s, enum trueno_algorithm alg,
@@ -71,7 +74,8 @@ int trueno_stats_json(const struct trueno_stats *s, enum trueno_algorithm alg,
       "\"metadata_bytes\": %llu, \"compactions\": %llu, "
       "\"pages_compacted\": %llu, \"offload_batches\": %llu, "
       "\"offload_pages\": %llu, \"offload_fallbacks\": %llu, "
-      "\"ratio\": %.4f}",
+      "\"offload_read_batches\": %llu, \"offload_read_pages\": %llu, "
+      "\"offload_read_fallbacks\": %llu, \"ratio\": %.4f}",
       trueno_algorithm_name(alg), (unsigned long long)s->disksize,
       (unsigned long long)s->orig_data_size,
       (unsigned long long)s->compr_data_size,
@@ -91,5 +95,8 @@ int trueno_stats_json(const struct trueno_stats *s, enum trueno_algorithm alg,
       (unsigned long long)s->pages_compacted,
       (unsigned long long)s->offload_batches,
       (unsigned long long)s->offload_pages,
-      (unsigned long long)s->offload_fallbacks, ratio);
+      (unsigned long long)s->offload_fallbacks,
+      (unsigned long long)s->offload_read_batches,
+      (unsigned long long)s->offload_read_pages,
+      (unsigned long long)s->offload_read_fallbacks, ratio);
 }

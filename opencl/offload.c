@@ -4,23 +4,17 @@
 
 #include <errno.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "arena.h"
-#include "lz4page.h"
 #include "ocl_cache.h"
 #include "offload.h"
 #if HAVE_OPENCL
+#include "calibrate.h"
 #include "devguard.h"
 #include "trueno_ocl.h"
 #endif
-
-#define PAGE TRUENO_PAGE_SIZE
-#define ARENA_CAP ARENA_MAX_OBJ /* what the engine asks of a batch */
 
 struct trueno_offload {
   struct trueno_store *st;
@@ -31,6 +25,7 @@ struct trueno_offload {
 #endif
   int active;       /* the hook is installed */
   uint32_t min_pages;
+  int reads;        /* reads of >= min_pages decode on the device too */
   char device[160];
   char reason[2048];
   char json[5120];
@@ -92,10 +87,10 @@ static void make_json(struct trueno_offload *o) {
   snprintf(o->json, sizeof o->json,
            "\"offload\": \"%s\", \"offload_active\": \"%s\", "
            "\"offload_device\": \"%s\", \"offload_min_pages\": %u, "
-           "\"offload_reason\": \"%s\"",
+           "\"offload_reads\": \"%s\", \"offload_reason\": \"%s\"",
            trueno_offload_mode_name(o->cfg.mode),
            o->active ? "opencl" : "cpu", dev, o->active ? o->min_pages : 0,
-           why);
+           o->active && o->reads ? "opencl" : "cpu", why);
 }
 
 const char *trueno_offload_json(const struct trueno_offload *o) {
@@ -108,6 +103,12 @@ static int batch_compress(void *ctx, const void *pages, size_t n,
                           uint32_t *len) {
   struct trueno_offload *o = ctx;
   return devguard_compress(o->guard, pages, n, cap, dst, off, len);
+}
+
+static int batch_decompress(void *ctx, const void *src, const uint32_t *off,
+                            const uint32_t *len, size_t n, void *pages) {
+  struct trueno_offload *o = ctx;
+  return devguard_decompress(o->guard, src, off, len, n, pages);
 }
 
 static long env_long(const char *name, long def) {
@@ -133,12 +134,6 @@ static int guard_device(struct trueno_offload *o,
   return r;
 }
 
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 /* Puts the device behind its guard and the guard on the store. */
 static void install(struct trueno_offload *o,
                     const struct trueno_ocl_options *opt) {
@@ -150,7 +145,10 @@ static void install(struct trueno_offload *o,
     return;
   }
   struct trueno_batch_codec bc = {
-      .compress = batch_compress, .ctx = o, .min_pages = o->min_pages};
+      .compress = batch_compress,
+      .decompress = o->reads ? batch_decompress : NULL,
+      .ctx = o,
+      .min_pages = o->min_pages};
   if (trueno_store_set_batch_codec(o->st, &bc) == 0) {
     o->active = 1;
     return;
@@ -161,129 +159,27 @@ static void install(struct trueno_offload *o,
   o->guard = NULL;
 }
 
-/* Memory-like pages: pointer arrays, small integers, text, zero runs, and
- * one page in eight random, from a fixed seed. */
-static void synth_pages(uint8_t *p, size_t n) {
-  static const char *const words[] = {"the ",    "page ",  "memory ", "swap ",
-                                      "struct ", "int ",   "return ", "0x",
-                                      "value ",  "node ",  "\n\t",    "{ ",
-                                      "} ",      "error ", "list ",   "key "};
-  uint64_t s = 0x9e3779b97f4a7c15ull;
-  for (size_t i = 0; i < n; i++) {
-    uint8_t *pg = p + i * PAGE;
-    size_t k = 0;
-    while (k < PAGE) {
-      s = s * 6364136223846793005ull + 1442695040888963407ull;
-      unsigned kind = (unsigned)(s >> 60) & 7u, run = 64 + (unsigned)(s >> 40) % 448;
-      if (i % 8 == 7)
-        kind = 7;
-      for (unsigned j = 0; j < run && k < PAGE; j++) {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        uint8_t b;
-        switch (kind) {
-        case 0: case 1: /* pointers: 0x00007fxxxxxxxxx8 */
-          b = (k & 7) >= 6 ? 0 : (k & 7) == 5 ? 0x7f : (k & 7) == 0 ? (uint8_t)((s >> 56) & 0xf8) : (uint8_t)(s >> 56);
-          break;
-        case 2: /* small integers */
-          b = (k & 3) ? 0 : (uint8_t)((s >> 58) & 15);
-          break;
-        case 3: /* zeros */
-          b = 0;
-          break;
-        case 7: /* random */
-          b = (uint8_t)(s >> 56);
-          break;
-        default: { /* text */
-          const char *w = words[(s >> 56) & 15];
-          size_t l = strlen(w);
-          for (size_t q = 0; q < l && k < PAGE; q++)
-            pg[k++] = (uint8_t)w[q];
-          continue;
-        }
-        }
-        pg[k++] = b;
-      }
-    }
-  }
-}
-
-static const uint32_t cal_sizes[] = {8192, 2048, 512, 128, 32};
-
-/* Best of three runs, seconds. */
-static double time_device(struct trueno_offload *o, const uint8_t *pages,
-                          size_t n, uint8_t *dst, uint32_t *off,
-                          uint32_t *len, int *err) {
-  double best = 1e9;
-  for (int rep = 0; rep < 3 && !*err; rep++) {
-    double t0 = now();
-    *err = trueno_ocl_compress(o->dev, pages, n, ARENA_CAP, dst, off, len);
-    double t = now() - t0;
-    if (rep && t < best) /* the first run warms up */
-      best = t;
-  }
-  return best;
-}
-
-static double time_cpu(const uint8_t *pages, size_t n, uint8_t *dst) {
-  static struct lz4page_state state;
-  double best = 1e9;
-  for (int rep = 0; rep < 3; rep++) {
-    double t0 = now();
-    for (size_t i = 0; i < n; i++)
-      lz4page_compress(&state, pages + i * PAGE, dst + i * ARENA_CAP,
-                       ARENA_CAP);
-    double t = now() - t0;
-    if (rep && t < best)
-      best = t;
-  }
-  return best;
-}
-
-/* offload=auto: the smallest calibrated size from which the device wins at
- * every larger one, or 0. */
+/* offload=auto: the device's timings decide; one line says what. */
 static uint32_t calibrate(struct trueno_offload *o, const char *kernels) {
-  size_t n = cal_sizes[0];
-  uint8_t *pages = malloc(n * PAGE), *dst = malloc(n * ARENA_CAP);
-  uint32_t *off = malloc(n * 2 * sizeof *off);
-  uint32_t chosen = 0;
-  char table[200] = "";
-  size_t tl = 0;
-  int err = pages && dst && off ? 0 : -ENOMEM;
-  if (!err)
-    synth_pages(pages, n);
-  for (unsigned i = 0; !err && i < sizeof cal_sizes / sizeof *cal_sizes; i++) {
-    size_t m = cal_sizes[i];
-    double td = time_device(o, pages, m, dst, off, off + n, &err);
-    double tc = time_cpu(pages, m, dst);
-    if (err)
-      break;
-    tl += (size_t)snprintf(table + tl, sizeof table - tl, "%s%zu: %.0f/%.0f",
-                           i ? ", " : "", m, m * PAGE / td / 1e6,
-                           m * PAGE / tc / 1e6);
-    if (tl >= sizeof table)
-      tl = sizeof table - 1;
-    if (td >= tc)
-      break;
-    chosen = (uint32_t)m;
-  }
-  free(pages);
-  free(dst);
-  free(off);
-  if (err) {
+  struct calibration c;
+  offload_calibrate(o->dev, &c);
+  if (c.err) {
     decide(o, "opencl: %s: calibration failed (%s): offload=auto uses the "
               "CPU codec",
-           o->device, strerror(-err));
+           o->device, strerror(-c.err));
     return 0;
   }
-  if (chosen)
-    decide(o, "opencl: offload=auto chose the device %s for writes of >= %u "
-              "pages (MB/s device/CPU, end to end: %s; %s)",
-           o->device, chosen, table, kernels);
+  o->reads = c.reads;
+  if (c.min_pages)
+    decide(o, "opencl: offload=auto chose the device %s for writes%s of >= "
+              "%u pages (MB/s device/CPU, end to end: %s; %s)",
+           o->device, c.reads ? " and reads" : "", c.min_pages, c.table,
+           kernels);
   else
     decide(o, "opencl: offload=auto chose the CPU codec: the device %s is "
               "not faster (MB/s device/CPU, end to end: %s; %s)",
-           o->device, table, kernels);
-  return chosen;
+           o->device, c.table, kernels);
+  return c.min_pages;
 }
 #endif
 
@@ -324,7 +220,9 @@ struct trueno_offload *trueno_offload_start(
       o->min_pages = calibrate(o, kernels);
     } else {
       o->min_pages = cfg->min_pages ? cfg->min_pages : 2;
-      decide(o, "opencl: offload=opencl on %s for writes of >= %u pages (%s)",
+      o->reads = 1;
+      decide(o, "opencl: offload=opencl on %s for writes and reads of >= %u "
+                "pages (%s)",
              o->device, o->min_pages, kernels);
     }
     if (o->min_pages)

@@ -3,14 +3,12 @@
  * plugin, the ublk adaptor).
  *
  * offload=off: nothing.  offload=opencl: every write request covering at
- * least min_pages whole pages (default 2) is compressed on the device.
- * offload=auto: at start, times the device against the CPU codec (one
- * thread, as the engine compresses a request) on a synthetic batch of
- * memory-like pages at 8192 pages (nbdkit's largest request, 32 MiB),
- * 2048, 512, 128 and 32, end to end (host memory in and out, transfers
- * included), and offloads only requests of at least the smallest size
- * from which the device is faster at every larger size; if it never is,
- * the CPU does everything.
+ * least min_pages whole pages (default 2) is compressed on the device, and
+ * the LZ4 pages of every such read request decoded there.  offload=auto:
+ * at start, times the device against the CPU codec (calibrate.h) and
+ * offloads only requests of at least the smallest size from which the
+ * device is faster at every larger size, reads only when it decodes
+ * faster too; if it never is, the CPU does everything.
  *
  * Nothing here fails to the caller: no platform, a failed kernel build or
  * an allocation failure each produce one log line and leave the store on
@@ -70,7 +68,8 @@ struct trueno_offload *trueno_offload_start(struct trueno_store *st,
 void trueno_offload_stop(struct trueno_offload *o);
 /* What was chosen, as JSON fields without braces: "offload": "auto",
  * "offload_active": "opencl"|"cpu", "offload_device": "...",
- * "offload_min_pages": N, "offload_reason": "...". */
+ * "offload_min_pages": N, "offload_reads": "opencl"|"cpu",
+ * "offload_reason": "...". */
 const char *trueno_offload_json(const struct trueno_offload *o);
 
 #endif

@@ -2,7 +2,8 @@
 # offload=off|auto|opencl through the plugin, on whatever OpenCL device the
 # ICD loader offers (PoCL in the test command).  Every corpus file copied in
 # and out with nbdcopy is byte-identical with offload=opencl (and the stats
-# file shows the pages went through the device), with offload=auto (which
+# file shows the pages went through the device, both ways: compressed on
+# the way in, decoded on the way out), with offload=auto (which
 # logs and reports what it chose), and on each forced fallback path, which
 # must log exactly one line and keep serving on the CPU:
 #   no platform       OCL_ICD_VENDORS pointing at an empty directory
@@ -76,7 +77,15 @@ if [ "$have_opencl" = yes ]; then
         fb=$(field opencl offload_fallbacks)
         [ "$pages" -gt 0 ] && [ "$fb" -eq 0 ] ||
             fail "offload=opencl $f: $pages pages offloaded, $fb fallbacks"
-        ok "offload=opencl $f: byte-identical, $pages pages compressed on $(field opencl offload_device)"
+        [ "$(field opencl offload_reads)" = opencl ] || fail "offload=opencl: reads not offloaded"
+        rpages=$(field opencl offload_read_pages)
+        rfb=$(field opencl offload_read_fallbacks)
+        lz4=$(field opencl lz4_pages)
+        # nbdcopy reads the whole file in requests of many pages: nearly
+        # every LZ4 page is decoded on the device.
+        [ "$rpages" -gt $((lz4 / 2)) ] && [ "$rfb" -eq 0 ] ||
+            fail "offload=opencl $f: $rpages of $lz4 LZ4 pages decoded on the device, $rfb fallbacks"
+        ok "offload=opencl $f: byte-identical, $pages pages compressed and $rpages decoded on $(field opencl offload_device)"
     done
     one_line opencl "offload=opencl on"
 

@@ -12,8 +12,10 @@
  * corrupt blocks (-EBADMSG), a kernel that does not build (-ENOEXEC), a
  * device that does not exist (-ENODEV).  The pipelined path GPUs take
  * (sub-chunks over 3 queues), forced here.  The engine: a store with the
- * device as its batch codec holds exactly what a CPU store holds, and a
- * codec that fails leaves the engine compressing on the CPU, data intact.
+ * device as its batch codec holds exactly what a CPU store holds and reads
+ * its LZ4 pages back through the device in one batch, and a codec that
+ * fails leaves the engine compressing and decoding on the CPU, data
+ * intact.
  * The offload layer (opencl/offload.h) on a store, with device calls made
  * to fail by its test hook: the device is lost (one line), retried after
  * the back-off, still lost, retried again and back, each change one log
@@ -217,6 +219,18 @@ static int dev_compress(void *ctx, const void *pages, size_t n, unsigned cap,
   return trueno_ocl_compress(dev, pages, n, cap, dst, off, len);
 }
 
+static int dev_decompress(void *ctx, const void *src, const uint32_t *off,
+                          const uint32_t *len, size_t n, void *pages) {
+  (void)ctx;
+  return trueno_ocl_decompress(dev, src, off, len, n, pages);
+}
+
+static int failing_decompress(void *ctx, const void *src, const uint32_t *off,
+                              const uint32_t *len, size_t n, void *pages) {
+  (void)ctx, (void)src, (void)off, (void)len, (void)n, (void)pages;
+  return -EIO;
+}
+
 static int failing_compress(void *ctx, const void *pages, size_t n,
                             unsigned cap, void *dst, uint32_t *off,
                             uint32_t *len) {
@@ -265,9 +279,17 @@ static void engine_hook(const struct tc_corpus *c) {
   const struct tc_corpus_file *cf = &c->files[0];
   struct trueno_stats cpu, gpu, fail;
   engine_fill(cf, NULL, &cpu);
-  struct trueno_batch_codec bc = {.compress = dev_compress, .min_pages = 4};
+  struct trueno_batch_codec bc = {.compress = dev_compress,
+                                  .decompress = dev_decompress,
+                                  .min_pages = 4};
   engine_fill(cf, &bc, &gpu);
   typedef unsigned long long ull;
+  CHECK(gpu.offload_read_pages == gpu.alg_pages[TRUENO_ALG_LZ4] &&
+            gpu.offload_read_batches == 1 && gpu.offload_read_fallbacks == 0,
+        "reads: %llu pages decoded on the device of %llu LZ4 pages, %llu "
+        "batches, %llu fallbacks",
+        (ull)gpu.offload_read_pages, (ull)gpu.alg_pages[TRUENO_ALG_LZ4],
+        (ull)gpu.offload_read_batches, (ull)gpu.offload_read_fallbacks);
   CHECK(gpu.offload_pages > 0 && gpu.offload_fallbacks == 0,
         "offloaded %llu pages, %llu fallbacks", (ull)gpu.offload_pages,
         (ull)gpu.offload_fallbacks);
@@ -280,7 +302,11 @@ static void engine_hook(const struct tc_corpus *c) {
          "CPU\n",
          cf->name, (ull)gpu.compr_data_size, (ull)cpu.compr_data_size);
   bc.compress = failing_compress;
+  bc.decompress = failing_decompress;
   engine_fill(cf, &bc, &fail);
+  CHECK(fail.offload_read_pages == 0 && fail.offload_read_fallbacks == 1,
+        "failing decompress: %llu pages, %llu fallbacks",
+        (ull)fail.offload_read_pages, (ull)fail.offload_read_fallbacks);
   CHECK(fail.offload_pages == 0 && fail.offload_fallbacks > 0 &&
             fail.compr_data_size == cpu.compr_data_size,
         "failing codec: %llu offloaded, %llu fallbacks, payload %llu vs %llu",
