@@ -17,9 +17,10 @@
  * fails leaves the engine compressing and decoding on the CPU, data
  * intact.
  * The offload layer (opencl/offload.h) on a store, with device calls made
- * to fail by its test hook: the device is lost (one line), retried after
- * the back-off, still lost, retried again and back, each change one log
- * line; batches go to it again after that; the data is intact throughout.
+ * to fail by its test hook (a write batch and a probe; a read batch): the
+ * device is lost (one line), retried after the back-off, still lost,
+ * retried again and back, each change one log line; batches go to it
+ * again after that; the data is intact throughout.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -343,9 +344,13 @@ static int logged(const char *what) {
   return n;
 }
 
-/* Device calls 3 and 4 fail (the third batch, then the first retry's
- * probe): lost, retrying, still lost, retrying, back. */
-static void retry(const struct tc_corpus *c) {
+/* Device calls fail_after.. fail (fail_count of them) with the
+ * requests below (a write of 64 pages, a read of them, in turn; calls
+ * counted from 0, the retries' probes counted too): the first failure is
+ * lost says, then retries (still_lost of them failing) until it is back;
+ * the data is intact throughout and batches go to the device again. */
+static void retry(const struct tc_corpus *c, const char *fail_after,
+                  const char *fail_count, const char *lost, int still_lost) {
   const struct tc_corpus_file *cf = &c->files[0];
   size_t n = cf->npages < 2048 ? cf->npages : 2048;
   struct trueno_config cfg = {.size = (uint64_t)n * PG,
@@ -353,8 +358,9 @@ static void retry(const struct tc_corpus *c) {
   struct trueno_store *st;
   if (trueno_store_create(&cfg, &st))
     return;
-  setenv("TRUENO_OCL_FAIL_AFTER", "2", 1);
-  setenv("TRUENO_OCL_FAIL_COUNT", "2", 1);
+  nlog = 0;
+  setenv("TRUENO_OCL_FAIL_AFTER", fail_after, 1);
+  setenv("TRUENO_OCL_FAIL_COUNT", fail_count, 1);
   setenv("TRUENO_OCL_RETRY_MS", "20", 1);
   struct trueno_offload_config oc = {.mode = TRUENO_OFFLOAD_OPENCL,
                                      .min_pages = 4, .log = collect_log};
@@ -388,15 +394,19 @@ static void retry(const struct tc_corpus *c) {
     usleep(5000);
   }
   typedef unsigned long long ull;
-  CHECK(logged("batch compression failed") == 1 && logged("retrying the device now") == 2 &&
-            logged("still lost") == 1 && logged("the device is back") == 1,
-        "log: %d lost, %d retrying, %d still lost, %d back lines",
-        logged("batch compression failed"), logged("retrying the device now"),
+  CHECK(logged(lost) == 1 && logged("failed (") == 1 &&
+            logged("retrying the device now") == still_lost + 1 &&
+            logged("still lost") == still_lost &&
+            logged("the device is back") == 1,
+        "log: %d '%s', %d retrying, %d still lost, %d back lines",
+        logged(lost), lost, logged("retrying the device now"),
         logged("still lost"), logged("the device is back"));
-  CHECK(at_back && s.offload_batches > at_back && s.offload_fallbacks > 0,
+  CHECK(at_back && s.offload_batches > at_back &&
+            s.offload_fallbacks + s.offload_read_fallbacks > 0,
         "after the device came back: %llu batches (%llu when it did), %llu "
-        "fallbacks",
-        (ull)s.offload_batches, (ull)at_back, (ull)s.offload_fallbacks);
+        "write and %llu read fallbacks",
+        (ull)s.offload_batches, (ull)at_back, (ull)s.offload_fallbacks,
+        (ull)s.offload_read_fallbacks);
   trueno_offload_stop(o);
   trueno_store_destroy(st);
 }
@@ -441,7 +451,10 @@ int main(void) {
   corpus_batches(&c);
   engine_hook(&c);
   trueno_ocl_close(dev);
-  retry(&c);
+  /* Calls 2 and 3: a write batch, then the first probe. */
+  retry(&c, "2", "2", "batch compression failed", 1);
+  /* Call 1: the first read batch. */
+  retry(&c, "1", "1", "batch decompression failed", 0);
   pipelined(&c, "3", "100");
   pipelined(&c, "1", "1000");
   tc_corpus_free(&c);
