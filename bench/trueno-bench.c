@@ -31,9 +31,10 @@
  * by the host in the timed decompression.  Every block is also decoded
  * with liblz4 and lz4page (untimed) and every page verified.  With
  * engine-lz4 chosen (or all codecs) it also adds engine-lz4-r8192 and
- * engine-lz4-ocl-r8192: the engine with the file written in requests of up
- * to 8192 pages (nbdkit's 32 MiB), on the CPU and with the device as the
- * store's batch codec (trueno_store_set_batch_codec).
+ * engine-lz4-ocl-r8192: the engine with the file written and read in
+ * requests of up to 8192 pages (nbdkit's 32 MiB), on the CPU and with the
+ * device as the store's batch codec (trueno_store_set_batch_codec),
+ * compressing and decoding.
  * --opencl-auto prints what offload=auto would choose on the device.
  *
  * SPDX-License-Identifier: MIT
@@ -185,6 +186,12 @@ static int engine_batch(void *ctx, const void *pages, size_t n, unsigned cap,
                         void *dst, uint32_t *off, uint32_t *len) {
   (void)ctx;
   return trueno_ocl_compress(dev, pages, n, cap, dst, off, len);
+}
+
+static int engine_batch_dec(void *ctx, const void *src, const uint32_t *off,
+                            const uint32_t *len, size_t n, void *pages) {
+  (void)ctx;
+  return trueno_ocl_decompress(dev, src, off, len, n, pages);
 }
 
 static void print_line(const char *msg) { printf("%s\n", msg); }
@@ -393,6 +400,7 @@ static struct run run_codec(const struct input *in, const struct codec *c) {
 #if HAVE_OPENCL
     if (c->dev) {
       struct trueno_batch_codec bc = {.compress = engine_batch,
+                                      .decompress = engine_batch_dec,
                                       .min_pages = 1};
       if (trueno_store_set_batch_codec(st, &bc))
         die("%s: %s: the store refuses a batch codec", in->path, c->name);
@@ -406,14 +414,16 @@ static struct run run_codec(const struct input *in, const struct codec *c) {
         die("%s: %s: write failed", in->path, c->name);
     }
     t1 = now();
-    for (size_t p = 0; p < n; p++)
-      if (trueno_read(st, back + p * PAGE, PAGE, (uint64_t)p * PAGE))
+    for (size_t p = 0; p < n; p += req) {
+      size_t m = n - p < req ? n - p : req;
+      if (trueno_read(st, back + p * PAGE, m * PAGE, (uint64_t)p * PAGE))
         die("%s: %s: read failed", in->path, c->name);
+    }
     t2 = now();
     struct trueno_stats s;
     trueno_get_stats(st, &s);
     r.comp_bytes = s.compr_data_size;
-    if (c->dev && s.offload_fallbacks)
+    if (c->dev && (s.offload_fallbacks || s.offload_read_fallbacks))
       die("%s: %s: the device failed a batch", in->path, c->name);
     trueno_store_destroy(st);
     verify(in, c);

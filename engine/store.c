@@ -6,7 +6,9 @@
  * is written over the old one when the size class matches, else into a new
  * one; the old payload is freed after the lock is dropped.  Readers hold the
  * read lock while they decompress, so a payload is never freed or
- * overwritten under a reader.
+ * overwritten under a reader; a batch read (the batch codec's decompress)
+ * copies each page's block out under that lock instead and decodes the
+ * copies after, so each page is still read whole, as one of its versions.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -353,6 +355,107 @@ static struct piece piece_at(uint64_t pos, uint64_t remaining) {
   return p;
 }
 
+/* Whole pages from byte pos of a request with remaining bytes left, when
+ * they are enough for the batch codec (its compress or, reading, its
+ * decompress); else 0. */
+static size_t batch_pages(const struct trueno_store *st, int reading,
+                          uint64_t pos, uint64_t remaining) {
+  if ((reading ? !st->batch.decompress : !st->batch.compress) || pos % PAGE)
+    return 0;
+  uint64_t n = remaining / PAGE;
+  return n >= st->batch.min_pages ? (size_t)n : 0;
+}
+
+/* Blocks copied out of the store for one batch decode: block k (len[k]
+ * bytes at blocks + off[k]) is page at[k] of the request. */
+struct gathered {
+  uint8_t *blocks;
+  uint32_t *off, *len, *at;
+  size_t k;
+};
+
+/* Reads page idx into page: an LZ4 block is copied into g (to decode in
+ * the batch), anything else decoded now.  Under the page's read lock, as
+ * page_read: the copy is the page as it was at one moment. */
+static int gather_page(struct trueno_store *st, struct workspace *ws,
+                       uint64_t idx, uint8_t *page, uint32_t i,
+                       struct gathered *g) {
+  struct slot *s = slots_peek(&st->slots, idx);
+  if (!s) {
+    memset(page, 0, PAGE);
+    return 0;
+  }
+  pthread_rwlock_t *l = lock_of(st, idx);
+  int r = 0;
+  pthread_rwlock_rdlock(l);
+  if (s->type == SLOT_COMP && s->alg == TRUENO_ALG_LZ4 && s->len &&
+      s->len <= ARENA_MAX_OBJ) {
+    uint32_t at = g->k ? g->off[g->k - 1] + g->len[g->k - 1] : 0;
+    memcpy(g->blocks + at, arena_view(s->val, s->len, ws->buf), s->len);
+    g->off[g->k] = at;
+    g->len[g->k] = s->len;
+    g->at[g->k++] = i;
+  } else {
+    r = store_page_decode(ws, s, page);
+  }
+  if (!r)
+    slot_stamp_read(st, s);
+  pthread_rwlock_unlock(l);
+  return r;
+}
+
+/* The gathered blocks into their pages of dst: by the codec in one call
+ * (straight into dst when every page is one of them), else, or when it
+ * fails, one by one on the CPU. */
+static int decode_gathered(struct trueno_store *st, struct workspace *ws,
+                           struct gathered *g, uint8_t *dst, size_t n) {
+  uint8_t *pages = g->k == n ? dst : malloc(g->k * PAGE);
+  int r = pages ? st->batch.decompress(st->batch.ctx, g->blocks, g->off,
+                                       g->len, g->k, pages)
+                : -ENOMEM;
+  if (!r) {
+    store_counter_add(&st->cnt.offload_read_batches, 1);
+    store_counter_add(&st->cnt.offload_read_pages, (int64_t)g->k);
+    for (size_t j = 0; pages != dst && j < g->k; j++)
+      memcpy(dst + (size_t)g->at[j] * PAGE, pages + j * PAGE, PAGE);
+  } else {
+    store_counter_add(&st->cnt.offload_read_fallbacks, 1);
+    const struct trueno_codec *c = trueno_codec_for(TRUENO_ALG_LZ4);
+    void *state = ws_codec_state(ws, TRUENO_ALG_LZ4);
+    r = state ? 0 : -ENOMEM;
+    for (size_t j = 0; !r && j < g->k; j++)
+      r = c->decompress(state, g->blocks + g->off[j], (int)g->len[j],
+                        dst + (size_t)g->at[j] * PAGE);
+  }
+  if (pages != dst)
+    free(pages);
+  return r;
+}
+
+/* Reads n whole pages from page idx into dst through the batch codec.
+ * Returns 1 when there is no memory for the batch (the caller reads the
+ * pages one by one), else 0 or an error. */
+static int read_batch(struct trueno_store *st, struct workspace *ws,
+                      uint8_t *dst, uint64_t idx, size_t n) {
+  struct gathered g = {.blocks = malloc(n * ARENA_MAX_OBJ),
+                       .off = malloc(n * 3 * sizeof(uint32_t))};
+  if (!g.blocks || !g.off) {
+    free(g.blocks);
+    free(g.off);
+    return 1;
+  }
+  g.len = g.off + n;
+  g.at = g.len + n;
+  int r = 0;
+  for (size_t i = 0; !r && i < n; i++)
+    r = gather_page(st, ws, idx + i, dst + i * PAGE, (uint32_t)i, &g);
+  if (!r && g.k)
+    r = decode_gathered(st, ws, &g, dst, n);
+  free(g.blocks);
+  free(g.off);
+  return r;
+}
+
 int trueno_read(struct trueno_store *st, void *buf, uint64_t len,
                 uint64_t off) {
   store_counter_add(&st->cnt.reads, 1);
@@ -360,7 +463,19 @@ int trueno_read(struct trueno_store *st, void *buf, uint64_t len,
   int r = check_range(st, len, off);
   if (!r && !(ws = ws_get(&st->ws)))
     r = -ENOMEM;
+  int batch_ok = 1;
   for (uint64_t done = 0; !r && done < len;) {
+    size_t nb = batch_ok ? batch_pages(st, 1, off + done, len - done) : 0;
+    if (nb) {
+      r = read_batch(st, ws, (uint8_t *)buf + done, (off + done) / PAGE, nb);
+      if (r == 0) {
+        store_counter_add(&st->cnt.pages_read, (int64_t)nb);
+        done += (uint64_t)nb * PAGE;
+      }
+      if (r <= 0)
+        continue;
+      r = batch_ok = 0; /* no memory for a batch: page by page */
+    }
     struct piece p = piece_at(off + done, len - done);
     r = page_read(st, ws, p.idx, (uint8_t *)buf + done, p.pofs, p.plen);
     store_counter_add(&st->cnt.pages_read, 1);
@@ -443,16 +558,6 @@ static int write_batch(struct trueno_store *st, const uint8_t *src,
   return r;
 }
 
-/* Whole pages from byte pos of a request with remaining bytes left, when
- * they are enough for the batch codec; else 0. */
-static size_t batch_pages(const struct trueno_store *st, uint64_t pos,
-                          uint64_t remaining) {
-  if (!st->batch.compress || pos % PAGE)
-    return 0;
-  uint64_t n = remaining / PAGE;
-  return n >= st->batch.min_pages ? (size_t)n : 0;
-}
-
 int trueno_write(struct trueno_store *st, const void *buf, uint64_t len,
                  uint64_t off) {
   store_counter_add(&st->cnt.writes, 1);
@@ -462,7 +567,7 @@ int trueno_write(struct trueno_store *st, const void *buf, uint64_t len,
     r = -ENOMEM;
   int batch_ok = 1;
   for (uint64_t done = 0; !r && done < len;) {
-    size_t nb = batch_ok ? batch_pages(st, off + done, len - done) : 0;
+    size_t nb = batch_ok ? batch_pages(st, 0, off + done, len - done) : 0;
     size_t wrote;
     if (nb) {
       r = write_batch(st, (const uint8_t *)buf + done, (off + done) / PAGE,

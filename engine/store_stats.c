@@ -50,6 +50,9 @@ void store_counters_read(struct store_counters *c, struct trueno_stats *out) {
   out->offload_batches = atomic_load(&c->offload_batches);
   out->offload_pages = atomic_load(&c->offload_pages);
   out->offload_fallbacks = atomic_load(&c->offload_fallbacks);
+  out->offload_read_batches = atomic_load(&c->offload_read_batches);
+  out->offload_read_pages = atomic_load(&c->offload_read_pages);
+  out->offload_read_fallbacks = atomic_load(&c->offload_read_fallbacks);
   out->pages_recompressed = atomic_load(&c->pages_recompressed);
   out->recompress_no_gain = atomic_load(&c->recompress_no_gain);
 }
@@ -73,6 +76,8 @@ int trueno_stats_json(const struct trueno_stats *s, enum trueno_algorithm alg,
       "\"metadata_bytes\": %llu, \"compactions\": %llu, "
       "\"pages_compacted\": %llu, \"offload_batches\": %llu, "
       "\"offload_pages\": %llu, \"offload_fallbacks\": %llu, "
+      "\"offload_read_batches\": %llu, \"offload_read_pages\": %llu, "
+      "\"offload_read_fallbacks\": %llu, "
       "\"pages_recompressed\": %llu, \"recompress_no_gain\": %llu, "
       "\"ratio\": %.4f}",
       trueno_algorithm_name(alg), (unsigned long long)s->disksize,
@@ -95,6 +100,9 @@ int trueno_stats_json(const struct trueno_stats *s, enum trueno_algorithm alg,
       (unsigned long long)s->offload_batches,
       (unsigned long long)s->offload_pages,
       (unsigned long long)s->offload_fallbacks,
+      (unsigned long long)s->offload_read_batches,
+      (unsigned long long)s->offload_read_pages,
+      (unsigned long long)s->offload_read_fallbacks,
       (unsigned long long)s->pages_recompressed,
       (unsigned long long)s->recompress_no_gain, ratio);
 }

@@ -19,6 +19,8 @@ struct store_counters {
   _Atomic uint64_t pages_read, pages_written, pages_trimmed;
   _Atomic uint64_t compactions, pages_compacted;
   _Atomic uint64_t offload_batches, offload_pages, offload_fallbacks;
+  _Atomic uint64_t offload_read_batches, offload_read_pages;
+  _Atomic uint64_t offload_read_fallbacks;
   _Atomic uint64_t pages_recompressed, recompress_no_gain;
 };
 

@@ -85,6 +85,9 @@ struct trueno_stats {
   uint64_t offload_batches;  /* write batches the batch codec compressed */
   uint64_t offload_pages;    /* pages in them */
   uint64_t offload_fallbacks; /* batches it failed: compressed on the CPU */
+  uint64_t offload_read_batches;   /* read batches the codec decoded */
+  uint64_t offload_read_pages;     /* pages in them */
+  uint64_t offload_read_fallbacks; /* batches it failed: decoded on the CPU */
   uint64_t pages_recompressed; /* idle pages recompressed (and kept so) */
   uint64_t recompress_no_gain; /* idle pages it tried that gained nothing */
 };
@@ -194,10 +197,21 @@ void trueno_pool_refill(void);
  * when it does not fit in cap (stored raw); dst has room for n * cap bytes.
  * Returns 0 or a negative errno; on error the engine compresses those pages
  * on the CPU itself (the client never sees the error, nothing is lost) and
- * counts a fallback. */
+ * counts a fallback.
+ *
+ * decompress (NULL: reads stay on the CPU): a read request covering at
+ * least min_pages whole pages copies the LZ4 blocks of those of its pages
+ * that hold one (each under its page's lock, so each page is read whole,
+ * as on the CPU path; other pages are decoded on the CPU then and there)
+ * and hands them to decompress in one call: n blocks, block i at src +
+ * off[i], len[i] bytes (1..cap), into n pages at pages + i * 4096.
+ * Returns 0 or a negative errno; on error the engine decodes the copies
+ * itself and counts a read fallback. */
 struct trueno_batch_codec {
   int (*compress)(void *ctx, const void *pages, size_t n, unsigned cap,
                   void *dst, uint32_t *off, uint32_t *len);
+  int (*decompress)(void *ctx, const void *src, const uint32_t *off,
+                    const uint32_t *len, size_t n, void *pages);
   void *ctx;
   uint32_t min_pages; /* >= 1 */
 };

@@ -27,6 +27,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "ocl_cache.h"
 #include "trueno_ocl.h"
 #include "lz4page_cl.h" /* trueno_ocl_source: opencl/lz4page.cl */
 
@@ -78,6 +79,8 @@ struct trueno_ocl {
   double prof[P_N];
   double prof_bytes, prof_wall;
   char name[256];
+  int cached; /* the kernels came from the binary cache */
+  char cache_note[4400];
 };
 
 static int cl_errno(cl_int e) {
@@ -110,9 +113,10 @@ static void dev_str(cl_device_id d, cl_device_info what, char *buf,
   buf[cap - 1] = 0;
 }
 
-static void plat_str(cl_platform_id p, char *buf, size_t cap) {
+static void plat_str(cl_platform_id p, cl_platform_info what, char *buf,
+                     size_t cap) {
   buf[0] = 0;
-  if (clGetPlatformInfo(p, CL_PLATFORM_NAME, cap, buf, NULL) != CL_SUCCESS)
+  if (clGetPlatformInfo(p, what, cap, buf, NULL) != CL_SUCCESS)
     buf[0] = 0;
   buf[cap - 1] = 0;
 }
@@ -153,7 +157,7 @@ static int list_one(void *arg, unsigned pi, unsigned di, cl_platform_id p,
   cl_device_type t = 0;
   cl_ulong gmem = 0;
   cl_uint cus = 0;
-  plat_str(p, pn, sizeof pn);
+  plat_str(p, CL_PLATFORM_NAME, pn, sizeof pn);
   dev_str(d, CL_DEVICE_NAME, dn, sizeof dn);
   dev_str(d, CL_DEVICE_VERSION, ver, sizeof ver);
   clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof t, &t, NULL);
@@ -197,7 +201,7 @@ static int pick_one(void *arg, unsigned pi, unsigned di, cl_platform_id p,
       ok = wp == pi && wd == di;
     } else {
       char pn[128], dn[128];
-      plat_str(p, pn, sizeof pn);
+      plat_str(p, CL_PLATFORM_NAME, pn, sizeof pn);
       dev_str(d, CL_DEVICE_NAME, dn, sizeof dn);
       ok = strcasestr(pn, k->want) || strcasestr(dn, k->want);
     }
@@ -280,37 +284,8 @@ static void pick_shapes(struct trueno_ocl *o) {
     o->nq = 1;
 }
 
-static int build(struct trueno_ocl *o, const char *extra, const char **why) {
-  size_t n0 = strlen(trueno_ocl_source), n1 = extra ? strlen(extra) : 0;
-  char *src = malloc(n0 + n1 + 1);
-  if (!src)
-    return -ENOMEM;
-  memcpy(src, trueno_ocl_source, n0);
-  memcpy(src + n0, extra ? extra : "", n1 + 1);
-  const char *srcs[1] = {src};
-  cl_int e;
-  o->prog = clCreateProgramWithSource(o->ctx, 1, srcs, NULL, &e);
-  free(src);
-  if (e != CL_SUCCESS) {
-    *why = "cannot create the program";
-    return cl_errno(e);
-  }
-  char opts[128];
-  snprintf(opts, sizeof opts, "-DHASH_LOG=%u -DSLOT=%uu", o->hash_log, SLOT);
-  e = clBuildProgram(o->prog, 1, &o->device, opts, NULL, NULL);
-  if (e != CL_SUCCESS) {
-    static char msg[1100];
-    char log[1000] = "";
-    clGetProgramBuildInfo(o->prog, o->device, CL_PROGRAM_BUILD_LOG,
-                          sizeof log, log, NULL);
-    log[sizeof log - 1] = 0;
-    for (char *c = log; *c; c++)
-      if (*c == '\n')
-        *c = ' ';
-    snprintf(msg, sizeof msg, "kernel build failed: %.1000s", log);
-    *why = msg;
-    return -ENOEXEC;
-  }
+/* The kernels of the program just built; wg shrunk to what they allow. */
+static int make_kernels(struct trueno_ocl *o, const char **why) {
   struct {
     cl_kernel *k;
     const char *name;
@@ -318,6 +293,7 @@ static int build(struct trueno_ocl *o, const char *extra, const char **why) {
             {&o->k_scan, "lz4_scan"},
             {&o->k_pack, "lz4_pack"},
             {&o->k_dec, "lz4_decompress"}};
+  cl_int e;
   for (unsigned i = 0; i < sizeof ks / sizeof ks[0]; i++) {
     *ks[i].k = clCreateKernel(o->prog, ks[i].name, &e);
     if (e != CL_SUCCESS) {
@@ -335,6 +311,139 @@ static int build(struct trueno_ocl *o, const char *extra, const char **why) {
       kwg && kwg < o->scan_wg)
     o->scan_wg = pow2_floor(kwg);
   return 0;
+}
+
+static void drop_program(struct trueno_ocl *o) {
+  cl_kernel *ks[] = {&o->k_comp, &o->k_scan, &o->k_pack, &o->k_dec};
+  for (unsigned i = 0; i < sizeof ks / sizeof ks[0]; i++) {
+    if (*ks[i])
+      clReleaseKernel(*ks[i]);
+    *ks[i] = NULL;
+  }
+  if (o->prog)
+    clReleaseProgram(o->prog);
+  o->prog = NULL;
+}
+
+static int build_from_source(struct trueno_ocl *o, const char *src,
+                             const char *opts, const char **why) {
+  cl_int e;
+  o->prog = clCreateProgramWithSource(o->ctx, 1, &src, NULL, &e);
+  if (e != CL_SUCCESS) {
+    *why = "cannot create the program";
+    return cl_errno(e);
+  }
+  e = clBuildProgram(o->prog, 1, &o->device, opts, NULL, NULL);
+  if (e != CL_SUCCESS) {
+    static char msg[1100];
+    char log[1000] = "";
+    clGetProgramBuildInfo(o->prog, o->device, CL_PROGRAM_BUILD_LOG,
+                          sizeof log, log, NULL);
+    log[sizeof log - 1] = 0;
+    for (char *c = log; *c; c++)
+      if (*c == '\n')
+        *c = ' ';
+    snprintf(msg, sizeof msg, "kernel build failed: %.1000s", log);
+    *why = msg;
+    return -ENOEXEC;
+  }
+  return make_kernels(o, why);
+}
+
+/* A binary from the cache: the driver may still refuse it (another
+ * driver's, or damaged in a way the file's hash cannot see). */
+static int build_from_binary(struct trueno_ocl *o, const unsigned char *bin,
+                             size_t len, const char *opts) {
+  cl_int e, st = CL_SUCCESS;
+  o->prog = clCreateProgramWithBinary(o->ctx, 1, &o->device, &len, &bin, &st,
+                                      &e);
+  if (e == CL_SUCCESS && st == CL_SUCCESS)
+    e = clBuildProgram(o->prog, 1, &o->device, opts, NULL, NULL);
+  const char *why;
+  int r = e == CL_SUCCESS && st == CL_SUCCESS ? make_kernels(o, &why)
+                                              : -ENOEXEC;
+  if (r)
+    drop_program(o);
+  return r;
+}
+
+/* Everything the binary depends on, as text (see ocl_cache.h). */
+static void cache_key(struct trueno_ocl *o, const char *src, const char *opts,
+                      char *key, size_t cap) {
+  char pn[128], pv[128], dn[128], dv[128], drv[128];
+  plat_str(o->platform, CL_PLATFORM_NAME, pn, sizeof pn);
+  plat_str(o->platform, CL_PLATFORM_VERSION, pv, sizeof pv);
+  dev_str(o->device, CL_DEVICE_NAME, dn, sizeof dn);
+  dev_str(o->device, CL_DEVICE_VERSION, dv, sizeof dv);
+  dev_str(o->device, CL_DRIVER_VERSION, drv, sizeof drv);
+  size_t n = strlen(src);
+  snprintf(key, cap,
+           "platform: %s\nplatform version: %s\ndevice: %s\n"
+           "device version: %s\ndriver version: %s\noptions: %s\n"
+           "source: %zu bytes, fnv1a64 %016llx",
+           pn, pv, dn, dv, drv, opts, n,
+           (unsigned long long)ocl_cache_fnv(OCL_CACHE_FNV_INIT, src, n));
+  for (char *c = key; *c; c++) /* keep it a key of lines: no blank ones */
+    if (*c == '\r')
+      *c = ' ';
+}
+
+static int save_binary(struct trueno_ocl *o, const char *dir,
+                       const char *key) {
+  size_t len = 0;
+  cl_int e = clGetProgramInfo(o->prog, CL_PROGRAM_BINARY_SIZES, sizeof len,
+                              &len, NULL);
+  if (e != CL_SUCCESS || len == 0)
+    return -ENOTSUP;
+  unsigned char *bin = malloc(len);
+  if (!bin)
+    return -ENOMEM;
+  e = clGetProgramInfo(o->prog, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL);
+  int r = e == CL_SUCCESS ? ocl_cache_save(dir, key, bin, len) : -ENOTSUP;
+  free(bin);
+  return r;
+}
+
+/* The cache's part of the log line: where the kernels came from. */
+static void cache_note(struct trueno_ocl *o, const char *dir, int loaded,
+                       int saved) {
+  char *n = o->cache_note;
+  size_t cap = sizeof o->cache_note;
+  if (loaded == 0)
+    snprintf(n, cap, "kernels from the cache in %s", dir);
+  else if (!*dir)
+    snprintf(n, cap, "kernels built, no cache");
+  else if (saved)
+    snprintf(n, cap, "kernels built, not cached in %s: %s", dir,
+             strerror(-saved));
+  else
+    snprintf(n, cap, "kernels built%s, cached in %s",
+             loaded == -ENOENT ? "" : " (the cached binary was unusable)",
+             dir);
+}
+
+static int build(struct trueno_ocl *o, const struct trueno_ocl_options *opt,
+                 const char **why) {
+  const char *extra = opt ? opt->extra_source : NULL;
+  char *src = NULL, opts[128], key[2048], dir[4096];
+  if (asprintf(&src, "%s%s", trueno_ocl_source, extra ? extra : "") < 0)
+    return -ENOMEM;
+  snprintf(opts, sizeof opts, "-DHASH_LOG=%u -DSLOT=%uu", o->hash_log, SLOT);
+  cache_key(o, src, opts, key, sizeof key);
+  ocl_cache_resolve(opt ? opt->cache_dir : NULL, dir, sizeof dir);
+  int loaded = -ENOENT, saved = 0, r;
+  unsigned char *bin = NULL;
+  size_t len = 0;
+  if (*dir && (loaded = ocl_cache_load(dir, key, &bin, &len)) == 0)
+    loaded = build_from_binary(o, bin, len, opts);
+  free(bin);
+  o->cached = loaded == 0;
+  r = o->cached ? 0 : build_from_source(o, src, opts, why);
+  if (!r && !o->cached && *dir)
+    saved = save_binary(o, dir, key);
+  cache_note(o, dir, loaded, saved);
+  free(src);
+  return r;
 }
 
 int trueno_ocl_open(const struct trueno_ocl_options *opt,
@@ -357,7 +466,7 @@ int trueno_ocl_open(const struct trueno_ocl_options *opt,
     goto fail;
   }
   char pn[120], dn[120];
-  plat_str(o->platform, pn, sizeof pn);
+  plat_str(o->platform, CL_PLATFORM_NAME, pn, sizeof pn);
   dev_str(o->device, CL_DEVICE_NAME, dn, sizeof dn);
   snprintf(o->name, sizeof o->name, "%s / %s", pn, dn);
   cl_bool little = CL_FALSE;
@@ -388,7 +497,7 @@ int trueno_ocl_open(const struct trueno_ocl_options *opt,
     r = cl_errno(e);
     goto fail;
   }
-  r = build(o, opt ? opt->extra_source : NULL, why);
+  r = build(o, opt, why);
   if (r)
     goto fail;
   *out = o;
@@ -444,12 +553,7 @@ void trueno_ocl_close(struct trueno_ocl *o) {
   }
   release_mem(&o->d_status);
   free(o->h_status);
-  cl_kernel ks[] = {o->k_comp, o->k_scan, o->k_pack, o->k_dec};
-  for (unsigned i = 0; i < 4; i++)
-    if (ks[i])
-      clReleaseKernel(ks[i]);
-  if (o->prog)
-    clReleaseProgram(o->prog);
+  drop_program(o);
   if (o->ctx)
     clReleaseContext(o->ctx);
   pthread_mutex_destroy(&o->lock);
@@ -458,6 +562,12 @@ void trueno_ocl_close(struct trueno_ocl *o) {
 
 const char *trueno_ocl_device_name(const struct trueno_ocl *o) {
   return o->name;
+}
+
+int trueno_ocl_kernel_cache(const struct trueno_ocl *o, const char **note) {
+  if (note)
+    *note = o->cache_note;
+  return o->cached;
 }
 
 static cl_mem new_buffer(struct trueno_ocl *o, cl_mem_flags f, size_t bytes,

@@ -5,8 +5,9 @@
  * blocks of the standard LZ4 block format, which liblz4 and the engine's
  * lz4page decoder read; N blocks decode back into N pages.  The kernels
  * (opencl/lz4page.cl, built into the library as a string) are compiled at
- * run time with clBuildProgram; the OpenCL drivers cache the binaries per
- * device (PoCL under ~/.cache/pocl, NVIDIA under ~/.nv/ComputeCache).
+ * run time with clBuildProgram once per device: the program binary is kept
+ * in a cache directory (options.cache_dir) and loaded from there on later
+ * opens; a binary the driver refuses is rebuilt from source and replaced.
  *
  * Every function that can fail returns 0 or a negative errno: -ENODEV no
  * platform or no matching device, -ENOEXEC the kernels did not build,
@@ -40,6 +41,10 @@ struct trueno_ocl_options {
   /* Test hook: text appended to the kernel source (a bad kernel makes the
    * build fail). */
   const char *extra_source;
+  /* The kernel binary cache: NULL = $XDG_CACHE_HOME/trueno-zram, else
+   * $HOME/.cache/trueno-zram; "" or "off" = none.  Created when missing;
+   * a cache that cannot be read or written only costs a source build. */
+  const char *cache_dir;
 };
 
 /* Opens the device and builds the kernels.  *why (when not NULL) gets a
@@ -49,6 +54,10 @@ int trueno_ocl_open(const struct trueno_ocl_options *opt,
 void trueno_ocl_close(struct trueno_ocl *o);
 /* "platform / device", for logs and benchmark output. */
 const char *trueno_ocl_device_name(const struct trueno_ocl *o);
+/* 1 when the kernels came from the binary cache, 0 when they were built
+ * from source.  *note (when not NULL): one line for logs, e.g. "kernels
+ * from the cache" or "kernels built, cached in DIR" or why not. */
+int trueno_ocl_kernel_cache(const struct trueno_ocl *o, const char **note);
 /* Prints every platform and device ("P:D platform / device, type") to f;
  * returns the number of devices or a negative errno. */
 int trueno_ocl_list(FILE *f);

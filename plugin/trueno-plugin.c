@@ -31,6 +31,7 @@ static char *stats_path;
 static struct trueno_store *store;
 static enum trueno_offload_mode offload_mode = TRUENO_OFFLOAD_OFF;
 static char *opencl_device;
+static char *opencl_cache; /* NULL: the default directory */
 static uint32_t offload_min_pages;
 static struct trueno_offload *offload;
 
@@ -50,6 +51,7 @@ static void plugin_unload(void) {
   trueno_store_destroy(store);
   free(stats_path);
   free(opencl_device);
+  free(opencl_cache);
 }
 
 static int parse_positive_size(const char *key, const char *value,
@@ -148,6 +150,17 @@ static int plugin_config(const char *key, const char *value) {
     opencl_device = strdup(value);
     return opencl_device ? 0 : -1;
   }
+  if (strcmp(key, "opencl-cache") == 0) {
+    if (!*value) {
+      nbdkit_error("opencl-cache: needs a directory or off");
+      return -1;
+    }
+    free(opencl_cache);
+    /* nbdkit may chdir("/") when it daemonises. */
+    opencl_cache = strcmp(value, "off") == 0 ? strdup(value)
+                                             : nbdkit_absolute_path(value);
+    return opencl_cache ? 0 : -1;
+  }
   if (strcmp(key, "offload-min-pages") == 0) {
     if (nbdkit_parse_uint32_t("offload-min-pages", value,
                               &offload_min_pages) == -1)
@@ -190,6 +203,14 @@ static int plugin_config_complete(void) {
                  "lz4hc");
     return -1;
   }
+  if (opencl_cache && strcmp(opencl_cache, "off") != 0) {
+    int r = trueno_offload_cache_prepare(opencl_cache);
+    if (r) {
+      nbdkit_error("opencl-cache: cannot use %s as the kernel cache: %s",
+                   opencl_cache, strerror(-r));
+      return -1;
+    }
+  }
   if (stats_path) {
     int r = stats_file_check(stats_path);
     if (r) {
@@ -214,6 +235,8 @@ static int plugin_config_complete(void) {
   "                    OpenCL device (default off; auto: when faster).\n"  \
   "opencl-device=<P:D|NAME>  Which OpenCL device (default: first GPU).\n"  \
   "offload-min-pages=<N>  offload=opencl: smallest write offloaded (2).\n" \
+  "opencl-cache=<DIR>|off  Kernel binary cache (default\n"                 \
+  "                    $XDG_CACHE_HOME/trueno-zram).\n"                   \
   SWAP_MODE_CONFIG_HELP
 
 static void plugin_dump_plugin(void) {
@@ -268,6 +291,7 @@ static int plugin_after_fork(void) {
   /* OpenCL runtimes start threads: after the fork, never before. */
   struct trueno_offload_config oc = {.mode = offload_mode,
                                      .device = opencl_device,
+                                     .cache_dir = opencl_cache,
                                      .min_pages = offload_min_pages,
                                      .log = offload_log};
   offload = trueno_offload_start(store, &oc);

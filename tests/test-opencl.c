@@ -12,14 +12,23 @@
  * corrupt blocks (-EBADMSG), a kernel that does not build (-ENOEXEC), a
  * device that does not exist (-ENODEV).  The pipelined path GPUs take
  * (sub-chunks over 3 queues), forced here.  The engine: a store with the
- * device as its batch codec holds exactly what a CPU store holds, and a
- * codec that fails leaves the engine compressing on the CPU, data intact.
+ * device as its batch codec holds exactly what a CPU store holds and reads
+ * its LZ4 pages back through the device in one batch, and a codec that
+ * fails leaves the engine compressing and decoding on the CPU, data
+ * intact.
+ * The offload layer (opencl/offload.h) on a store, with device calls made
+ * to fail by its test hook (a write batch and a probe; a read batch): the
+ * device is lost (one line), retried after the back-off, still lost,
+ * retried again and back, each change one log line; batches go to it
+ * again after that; the data is intact throughout.
  *
  * SPDX-License-Identifier: MIT
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <lz4.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -211,6 +220,18 @@ static int dev_compress(void *ctx, const void *pages, size_t n, unsigned cap,
   return trueno_ocl_compress(dev, pages, n, cap, dst, off, len);
 }
 
+static int dev_decompress(void *ctx, const void *src, const uint32_t *off,
+                          const uint32_t *len, size_t n, void *pages) {
+  (void)ctx;
+  return trueno_ocl_decompress(dev, src, off, len, n, pages);
+}
+
+static int failing_decompress(void *ctx, const void *src, const uint32_t *off,
+                              const uint32_t *len, size_t n, void *pages) {
+  (void)ctx, (void)src, (void)off, (void)len, (void)n, (void)pages;
+  return -EIO;
+}
+
 static int failing_compress(void *ctx, const void *pages, size_t n,
                             unsigned cap, void *dst, uint32_t *off,
                             uint32_t *len) {
@@ -259,9 +280,17 @@ static void engine_hook(const struct tc_corpus *c) {
   const struct tc_corpus_file *cf = &c->files[0];
   struct trueno_stats cpu, gpu, fail;
   engine_fill(cf, NULL, &cpu);
-  struct trueno_batch_codec bc = {.compress = dev_compress, .min_pages = 4};
+  struct trueno_batch_codec bc = {.compress = dev_compress,
+                                  .decompress = dev_decompress,
+                                  .min_pages = 4};
   engine_fill(cf, &bc, &gpu);
   typedef unsigned long long ull;
+  CHECK(gpu.offload_read_pages == gpu.alg_pages[TRUENO_ALG_LZ4] &&
+            gpu.offload_read_batches == 1 && gpu.offload_read_fallbacks == 0,
+        "reads: %llu pages decoded on the device of %llu LZ4 pages, %llu "
+        "batches, %llu fallbacks",
+        (ull)gpu.offload_read_pages, (ull)gpu.alg_pages[TRUENO_ALG_LZ4],
+        (ull)gpu.offload_read_batches, (ull)gpu.offload_read_fallbacks);
   CHECK(gpu.offload_pages > 0 && gpu.offload_fallbacks == 0,
         "offloaded %llu pages, %llu fallbacks", (ull)gpu.offload_pages,
         (ull)gpu.offload_fallbacks);
@@ -274,7 +303,11 @@ static void engine_hook(const struct tc_corpus *c) {
          "CPU\n",
          cf->name, (ull)gpu.compr_data_size, (ull)cpu.compr_data_size);
   bc.compress = failing_compress;
+  bc.decompress = failing_decompress;
   engine_fill(cf, &bc, &fail);
+  CHECK(fail.offload_read_pages == 0 && fail.offload_read_fallbacks == 1,
+        "failing decompress: %llu pages, %llu fallbacks",
+        (ull)fail.offload_read_pages, (ull)fail.offload_read_fallbacks);
   CHECK(fail.offload_pages == 0 && fail.offload_fallbacks > 0 &&
             fail.compr_data_size == cpu.compr_data_size,
         "failing codec: %llu offloaded, %llu fallbacks, payload %llu vs %llu",
@@ -287,6 +320,95 @@ static void engine_hook(const struct tc_corpus *c) {
           "zstd store refuses a batch codec");
     trueno_store_destroy(zst);
   }
+}
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char log_lines[16][512];
+static int nlog;
+
+static void collect_log(const char *msg) {
+  pthread_mutex_lock(&log_lock);
+  printf("  log: %s\n", msg);
+  if (nlog < 16)
+    snprintf(log_lines[nlog++], sizeof log_lines[0], "%s", msg);
+  pthread_mutex_unlock(&log_lock);
+}
+
+/* Log lines so far that contain what. */
+static int logged(const char *what) {
+  pthread_mutex_lock(&log_lock);
+  int n = 0;
+  for (int i = 0; i < nlog; i++)
+    n += strstr(log_lines[i], what) != NULL;
+  pthread_mutex_unlock(&log_lock);
+  return n;
+}
+
+/* Device calls fail_after.. fail (fail_count of them) with the
+ * requests below (a write of 64 pages, a read of them, in turn; calls
+ * counted from 0, the retries' probes counted too): the first failure is
+ * lost says, then retries (still_lost of them failing) until it is back;
+ * the data is intact throughout and batches go to the device again. */
+static void retry(const struct tc_corpus *c, const char *fail_after,
+                  const char *fail_count, const char *lost, int still_lost) {
+  const struct tc_corpus_file *cf = &c->files[0];
+  size_t n = cf->npages < 2048 ? cf->npages : 2048;
+  struct trueno_config cfg = {.size = (uint64_t)n * PG,
+                              .algorithm = TRUENO_ALG_LZ4};
+  struct trueno_store *st;
+  if (trueno_store_create(&cfg, &st))
+    return;
+  nlog = 0;
+  setenv("TRUENO_OCL_FAIL_AFTER", fail_after, 1);
+  setenv("TRUENO_OCL_FAIL_COUNT", fail_count, 1);
+  setenv("TRUENO_OCL_RETRY_MS", "20", 1);
+  struct trueno_offload_config oc = {.mode = TRUENO_OFFLOAD_OPENCL,
+                                     .min_pages = 4, .log = collect_log};
+  struct trueno_offload *o = trueno_offload_start(st, &oc);
+  unsetenv("TRUENO_OCL_FAIL_AFTER");
+  unsetenv("TRUENO_OCL_FAIL_COUNT");
+  unsetenv("TRUENO_OCL_RETRY_MS");
+  CHECK(o && strstr(trueno_offload_json(o), "\"offload_active\": \"opencl\""),
+        "offload active: %s", o ? trueno_offload_json(o) : "NULL");
+  /* Rewrites of the file in requests of 64 pages until the device is back
+   * and has taken batches again (or 20 s). */
+  struct trueno_stats s = {0};
+  uint64_t at_back = 0;
+  double t0 = now();
+  for (size_t round = 0; now() - t0 < 20; round++) {
+    for (size_t p = 0; p < n; p += 64) {
+      size_t m = n - p < 64 ? n - p : 64;
+      size_t from = (p + round) % (n - m + 1); /* other contents each round */
+      int r = trueno_write(st, cf->data + from * PG, m * PG, p * PG);
+      CHECK(r == 0, "write during retries: %d", r);
+      uint8_t back[64 * PG];
+      r = trueno_read(st, back, m * PG, p * PG);
+      CHECK(r == 0 && memcmp(back, cf->data + from * PG, m * PG) == 0,
+            "round %zu, page %zu: read back differs (%d)", round, p, r);
+    }
+    trueno_get_stats(st, &s);
+    if (logged("the device is back") && !at_back)
+      at_back = s.offload_batches;
+    if (at_back && s.offload_batches > at_back)
+      break;
+    usleep(5000);
+  }
+  typedef unsigned long long ull;
+  CHECK(logged(lost) == 1 && logged("failed (") == 1 &&
+            logged("retrying the device now") == still_lost + 1 &&
+            logged("still lost") == still_lost &&
+            logged("the device is back") == 1,
+        "log: %d '%s', %d retrying, %d still lost, %d back lines",
+        logged(lost), lost, logged("retrying the device now"),
+        logged("still lost"), logged("the device is back"));
+  CHECK(at_back && s.offload_batches > at_back &&
+            s.offload_fallbacks + s.offload_read_fallbacks > 0,
+        "after the device came back: %llu batches (%llu when it did), %llu "
+        "write and %llu read fallbacks",
+        (ull)s.offload_batches, (ull)at_back, (ull)s.offload_fallbacks,
+        (ull)s.offload_read_fallbacks);
+  trueno_offload_stop(o);
+  trueno_store_destroy(st);
 }
 
 /* The GPU path on this device: sub-chunks over 3 queues (and over one:
@@ -329,6 +451,10 @@ int main(void) {
   corpus_batches(&c);
   engine_hook(&c);
   trueno_ocl_close(dev);
+  /* Calls 2 and 3: a write batch, then the first probe. */
+  retry(&c, "2", "2", "batch compression failed", 1);
+  /* Call 1: the first read batch. */
+  retry(&c, "1", "1", "batch decompression failed", 0);
   pipelined(&c, "3", "100");
   pipelined(&c, "1", "1000");
   tc_corpus_free(&c);

@@ -85,6 +85,10 @@ expect_refused recompress-idle size=64M recompress-idle=30
 expect_refused recompress-idle size=64M recompress=zstd recompress-idle=0
 expect_refused recompress-idle size=64M recompress=zstd recompress-idle=-1
 expect_refused recompress-idle size=64M recompress=zstd recompress-idle=1h
+expect_refused opencl-cache size=64M opencl-cache=
+: >"$TMPD/afile"
+expect_refused opencl-cache size=64M opencl-cache="$TMPD/afile"
+expect_refused opencl-cache size=64M opencl-cache="$TMPD/afile/sub"
 note "$n_refused of $((n_refused + ${#problems[@]})) bad parameter sets refused with a message naming the parameter"
 
 # Values that are valid but may be more than the store can handle: serving
@@ -136,6 +140,9 @@ expect_started 1048576 size=1M algorithm=zstd recompress=lz4hc
 expect_started 1048576 size=1M recompress=off
 expect_started 1073741824 size=1G algorithm=zstd level=3 mem-limit=16M stats="$stats_ok"
 [ -f "$stats_ok" ] || fail "stats=$stats_ok: no stats file written"
+expect_started 1048576 size=1M opencl-cache=off
+expect_started 1048576 size=1M opencl-cache="$TMPD/kcache/new"
+[ -d "$TMPD/kcache/new" ] || fail "opencl-cache=$TMPD/kcache/new: not created"
 ok "$n_started good parameter sets started with the right export size"
 
 # A huge sparse device starts, serves and exits promptly: nothing may cost
