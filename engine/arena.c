@@ -325,7 +325,10 @@ size_t arena_compact_begin(struct arena *a) {
       LIST_INSERT_HEAD(&c->isolated, emptiest, link);
       nsrc++;
     }
-    nsrc += isolate_lonely(a, c);
+    /* Not with a pool reserve (swap): its pages are for writers, and this
+     * takes fresh pages before it gives any back. */
+    if (!a->pool->reserve_chunks)
+      nsrc += isolate_lonely(a, c);
     pthread_mutex_unlock(&c->lock);
   }
   /* Objects moved now go to whole fresh pages, not to other lone halves. */
