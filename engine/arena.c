@@ -272,12 +272,15 @@ uint64_t arena_metadata_bytes(struct arena *a) {
  * one lone half each, which moving objects between zspages of a class does
  * not fix.  A zspage with an eighth or more of its blocks alone on their
  * page becomes a source too: its objects go to blocks packed into fresh
- * pages, and its blocks' pages come free.  Caller holds the class lock. */
-static size_t isolate_lonely(struct arena *a, struct size_class *c) {
+ * pages, and its blocks' pages come free, within *budget bytes of objects.
+ * Caller holds the class lock. */
+static size_t isolate_lonely(struct arena *a, struct size_class *c,
+                             uint64_t *budget) {
   size_t n = 0;
   struct zspage *zs;
   LIST_FOREACH(zs, &c->all, all) {
-    if (zs->isolated || !zs->nblocks)
+    uint64_t bytes = (uint64_t)zs->inuse * c->size;
+    if (zs->isolated || !zs->nblocks || bytes > *budget)
       continue;
     unsigned alone = 0;
     for (uint16_t i = 0; i < zs->nblocks; i++)
@@ -288,6 +291,7 @@ static size_t isolate_lonely(struct arena *a, struct size_class *c) {
       LIST_REMOVE(zs, link);
     zs->isolated = 1;
     LIST_INSERT_HEAD(&c->isolated, zs, link);
+    *budget -= bytes;
     n++;
   }
   return n;
@@ -300,6 +304,13 @@ static size_t isolate_lonely(struct arena *a, struct size_class *c) {
  * blocks back.  Sources get no new objects while isolated. */
 size_t arena_compact_begin(struct arena *a) {
   size_t nsrc = 0;
+  /* Moving a lonely zspage's objects takes fresh pages before its own come
+   * free (they do when its last object leaves).  With a pool reserve (swap)
+   * those pages come from the writers' reserve: a pass moves at most a
+   * quarter of it. */
+  uint64_t budget = a->pool->reserve_chunks
+                        ? (uint64_t)a->pool->reserve_chunks * PP_CHUNK_BYTES / 4
+                        : UINT64_MAX;
   for (uint32_t i = 0; i < NCLASSES; i++) {
     struct size_class *c = &a->classes[i];
     pthread_mutex_lock(&c->lock);
@@ -325,10 +336,7 @@ size_t arena_compact_begin(struct arena *a) {
       LIST_INSERT_HEAD(&c->isolated, emptiest, link);
       nsrc++;
     }
-    /* Not with a pool reserve (swap): its pages are for writers, and this
-     * takes fresh pages before it gives any back. */
-    if (!a->pool->reserve_chunks)
-      nsrc += isolate_lonely(a, c);
+    nsrc += isolate_lonely(a, c, &budget);
     pthread_mutex_unlock(&c->lock);
   }
   /* Objects moved now go to whole fresh pages, not to other lone halves. */

@@ -8,8 +8,6 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#define PP_CHUNK_PAGES 512u
-#define PP_CHUNK_BYTES ((size_t)PP_CHUNK_PAGES * PP_PAGE)
 #define PP_CACHE_MAX 256u /* 1 MiB of resident free pages at most */
 
 #include "trueno.h"

@@ -27,6 +27,8 @@
 
 #define PP_PAGE 4096u
 #define PP_HALF 2048u
+#define PP_CHUNK_PAGES 512u /* a 2 MiB mapping */
+#define PP_CHUNK_BYTES ((size_t)PP_CHUNK_PAGES * PP_PAGE)
 
 struct pp_chunk;
 struct pp_half;

@@ -10,7 +10,7 @@
  * text-like data padded with zeros (so the whole set compresses well
  * enough to fit in the RAM it is swapped out of).
  *
- * Usage: stress [--mib N] [--rounds R] [--corpus DIR] [--seed S]
+ * Usage: stress [--mib N] [--rounds R] [--corpus DIR] [--seed S] [--hold-file F]
  *               [--corpus-every K] [--time-limit SEC]
  * Prints progress and a final "stress: pages N corrupt M ..." line; exits 0
  * only when no page is corrupt and it finished within the time limit.
@@ -164,9 +164,23 @@ static void load_corpus(const char *dir) {
   }
 }
 
+/* --hold-file: the pages stay untouched (idle, in swap) until the file
+ * exists, then the final verify reads them all back. */
+static void wait_for_file(const char *path, double t0, uint64_t limit) {
+  printf("stress: holding until %s exists, %.1f s\n", path, now() - t0);
+  fflush(stdout);
+  while (access(path, F_OK) != 0) {
+    if (limit && now() - t0 > (double)limit)
+      break; /* the verify's time check ends it */
+    usleep(200 * 1000);
+  }
+  printf("stress: hold over, %.1f s\n", now() - t0);
+  fflush(stdout);
+}
+
 int main(int argc, char **argv) {
   uint64_t mib = 768, rounds = 3, seed = 1, limit = 0;
-  const char *cdir = getenv("TRUENO_CORPUS");
+  const char *cdir = getenv("TRUENO_CORPUS"), *hold = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) {
@@ -183,6 +197,8 @@ int main(int argc, char **argv) {
       limit = strtoull(v, NULL, 0);
     else if (!strcmp(a, "--corpus"))
       cdir = v;
+    else if (!strcmp(a, "--hold-file"))
+      hold = v;
     else if (!strcmp(a, "--corpus-every"))
       corpus_every = (unsigned)strtoul(v, NULL, 0);
     else {
@@ -222,6 +238,8 @@ int main(int argc, char **argv) {
   uint64_t bad = 0, rng = mix(seed) | 1;
   for (uint64_t r = 0; r <= rounds; r++) {
     int last = r == rounds;
+    if (last && hold)
+      wait_for_file(hold, t0, limit);
     for (size_t i = 0; i < npages; i++)
       order[i] = (uint32_t)i;
     if (!last) /* the final check goes in address order */
