@@ -725,13 +725,17 @@ static int compact_pass(struct trueno_store *st) {
  * others).  Passes go on while they find sources, up to COMPACT_PASSES. */
 #define COMPACT_PASSES 6
 
-int trueno_compact(struct trueno_store *st) {
+static int compact_passes(struct trueno_store *st, int passes) {
   pthread_mutex_lock(&st->compact_lock);
   int r = 0;
-  for (int pass = 0; !r && pass < COMPACT_PASSES; pass++)
+  for (int pass = 0; !r && pass < passes; pass++)
     r = compact_pass(st);
   pthread_mutex_unlock(&st->compact_lock);
   return r == 1 ? 0 : r;
+}
+
+int trueno_compact(struct trueno_store *st) {
+  return compact_passes(st, COMPACT_PASSES);
 }
 
 /* Arena bytes held beyond the compressed payload they hold. */
@@ -774,7 +778,10 @@ int trueno_maintain(struct trueno_store *st) {
   if (!settle && (slack < payload / 8 || slack < floor + payload / 16 ||
                   slack < 256 * 1024))
     return 0;
-  int r = trueno_compact(st);
+  /* Routine compaction (churn, trims) is one pass a call, as it was before
+   * lone halves were sources: a swap device's server shares its CPUs with
+   * the workload that is swapping. */
+  int r = compact_passes(st, settle ? COMPACT_PASSES : 1);
   st->recomp_since_compact = 0;
   atomic_store(&st->slack_after_compact, arena_slack(st, &payload));
   return r;
