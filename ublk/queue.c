@@ -232,6 +232,14 @@ static void *queue_main(void *arg) {
    * wake-up is what the tail latency is made of). */
   if (CPU_COUNT(&q->cpus))
     pthread_setaffinity_np(pthread_self(), sizeof q->cpus, &q->cpus);
+  /* SCHED_BATCH: a request's arrival does not preempt the task that
+   * submitted it on this CPU; we run when it blocks (or at the next tick),
+   * and find every request it queued meanwhile: one wake-up and two
+   * context switches serve a batch, not each request.  At queue depth 32
+   * on one CPU that is 1.3-2.2x the IOPS (tests/vm, TCG); a task waiting
+   * for one request blocks at once, so it waits no longer. */
+  if (!getenv("TRUENO_UBLK_NO_BATCH"))
+    sched_setscheduler(0, SCHED_BATCH, &(struct sched_param){0});
   guard_touch_stack();
   for (int t = 0; t < q->depth && !r; t++)
     r = queue_cmd(q, UBLK_IO_FETCH_REQ, (unsigned)t, 0);
