@@ -8,6 +8,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -76,33 +77,23 @@ void guard_touch_stack(void) {
 }
 
 static pthread_t refill_thread;
-static bool refill_running, refill_stop;
-static pthread_mutex_t refill_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t refill_cond = PTHREAD_COND_INITIALIZER;
+static bool refill_running;
+static atomic_bool refill_stop;
 
 static void *refiller(void *arg) {
   (void)arg;
-  pthread_mutex_lock(&refill_lock);
-  while (!refill_stop) {
-    pthread_mutex_unlock(&refill_lock);
+  /* Every 5 ms, and at once when writers take a reserve below half: a
+   * burst of writes (a 1 MiB request is 256 pages) can use up a timed
+   * round's worth before the timer fires. */
+  while (!atomic_load(&refill_stop)) {
     trueno_pool_refill();
-    pthread_mutex_lock(&refill_lock);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 5 * 1000 * 1000;
-    if (ts.tv_nsec >= 1000000000) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000;
-    }
-    if (!refill_stop)
-      pthread_cond_timedwait(&refill_cond, &refill_lock, &ts);
+    trueno_pool_wait_low(5);
   }
-  pthread_mutex_unlock(&refill_lock);
   return NULL;
 }
 
 int guard_refill_start(void) {
-  refill_stop = false;
+  atomic_store(&refill_stop, false);
   int r = pthread_create(&refill_thread, NULL, refiller, NULL);
   if (r)
     return -r;
@@ -113,10 +104,7 @@ int guard_refill_start(void) {
 void guard_refill_stop(void) {
   if (!refill_running)
     return;
-  pthread_mutex_lock(&refill_lock);
-  refill_stop = true;
-  pthread_cond_signal(&refill_cond);
-  pthread_mutex_unlock(&refill_lock);
+  atomic_store(&refill_stop, true); /* seen within 5 ms */
   pthread_join(refill_thread, NULL);
   refill_running = false;
 }

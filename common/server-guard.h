@@ -35,9 +35,9 @@ void guard_keep_memory(void);
  * mlockall(MCL_ONFAULT), it is resident and locked before the thread
  * first serves a request while the kernel is short of memory. */
 void guard_touch_stack(void);
-/* The thread that keeps the engine's reserve topped up every 5 ms (it may
- * wait for memory; the writers do not).  stop: joins it (no-op if not
- * started). */
+/* The thread that keeps the engine's reserve topped up: every 5 ms, and at
+ * once when writers take it below half (it may wait for memory; the
+ * writers do not).  stop: joins it (no-op if not started). */
 int guard_refill_start(void);
 void guard_refill_stop(void);
 

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -23,6 +24,38 @@ static struct pagepool *pools;
 
 void trueno_set_pool_reserve(uint64_t bytes) {
   atomic_store(&reserve_bytes, bytes);
+}
+
+/* Set when a writer took a pool's reserve below half (or found it empty);
+ * wakes trueno_pool_wait_low(), so the refill starts at once instead of
+ * at its next timed round, which a burst of writes outruns. */
+static pthread_mutex_t low_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t low_cond = PTHREAD_COND_INITIALIZER;
+static atomic_bool low;
+
+static void reserve_low(void) {
+  if (atomic_exchange(&low, true))
+    return; /* already said */
+  pthread_mutex_lock(&low_lock);
+  pthread_cond_signal(&low_cond);
+  pthread_mutex_unlock(&low_lock);
+}
+
+void trueno_pool_wait_low(unsigned ms) {
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  t.tv_sec += ms / 1000;
+  t.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (t.tv_nsec >= 1000000000L) {
+    t.tv_sec++;
+    t.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&low_lock);
+  while (!atomic_load(&low))
+    if (pthread_cond_timedwait(&low_cond, &low_lock, &t) == ETIMEDOUT)
+      break;
+  atomic_store(&low, false);
+  pthread_mutex_unlock(&low_lock);
 }
 
 /* Chunk headers live outside the chunk (a page of header per 2 MiB would be
@@ -292,6 +325,8 @@ static struct pp_chunk *spare_take(struct pagepool *p) {
     LIST_REMOVE(c, link);
     p->nspare--;
   }
+  if (p->reserve_chunks && p->nspare < (p->reserve_chunks + 1) / 2)
+    reserve_low();
   return c;
 }
 
@@ -312,6 +347,7 @@ static struct pp_chunk *reserve_wait(struct pagepool *p) {
     t.tv_sec++;
     t.tv_nsec -= 1000000000L;
   }
+  reserve_low();
   while (LIST_EMPTY(&p->spare) && LIST_EMPTY(&p->partial))
     if (pthread_cond_timedwait(&p->spare_cond, &p->lock, &t) == ETIMEDOUT)
       break;

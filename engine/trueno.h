@@ -184,6 +184,9 @@ int trueno_maintain(struct trueno_store *st);
  * trueno_store_create. */
 void trueno_set_pool_reserve(uint64_t bytes);
 void trueno_pool_refill(void);
+/* For the refill thread, between refills: returns as soon as a writer took
+ * a reserve below half (or found it empty), else after ms. */
+void trueno_pool_wait_low(unsigned ms);
 
 /* Batch compression offload (the opencl/ module is one; the engine knows
  * nothing of OpenCL).  A write request covering at least min_pages whole

@@ -47,6 +47,12 @@ struct ublk_queue {
   unsigned *done_tag;   /* depth entries each */
   int *done_res;
 
+  /* Scheduling policy by how requests come (adapt_policy in queue.c). */
+  bool adapt;           /* TRUENO_UBLK_NO_BATCH unset */
+  bool batch;           /* SCHED_BATCH now, else SCHED_OTHER */
+  unsigned per_wake;    /* requests per wake-up, x16, x16 averaged */
+  unsigned wakes;
+
   int error;            /* first failure of the thread: negative errno */
 
   /* Called by the thread when it has fetched every tag (status 0) or

@@ -3,18 +3,24 @@
 # (lz4, zstd; attached as trueno-swap attaches) and kernel zram (lz4,
 # zstd), in one boot.
 # Prints one table between VMBENCH-TABLE-BEGIN/END.  The CPU is emulated
-# (TCG): only ratios between rows mean anything.
+# (TCG): only ratios between rows mean anything.  BENCH_REPEAT=N runs the
+# fio set N times, rows taking turns (a noisy host then weighs on every
+# row alike), and reports the median of each column.
 # SPDX-License-Identifier: MIT
 case_name=bench
 . /opt/trueno/tests/transports/nbd.sh
 corpus=/opt/trueno/corpus-full
 seq_mib=${BENCH_SEQ_MIB:-128}
 rt=${BENCH_RUNTIME:-8}
+reps=${BENCH_REPEAT:-1}
 say() { echo "bench: $*"; }
 json_get() { sed -n "s/.*\"$2\": *\([0-9.eE+-]*\).*/\1/p" "$1" 2>/dev/null | head -1; }
 
-# terse v3 fields: 7 read KiB/s, 8 read IOPS, 18-37 read clat percentiles
-# ("50.000000%=123", usec), 48 write KiB/s.
+# terse v3 fields: 7 read KiB/s, 8 read IOPS, 18-37 read latency
+# percentiles ("50.000000%=123", usec), 48 write KiB/s.  The percentiles are
+# of the total latency (--lat_percentiles: submission + completion), not of
+# clat alone: zram serves a read inside io_submit (slat), trueno-ublk after
+# it returns (clat), so clat alone would leave out zram's work.
 fio_run() { # NAME DEV ARGS...
   _n=$1 _d=$2; shift 2
   fio --name="$_n" --filename="$_d" --ioengine=libaio --direct=1 \
@@ -71,17 +77,36 @@ ratio() { # ROW -> orig/mem
   esac
 }
 
-rows=${BENCH_ROWS:-"trueno-nbd-lz4 trueno-nbd-zstd trueno-ublk-lz4 trueno-ublk-zstd zram-lz4 zram-zstd"}
-out=/tmp/bench.rows
+# median of the numbers on stdin ("-" if none)
+median() { sort -n | awk '{ v[NR] = $1 } END { if (!NR) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf("%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+
+# Rows may be given with commas (the kernel command line has no spaces).
+rows=$(echo "${BENCH_ROWS:-trueno-nbd-lz4 trueno-nbd-zstd trueno-ublk-lz4 trueno-ublk-zstd zram-lz4 zram-zstd}" | tr , ' ')
+runs=/tmp/bench.runs out=/tmp/bench.rows
+: > $runs
 : > $out
+for rep in $(seq "$reps"); do
+  for row in $rows; do
+    say "$row: fio (run $rep of $reps)"
+    dev_up "$row" || { say "$row: setup failed"; continue; }
+    dmesg -c >/dev/null
+    w=$(fio_run sw "$DEV" --rw=write --bs=1M --iodepth=8 --size=${seq_mib}M)
+    r=$(fio_run sr "$DEV" --rw=read --bs=1M --iodepth=8 --size=${seq_mib}M)
+    q32=$(fio_run rr32 "$DEV" --rw=randread --bs=4k --iodepth=32 --size=${seq_mib}M --time_based --runtime=$rt)
+    q1=$(fio_run rr1 "$DEV" --rw=randread --bs=4k --iodepth=1 --size=${seq_mib}M --time_based --runtime=$rt --lat_percentiles=1 --clat_percentiles=0)
+    dev_down "$row"
+    # A failed write is quick: a row whose device failed I/O is no number.
+    e=$(dmesg | grep -c ' error, dev ')
+    [ "$e" = 0 ] || { say "$row: the kernel failed $e I/O request(s) (run $rep)"; echo "$row" >> /tmp/bench.failed; }
+    printf '%s %s %s %s %s %s\n' "$row" \
+      "$(awk -v k="$(field "$w" 48)" 'BEGIN{printf("%.1f", k/1024)}')" \
+      "$(awk -v k="$(field "$r" 7)" 'BEGIN{printf("%.1f", k/1024)}')" \
+      "$(field "$q32" 8)" "$(pct "$q1" 50.000000)" "$(pct "$q1" 99.000000)" >> $runs
+    say "run $rep: $(tail -1 $runs)"
+  done
+done
 for row in $rows; do
-  say "$row: fio"
-  dev_up "$row" || { say "$row: setup failed"; echo "$row|setup failed" >> $out; continue; }
-  w=$(fio_run sw "$DEV" --rw=write --bs=1M --iodepth=8 --size=${seq_mib}M)
-  r=$(fio_run sr "$DEV" --rw=read --bs=1M --iodepth=8 --size=${seq_mib}M)
-  q32=$(fio_run rr32 "$DEV" --rw=randread --bs=4k --iodepth=32 --size=${seq_mib}M --time_based --runtime=$rt)
-  q1=$(fio_run rr1 "$DEV" --rw=randread --bs=4k --iodepth=1 --size=${seq_mib}M --time_based --runtime=$rt)
-  dev_down "$row"
+  grep -q "^$row " $runs || { echo "$row|setup failed" >> $out; continue; }
   say "$row: corpus"
   dev_up "$row" || continue
   off=0
@@ -92,10 +117,12 @@ for row in $rows; do
   sync
   rat=$(ratio "$row")
   dev_down "$row"
-  printf '%s|%s|%s|%s|%s|%s|%s\n' "$row" \
-    "$(awk -v k="$(field "$w" 48)" 'BEGIN{printf("%.1f", k/1024)}')" \
-    "$(awk -v k="$(field "$r" 7)" 'BEGIN{printf("%.1f", k/1024)}')" \
-    "$(field "$q32" 8)" "$(pct "$q1" 50.000000)" "$(pct "$q1" 99.000000)" "$rat" >> $out
+  m=""
+  for c in 2 3 4 5 6; do
+    m="$m|$(awk -v r="$row" -v c=$c '$1 == r { print $c }' $runs | median)"
+  done
+  grep -qx "$row" /tmp/bench.failed 2>/dev/null && rat="$rat I/O-ERRORS"
+  echo "$row$m|$rat" >> $out
   say "$row: $(tail -1 $out)"
 done
 echo "VMBENCH-TABLE-BEGIN"
@@ -103,5 +130,5 @@ printf '%-16s %12s %12s %16s %10s %10s %14s\n' device "seq-wr MB/s" "seq-rd MB/s
 while IFS='|' read -r a b c d e f g; do
   printf '%-16s %12s %12s %16s %10s %10s %14s\n' "$a" "$b" "$c" "$d" "$e" "$f" "$g"
 done < $out
-echo "(TCG-emulated CPU, 2 vCPUs: compare rows only.  mem ratio = orig_data_size / (mem_used_total, zram: + its 16 B/page table) after writing the corpus files, $(ls $corpus | wc -l) files.)"
+echo "(TCG-emulated CPU, $(nproc) vCPUs: compare rows only.  Median of $reps run(s), rows taking turns; QD1 latency is fio's total latency (submission + completion).  mem ratio = orig_data_size / (mem_used_total, zram: + its 16 B/page table) after writing the corpus files, $(ls $corpus | wc -l) files.)"
 echo "VMBENCH-TABLE-END"
