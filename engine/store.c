@@ -109,7 +109,9 @@ void trueno_store_destroy(struct trueno_store *st) {
 void store_clock_update(struct trueno_store *st) {
   struct timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
-  atomic_store_explicit(&st->tick, (uint32_t)(now.tv_sec - st->born.tv_sec),
+  int64_t ns = (int64_t)(now.tv_sec - st->born.tv_sec) * 1000000000 +
+               (now.tv_nsec - st->born.tv_nsec);
+  atomic_store_explicit(&st->tick, (uint32_t)(ns / 1000000000),
                         memory_order_relaxed);
 }
 
