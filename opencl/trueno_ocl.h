@@ -54,6 +54,9 @@ int trueno_ocl_open(const struct trueno_ocl_options *opt,
 void trueno_ocl_close(struct trueno_ocl *o);
 /* "platform / device", for logs and benchmark output. */
 const char *trueno_ocl_device_name(const struct trueno_ocl *o);
+/* Which compress kernel runs: "page (one work-item a page)" or "coop (N
+ * work-items a page)" (TRUENO_OCL_KERNEL=page|coop, see ocl.c). */
+const char *trueno_ocl_kernel_name(const struct trueno_ocl *o);
 /* 1 when the kernels came from the binary cache, 0 when they were built
  * from source.  *note (when not NULL): one line for logs, e.g. "kernels
  * from the cache" or "kernels built, cached in DIR" or why not. */
