@@ -141,7 +141,8 @@ lz4_compress_coop(__global const uint *in, __global uint *slots,
                   __global uint *lens, uint n, uint cap) {
   __local uint page[PAGE / 4u + 1u];
   __local ushort tab[COOP_HSIZE];
-  __local uint vals[COOP_L], hs[COOP_L], cands[COOP_L];
+  __local uint2 vh[COOP_L]; /* each lane's 4 bytes and hash: one load */
+  __local uint cands[COOP_L];
   volatile __local uint red[3];
   uint gid = get_group_id(0), lid = get_local_id(0);
   if (gid >= n) /* the whole group: no barrier is left waiting */
@@ -165,8 +166,7 @@ lz4_compress_coop(__global const uint *in, __global uint *slots,
     int ok = p <= MATCH_START_MAX;
     uint v = ok ? lrd32(page, p) : 0u, h = ok ? coop_hash(v) : NONE;
     uint cand = ok ? tab[h] : NONE;
-    vals[lid] = v;
-    hs[lid] = h;
+    vh[lid] = (uint2)(v, h);
     barrier(CLK_LOCAL_MEM_FENCE);
     if (cand >= p || lrd32(page, cand) != v)
       cand = NONE;
@@ -176,10 +176,10 @@ lz4_compress_coop(__global const uint *in, __global uint *slots,
      * One loop of a fixed count: no lane waits on another's. */
     uint sup = NONE;
     for (uint i = 0; i < COOP_L; i++) {
-      uint vi = vals[i], hi = hs[i];
-      if (i < lid && vi == v && ok)
+      uint2 x = vh[i];
+      if (i < lid && x.x == v && ok)
         cand = ip + i * step;
-      if (i > lid && hi == h && sup == NONE)
+      if (i > lid && x.y == h && sup == NONE)
         sup = i;
     }
     cands[lid] = cand;

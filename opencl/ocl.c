@@ -479,6 +479,11 @@ static int build(struct trueno_ocl *o, const struct trueno_ocl_options *opt,
   if (!r && !o->cached && *dir)
     saved = save_binary(o, dir, key);
   cache_note(o, dir, loaded, saved);
+  if (!r) { /* the log line says which compress kernel runs */
+    size_t used = strlen(o->cache_note);
+    snprintf(o->cache_note + used, sizeof o->cache_note - used,
+             "; compress kernel %s", o->kernel_name);
+  }
   free(src);
   return r;
 }

@@ -4,7 +4,8 @@
  * batches are cut into chunks the device can hold) become N independent
  * blocks of the standard LZ4 block format, which liblz4 and the engine's
  * lz4page decoder read; N blocks decode back into N pages.  The kernels
- * (opencl/lz4page.cl, built into the library as a string) are compiled at
+ * (opencl/lz4page.cl and lz4coop.cl, built into the library as a string;
+ * a page a work-item or a page a work-group) are compiled at
  * run time with clBuildProgram once per device: the program binary is kept
  * in a cache directory (options.cache_dir) and loaded from there on later
  * opens; a binary the driver refuses is rebuilt from source and replaced.
