@@ -518,14 +518,20 @@ static void pipelined(const struct tc_corpus *c, const char *queues,
   trueno_ocl_close(dev);
 }
 
-/* Everything on the blocks of kernel k; 0 when the device opened. */
-static int kernel_checks(const struct tc_corpus *c, const char *k) {
+/* Everything on the blocks of kernel k (coop_l: its work-items a page,
+ * NULL for the default; c NULL: the synthetic pages only); 0 when the
+ * device opened. */
+static int kernel_checks(const struct tc_corpus *c, const char *k,
+                         const char *coop_l) {
   kname = k;
   setenv("TRUENO_OCL_KERNEL", k, 1);
+  if (coop_l)
+    setenv("TRUENO_OCL_COOP_L", coop_l, 1);
   const char *why = "";
   double t0 = now();
   int r = trueno_ocl_open(NULL, &dev, &why);
   unsetenv("TRUENO_OCL_KERNEL");
+  unsetenv("TRUENO_OCL_COOP_L");
   CHECK(r == 0, "open: %d (%s)", r, why);
   if (r)
     return r;
@@ -533,15 +539,19 @@ static int kernel_checks(const struct tc_corpus *c, const char *k) {
   printf("device: %s, kernel %s (open and build %.2f s)\n",
          trueno_ocl_device_name(dev), name, now() - t0);
   CHECK(strncmp(name, k, strlen(k)) == 0, "kernel %s runs, want %s", name, k);
+  char shape[32];
+  snprintf(shape, sizeof shape, "(%s work-items", coop_l ? coop_l : "");
+  CHECK(!coop_l || strstr(name, shape), "kernel %s, want %s", name, shape);
   synthetic();
   uint8_t *p = aligned_alloc(64, 128 * PG);
   periods(p);
   caps(p, 128, "periods");
   free(p);
-  for (size_t f = 0; f < c->nfiles; f++)
+  for (size_t f = 0; c && f < c->nfiles; f++)
     caps(c->files[f].data, c->files[f].npages < 64 ? c->files[f].npages : 64,
          c->files[f].name);
-  corpus_batches(c);
+  if (c)
+    corpus_batches(c);
   return 0;
 }
 
@@ -549,9 +559,12 @@ int main(void) {
   struct tc_corpus c;
   tc_corpus_load(&c);
   trueno_ocl_list(stdout);
-  if (kernel_checks(&c, "coop") == 0)
+  if (kernel_checks(&c, "coop", NULL) == 0)
     trueno_ocl_close(dev);
-  if (kernel_checks(&c, "page"))
+  /* Groups of several warps on a GPU (PoCL builds a new shape in ~7 s). */
+  if (kernel_checks(NULL, "coop", "128") == 0)
+    trueno_ocl_close(dev);
+  if (kernel_checks(&c, "page", NULL))
     return tc_finish();
   for (size_t f = 0; f < c.nfiles && f < 16; f++)
     CHECK(ratios[1][f] > 0.98 * ratios[0][f],
