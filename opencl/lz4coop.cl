@@ -33,7 +33,7 @@
  * SPDX-License-Identifier: MIT
  */
 #ifndef COOP_L
-#define COOP_L 32u
+#define COOP_L 32
 #endif
 #ifndef COOP_HASH_LOG
 #define COOP_HASH_LOG 12

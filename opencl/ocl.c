@@ -464,7 +464,7 @@ static int build(struct trueno_ocl *o, const struct trueno_ocl_options *opt,
   if (asprintf(&src, "%s%s", trueno_ocl_source, extra ? extra : "") < 0)
     return -ENOMEM;
   snprintf(opts, sizeof opts,
-           "-DHASH_LOG=%u -DSLOT=%uu -DCOOP_L=%uu -DCOOP_HASH_LOG=%u",
+           "-DHASH_LOG=%u -DSLOT=%uu -DCOOP_L=%u -DCOOP_HASH_LOG=%u",
            o->hash_log, SLOT, o->coop_l, o->coop_hash_log);
   cache_key(o, src, opts, key, sizeof key);
   ocl_cache_resolve(opt ? opt->cache_dir : NULL, dir, sizeof dir);

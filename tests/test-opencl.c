@@ -3,7 +3,8 @@
  * engine's batch hook.
  *
  * Both compress kernels (TRUENO_OCL_KERNEL=page and coop) are checked
- * alike.  Every page of every corpus file goes through the batch
+ * alike (and the coop kernel with 128 work-items a page on the synthetic
+ * pages).  Every page of every corpus file goes through the batch
  * compressor in batches of 1, 7, 64 and 4096 pages (1 and 7 on the first
  * $TRUENO_OCL_SMALL_PAGES pages of each file if set: for valgrind-like
  * slow runs; for the coop kernel, whose barriers PoCL runs slowly, the
