@@ -146,7 +146,6 @@ lz4_compress_coop(__global const uint *in, __global uint *slots,
   __local uint *page = (__local uint *)page4;
   __local ushort *tab = (__local ushort *)tab4;
   __local uint2 vh[COOP_L]; /* each lane's 4 bytes and hash: one load */
-  __local uint cands[COOP_L];
   volatile __local uint red[3];
   uint gid = get_group_id(0), lid = get_local_id(0);
   if (gid >= n) /* the whole group: no barrier is left waiting */
@@ -187,15 +186,16 @@ lz4_compress_coop(__global const uint *in, __global uint *slots,
       if (i > lid && x.y == h && sup == NONE)
         sup = i;
     }
-    cands[lid] = cand;
-    uint w = group_min(red, &rk, cand != NONE ? lid : NONE);
+    /* The first lane with a match, and its match (12 bits) with it. */
+    uint r = group_min(red, &rk, cand != NONE ? lid << 12 | cand : NONE);
+    uint w = r == NONE ? NONE : r >> 12;
     uint h2 = NONE; /* the table entry lane 0 takes after a match */
     if (w == NONE) {
       ip += COOP_L * step;
       probes += COOP_L;
     } else {
       /* The match: extended both ways, then written. */
-      uint mp = ip + w * step, ref = cands[w];
+      uint mp = ip + w * step, ref = r & (PAGE - 1u);
       uint back = coop_back(page, mp, ref, anchor, red, &rk, lid);
       uint end = mp + MINMATCH +
                  coop_forward(page, mp + MINMATCH, ref + MINMATCH,
