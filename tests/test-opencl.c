@@ -259,17 +259,16 @@ static void caps(const uint8_t *pages, size_t n, const char *name) {
   snprintf(what, sizeof what, "%s: cap boundaries, %s", kname, name);
   for (size_t i = 0; i < n && bad < 3; i++) {
     const uint8_t *pg = pages + i * PG;
-    int r = trueno_ocl_compress(dev, pg, 1, PG, dst, &off, &len);
-    if (r || len < 17)
-      bad += r != 0;
-    if (r || len < 17)
+    int ok = trueno_ocl_compress(dev, pg, 1, PG, dst, &off, &len) == 0;
+    if (ok && len < 17) /* raw, or no cap below it (16 the least) */
       continue;
-    r = trueno_ocl_compress(dev, pg, 1, len, dst, &off, &len2);
-    int ok = r == 0 && len2 == len;
+    ok = ok && trueno_ocl_compress(dev, pg, 1, len, dst, &off, &len2) == 0 &&
+         len2 == len;
     struct tally t = {0, 0, 0};
     ok = ok && check_batch(pg, 1, len, what, &t) == 0 && t.raw == 0;
-    r = trueno_ocl_compress(dev, pg, 1, len - 1, dst, &off, &len2);
-    ok = ok && r == 0 && len2 == 0;
+    ok = ok &&
+         trueno_ocl_compress(dev, pg, 1, len - 1, dst, &off, &len2) == 0 &&
+         len2 == 0;
     if (!ok && bad++ < 3)
       CHECK(0, "%s: page %zu: %u bytes at cap 4096, not the same at cap %u "
                "or not raw at cap %u",
