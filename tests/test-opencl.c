@@ -7,9 +7,7 @@
  * pages).  Every page of every corpus file goes through the batch
  * compressor in batches of 1, 7, 64 and 4096 pages (1 and 7 on the first
  * $TRUENO_OCL_SMALL_PAGES pages of each file if set: for valgrind-like
- * slow runs; for the coop kernel, whose barriers PoCL runs slowly, the
- * first $TRUENO_OCL_COOP_SMALL_PAGES, default 1024); each block must
- * decode with liblz4's
+ * slow runs); each block must decode with liblz4's
  * LZ4_decompress_safe and with lz4page_decompress to the original page,
  * and through the device decompressor; the coop kernel's ratio is within
  * 2% of the page kernel's.  Synthetic batches: same-filled,
@@ -117,9 +115,6 @@ static double ratios[2][16];
 static void corpus_batches(const struct tc_corpus *c) {
   static const size_t sizes[] = {1, 7, 64, 4096};
   size_t small = tc_env_ulong("TRUENO_OCL_SMALL_PAGES", SIZE_MAX);
-  if (strcmp(kname, "coop") == 0)
-    small = tc_env_ulong("TRUENO_OCL_COOP_SMALL_PAGES",
-                         small < 1024 ? small : 1024);
   for (size_t f = 0; f < c->nfiles; f++) {
     const struct tc_corpus_file *cf = &c->files[f];
     for (unsigned s = 0; s < sizeof sizes / sizeof *sizes; s++) {
