@@ -25,7 +25,10 @@
  * Reductions go through local memory with barriers (no sub-group
  * extension needed): control flow around every barrier is uniform, since
  * every lane computes the same ip, anchor and output length from the same
- * reduced values.
+ * reduced values.  A table entry has at most one writer between two
+ * barriers and the reductions are minima, so a page gives the same block
+ * on every run, whatever the order the device runs the lanes in (the
+ * tests' cap boundaries rely on it).
  *
  * Build options: -DCOOP_L=n (the work-group size, a power of two >= 4),
  * -DCOOP_HASH_LOG=n (8..12).
