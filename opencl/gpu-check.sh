@@ -17,7 +17,8 @@
 # 16384-page batch, and short sweeps of the pipelining (queues, sub-chunk
 # size) and of the kernel's table size.  Then the two compress kernels
 # (TRUENO_OCL_KERNEL=page|coop) side by side at 4096..65536 pages, the coop
-# kernel's stage times and shapes (work-items a page, table size): with
+# kernel's stage times and shapes (work-items a page, table size, page
+# staged in local memory or read from global memory): with
 # "kernels" as the second argument only these follow the device checks,
 # for a quick measurement.  Without an NVIDIA driver it goes on with whatever
 # OpenCL platform the system has (PoCL here), and says so.  Each step has
@@ -147,10 +148,12 @@ kernels() {
     step "coop kernel: stage times of one 16384-page batch"
     TRUENO_OCL_KERNEL=coop TRUENO_OCL_PROFILE=1 bench 30 --repeat 1 \
         --codec trueno-lz4 --opencl --batch 16384 "${files[0]}"
-    for shape in 16:12 64:12 32:11; do
-        step "coop kernel: ${shape%:*} work-items a page, table 2^${shape#*:}, batch 16384"
-        TRUENO_OCL_KERNEL=coop TRUENO_OCL_COOP_L=${shape%:*} \
-            TRUENO_OCL_HASH_LOG=${shape#*:} bench 25 --repeat 3 \
+    # work-items a page : table log : page staged in local memory (1) or not
+    for shape in 64:12:1 32:11:1 32:12:0 32:11:0; do
+        IFS=: read -r l hl st <<<"$shape"
+        step "coop kernel: $l work-items a page, table 2^$hl, TRUENO_OCL_COOP_STAGE=$st, batch 16384"
+        TRUENO_OCL_KERNEL=coop TRUENO_OCL_COOP_L=$l TRUENO_OCL_HASH_LOG=$hl \
+            TRUENO_OCL_COOP_STAGE=$st bench 25 --repeat 3 \
             --codec liblz4 --opencl --batch 16384 "${files[0]}"
     done
 }

@@ -31,7 +31,9 @@
  * tests' cap boundaries rely on it).
  *
  * Build options: -DCOOP_L=n (the work-group size, a power of two >= 4),
- * -DCOOP_HASH_LOG=n (8..12).
+ * -DCOOP_HASH_LOG=n (8..12), -DCOOP_STAGE=0 (the page read from global
+ * memory, through the cache, not staged: 4 KiB less local memory a group,
+ * so more groups a multiprocessor).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -41,18 +43,27 @@
 #ifndef COOP_HASH_LOG
 #define COOP_HASH_LOG 12
 #endif
+#ifndef COOP_STAGE
+#define COOP_STAGE 1
+#endif
 #define COOP_HSIZE (1u << COOP_HASH_LOG)
 #define NONE 0xffffffffu
+#if COOP_STAGE
+#define PAGE_AS __local
+#else
+#define PAGE_AS __global
+#endif
 
 uint coop_hash(uint v) { return (v * 2654435761u) >> (32 - COOP_HASH_LOG); }
 
-/* 4 bytes at byte i of a staged page (i <= 4092: word 1024 is padding). */
-uint lrd32(__local const uint *w, uint i) {
+/* 4 bytes at byte i of the page (i <= 4092: word 1024 is padding, staged;
+ * the host pads the pages' buffer). */
+uint lrd32(PAGE_AS const uint *w, uint i) {
   uint s = (i & 3u) * 8u, a = w[i >> 2];
   return s ? (a >> s) | (w[(i >> 2) + 1] << (32u - s)) : a;
 }
 
-uint lrd8(__local const uint *w, uint i) {
+uint lrd8(PAGE_AS const uint *w, uint i) {
   return (w[i >> 2] >> ((i & 3u) * 8u)) & 0xffu;
 }
 
@@ -83,7 +94,7 @@ uint coop_len(__global uchar *d, uint o, uint n, uint lid) {
 
 /* A sequence at d + o: lit literals from page byte from, then (when
  * off != 0) the match; returns the new end (the same in every lane). */
-uint coop_emit(__global uchar *d, uint o, __local const uint *page,
+uint coop_emit(__global uchar *d, uint o, PAGE_AS const uint *page,
                uint from, uint lit, uint off, uint ml, uint lid) {
   if (lid == 0)
     d[o] = (min(lit, 15u) << 4) | (off ? min(ml, 15u) : 0u);
@@ -105,7 +116,7 @@ uint coop_emit(__global uchar *d, uint o, __local const uint *page,
 
 /* Bytes the match at mp (source ref) extends backwards over the pending
  * literals from anchor. */
-uint coop_back(__local const uint *page, uint mp, uint ref, uint anchor,
+uint coop_back(PAGE_AS const uint *page, uint mp, uint ref, uint anchor,
                volatile __local uint *red, uint *rk, uint lid) {
   uint lim = min(mp - anchor, ref);
   /* Most matches do not extend: decided without a barrier. */
@@ -122,7 +133,7 @@ uint coop_back(__local const uint *page, uint mp, uint ref, uint anchor,
 }
 
 /* Bytes from fp that equal those from fq (fq < fp), at most rem. */
-uint coop_forward(__local const uint *page, uint fp, uint fq, uint rem,
+uint coop_forward(PAGE_AS const uint *page, uint fp, uint fq, uint rem,
                   volatile __local uint *red, uint *rk, uint lid) {
   uint x = lrd32(page, fp) ^ lrd32(page, fq);
   if (x) /* a short match: decided without a barrier */
@@ -145,24 +156,31 @@ lz4_compress_coop(__global const uint *in, __global uint *slots,
   /* Declared as uint4 so that staging and clearing take 16-byte stores
    * (a quarter and an eighth of the instructions); used as words and
    * 16-bit entries.  A word of padding after the page. */
-  __local uint4 page4[PAGE / 16u + 1u], tab4[COOP_HSIZE / 8u];
-  __local uint *page = (__local uint *)page4;
+  __local uint4 tab4[COOP_HSIZE / 8u];
   __local ushort *tab = (__local ushort *)tab4;
+#if COOP_STAGE
+  __local uint4 page4[PAGE / 16u + 1u];
+  __local uint *page = (__local uint *)page4;
+#endif
   __local uint2 vh[COOP_L]; /* each lane's 4 bytes and hash: one load */
   volatile __local uint red[3];
   uint gid = get_group_id(0), lid = get_local_id(0);
   if (gid >= n) /* the whole group: no barrier is left waiting */
     return;
+#if COOP_STAGE
   __global const uint4 *src =
       (__global const uint4 *)in + (size_t)gid * (PAGE / 16u);
   for (uint i = lid; i < PAGE / 16u; i += COOP_L)
     page4[i] = src[i];
+  if (lid == 0)
+    page[PAGE / 4u] = 0;
+#else
+  __global const uint *page = in + (size_t)gid * (PAGE / 4u);
+#endif
   for (uint i = lid; i < COOP_HSIZE / 8u; i += COOP_L)
     tab4[i] = (uint4)(0);
-  if (lid == 0) {
-    page[PAGE / 4u] = 0;
+  if (lid == 0)
     red[0] = red[1] = red[2] = NONE;
-  }
   barrier(CLK_LOCAL_MEM_FENCE);
   __global uchar *dst = (__global uchar *)slots + (size_t)gid * SLOT;
   uint rk = 0, anchor = 0, ip = 0, out = 0, probes = 1u << 6;

@@ -16,6 +16,8 @@
  *
  * Environment, for tuning on a new device: TRUENO_OCL_HASH_LOG (8..12;
  * the coop kernel's one table a page: 12 unless set),
+ * TRUENO_OCL_COOP_STAGE=0 (the coop kernel reads the page from global
+ * memory: more groups fit a multiprocessor),
  * TRUENO_OCL_WG (work-items per group), TRUENO_OCL_QUEUES (1..4),
  * TRUENO_OCL_SUBCHUNK (pages per sub-chunk), TRUENO_OCL_PROFILE=1 (stage
  * times, chunks run one at a time, printed to stderr at close).
@@ -74,8 +76,8 @@ struct trueno_ocl {
   size_t wg, scan_wg;
   unsigned hash_log;
   int coop;                   /* compress with k_coop */
-  unsigned coop_l, coop_hash_log;
-  char kernel_name[64];
+  unsigned coop_l, coop_hash_log, coop_stage;
+  char kernel_name[96];
   size_t chunk_pages, sub_pages;
   unsigned nq;
   struct qset qs[MAX_QUEUES];
@@ -258,6 +260,7 @@ static void pick_kernel(struct trueno_ocl *o) {
   unsigned l = env_unsigned("TRUENO_OCL_COOP_L", 32);
   o->coop_l = l >= 4 && l <= 256 ? (unsigned)pow2_floor(l) : 32;
   o->coop_hash_log = getenv("TRUENO_OCL_HASH_LOG") ? o->hash_log : 12;
+  o->coop_stage = env_unsigned("TRUENO_OCL_COOP_STAGE", 1) != 0;
 }
 
 /* Table size and work-group size: a table of 2^hash_log u16 per work-item
@@ -340,7 +343,8 @@ static int make_kernels(struct trueno_ocl *o, const char **why) {
     o->coop = 0;
   if (o->coop)
     snprintf(o->kernel_name, sizeof o->kernel_name,
-             "coop (%u work-items a page)", o->coop_l);
+             "coop (%u work-items a page, table 2^%u, page in %s memory)",
+             o->coop_l, o->coop_hash_log, o->coop_stage ? "local" : "global");
   else
     snprintf(o->kernel_name, sizeof o->kernel_name,
              "page (one work-item a page)");
@@ -464,8 +468,9 @@ static int build(struct trueno_ocl *o, const struct trueno_ocl_options *opt,
   if (asprintf(&src, "%s%s", trueno_ocl_source, extra ? extra : "") < 0)
     return -ENOMEM;
   snprintf(opts, sizeof opts,
-           "-DHASH_LOG=%u -DSLOT=%uu -DCOOP_L=%u -DCOOP_HASH_LOG=%u",
-           o->hash_log, SLOT, o->coop_l, o->coop_hash_log);
+           "-DHASH_LOG=%u -DSLOT=%uu -DCOOP_L=%u -DCOOP_HASH_LOG=%u "
+           "-DCOOP_STAGE=%u",
+           o->hash_log, SLOT, o->coop_l, o->coop_hash_log, o->coop_stage);
   cache_key(o, src, opts, key, sizeof key);
   ocl_cache_resolve(opt ? opt->cache_dir : NULL, dir, sizeof dir);
   int loaded = -ENOENT, saved = 0, r;
