@@ -35,6 +35,7 @@
  * requests of up to 8192 pages (nbdkit's 32 MiB), on the CPU and with the
  * device as the store's batch codec (trueno_store_set_batch_codec),
  * compressing and decoding.
+ * The header says which compress kernel ran (TRUENO_OCL_KERNEL=page|coop).
  * --opencl-auto prints what offload=auto would choose on the device.
  *
  * SPDX-License-Identifier: MIT
@@ -610,7 +611,8 @@ int main(int argc, char **argv) {
     }
     ocl_setup(opencl_device, most);
     if (!json)
-      printf("# opencl device: %s\n", trueno_ocl_device_name(dev));
+      printf("# opencl device: %s\n# opencl kernel: %s\n",
+             trueno_ocl_device_name(dev), trueno_ocl_kernel_name(dev));
   }
 #endif
   comp = malloc(maxpages * SLOT);

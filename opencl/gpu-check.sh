@@ -3,7 +3,8 @@
 # installed and nothing reached: run from the repository root with the
 # directory scripts/gpu-bundle made here (default .gpu):
 #
-#   bash opencl/gpu-check.sh [.gpu]        # report in $OUT/gpu.txt
+#   bash opencl/gpu-check.sh [.gpu]          # report in $OUT/gpu.txt
+#   bash opencl/gpu-check.sh .gpu kernels    # only page vs coop kernels
 #
 # It lists the GPUs (nvidia-smi -L), looks for NVIDIA's OpenCL driver
 # (libnvidia-opencl.so*) and the ICDs already registered, writes a vendors
@@ -14,12 +15,18 @@
 # batches of 1024, 4096, 16384 and 65536 pages and the engine in 32 MiB
 # requests with and without the device, on the corpus files, 3 repetitions, the stage times of a
 # 16384-page batch, and short sweeps of the pipelining (queues, sub-chunk
-# size) and of the kernel's table size.  Without an NVIDIA driver it goes on with whatever
+# size) and of the kernel's table size.  Then the two compress kernels
+# (TRUENO_OCL_KERNEL=page|coop) side by side at 4096..65536 pages, the coop
+# kernel's stage times and shapes (work-items a page, table size, page
+# staged in local memory or read from global memory): with
+# "kernels" as the second argument only these follow the device checks,
+# for a quick measurement.  Without an NVIDIA driver it goes on with whatever
 # OpenCL platform the system has (PoCL here), and says so.  Each step has
 # a time limit; the whole stays under 5 minutes.
 # SPDX-License-Identifier: MIT
 set -uo pipefail
 bundle=$(cd "${1:-.gpu}" && pwd) || { echo "gpu-check: no bundle directory ${1:-.gpu}"; exit 1; }
+only=${2:-all}
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
 export PATH="$PATH:/usr/local/nvidia/bin:/usr/local/cuda/bin"
@@ -132,13 +139,35 @@ bench() {
     [ "$rc" -eq 0 ] || echo "trueno-bench exit $rc"
 }
 
-if [ "$ocl_ok" -eq 0 ]; then
+kernels() {
+    step "compress kernels: page vs coop, batches 4096..65536, 3 repetitions (medians)"
+    for k in page coop; do
+        TRUENO_OCL_KERNEL=$k bench 45 --repeat 3 --codec liblz4 --opencl \
+            --batch 4096 16384 65536 "${files[@]}"
+    done
+    step "coop kernel: stage times of one 16384-page batch"
+    TRUENO_OCL_KERNEL=coop TRUENO_OCL_PROFILE=1 bench 30 --repeat 1 \
+        --codec trueno-lz4 --opencl --batch 16384 "${files[0]}"
+    # work-items a page : table log : page staged in local memory (1) or not
+    for shape in 64:12:1 32:11:1 32:12:0 32:11:0; do
+        IFS=: read -r l hl st <<<"$shape"
+        step "coop kernel: $l work-items a page, table 2^$hl, TRUENO_OCL_COOP_STAGE=$st, batch 16384"
+        TRUENO_OCL_KERNEL=coop TRUENO_OCL_COOP_L=$l TRUENO_OCL_HASH_LOG=$hl \
+            TRUENO_OCL_COOP_STAGE=$st bench 25 --repeat 3 \
+            --codec liblz4 --opencl --batch 16384 "${files[0]}"
+    done
+}
+
+if [ "$ocl_ok" -eq 0 ] && [ "$only" = kernels ]; then
+    kernels
+elif [ "$ocl_ok" -eq 0 ]; then
     step "trueno-bench: CPU rows and opencl-lz4 at 1024..65536 pages, 3 repetitions (medians)"
     bench 180 --repeat 3 --codec trueno-lz4,liblz4,engine-lz4 --opencl \
         --batch 1024 4096 16384 65536 "${files[@]}"
     step "stage times of one 16384-page batch (TRUENO_OCL_PROFILE=1)"
     TRUENO_OCL_PROFILE=1 bench 40 --repeat 1 --codec trueno-lz4 --opencl \
         --batch 16384 "${files[0]}"
+    kernels
     step "pipelining: queues x pages per sub-chunk, batches 16384 and 65536"
     for qs in 1:0 2:8192 3:4096 3:16384; do
         echo "--- TRUENO_OCL_QUEUES=${qs%:*} TRUENO_OCL_SUBCHUNK=${qs#*:} (0: whole batch)"

@@ -9,7 +9,15 @@
  * knows the total, one read of the packed blocks.  Only compressed bytes
  * come back.
  *
- * Environment, for tuning on a new device: TRUENO_OCL_HASH_LOG (8..12),
+ * The compress kernel: lz4_compress (one work-item a page) or, with
+ * TRUENO_OCL_KERNEL=coop, lz4_compress_coop (a work-group of
+ * TRUENO_OCL_COOP_L work-items a page, default 32); the same blocks in the
+ * same slots either way, so all that follows is shared.
+ *
+ * Environment, for tuning on a new device: TRUENO_OCL_HASH_LOG (8..12;
+ * the coop kernel's one table a page: 12 unless set),
+ * TRUENO_OCL_COOP_STAGE=0 (the coop kernel reads the page from global
+ * memory: more groups fit a multiprocessor),
  * TRUENO_OCL_WG (work-items per group), TRUENO_OCL_QUEUES (1..4),
  * TRUENO_OCL_SUBCHUNK (pages per sub-chunk), TRUENO_OCL_PROFILE=1 (stage
  * times, chunks run one at a time, printed to stderr at close).
@@ -64,9 +72,12 @@ struct trueno_ocl {
   cl_context ctx;
   cl_command_queue q; /* = qs[0].q */
   cl_program prog;
-  cl_kernel k_comp, k_scan, k_pack, k_dec;
+  cl_kernel k_comp, k_coop, k_scan, k_pack, k_dec;
   size_t wg, scan_wg;
   unsigned hash_log;
+  int coop;                   /* compress with k_coop */
+  unsigned coop_l, coop_hash_log, coop_stage;
+  char kernel_name[96];
   size_t chunk_pages, sub_pages;
   unsigned nq;
   struct qset qs[MAX_QUEUES];
@@ -241,6 +252,17 @@ static size_t pow2_floor(size_t x) {
   return p;
 }
 
+/* Which compress kernel (TRUENO_OCL_KERNEL=page|coop, default page: the
+ * measured one) and the coop kernel's shape. */
+static void pick_kernel(struct trueno_ocl *o) {
+  const char *k = getenv("TRUENO_OCL_KERNEL");
+  o->coop = k && strcmp(k, "coop") == 0;
+  unsigned l = env_unsigned("TRUENO_OCL_COOP_L", 32);
+  o->coop_l = l >= 4 && l <= 256 ? (unsigned)pow2_floor(l) : 32;
+  o->coop_hash_log = getenv("TRUENO_OCL_HASH_LOG") ? o->hash_log : 12;
+  o->coop_stage = env_unsigned("TRUENO_OCL_COOP_STAGE", 1) != 0;
+}
+
 /* Table size and work-group size: a table of 2^hash_log u16 per work-item
  * in local memory, as large as 8 work-items a group allow (up to 2^12). */
 static void pick_shapes(struct trueno_ocl *o) {
@@ -282,6 +304,7 @@ static void pick_shapes(struct trueno_ocl *o) {
   o->profile = env_unsigned("TRUENO_OCL_PROFILE", 0) != 0;
   if (o->profile)
     o->nq = 1;
+  pick_kernel(o);
 }
 
 /* The kernels of the program just built; wg shrunk to what they allow. */
@@ -290,6 +313,7 @@ static int make_kernels(struct trueno_ocl *o, const char **why) {
     cl_kernel *k;
     const char *name;
   } ks[] = {{&o->k_comp, "lz4_compress"},
+            {&o->k_coop, "lz4_compress_coop"},
             {&o->k_scan, "lz4_scan"},
             {&o->k_pack, "lz4_pack"},
             {&o->k_dec, "lz4_decompress"}};
@@ -310,11 +334,26 @@ static int make_kernels(struct trueno_ocl *o, const char **why) {
                                sizeof kwg, &kwg, NULL) == CL_SUCCESS &&
       kwg && kwg < o->scan_wg)
     o->scan_wg = pow2_floor(kwg);
+  /* A device that cannot run a group of coop_l takes the page kernel. */
+  if (o->coop &&
+      (clGetKernelWorkGroupInfo(o->k_coop, o->device,
+                                CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg,
+                                NULL) != CL_SUCCESS ||
+       kwg < o->coop_l))
+    o->coop = 0;
+  if (o->coop)
+    snprintf(o->kernel_name, sizeof o->kernel_name,
+             "coop (%u work-items a page, table 2^%u, page in %s memory)",
+             o->coop_l, o->coop_hash_log, o->coop_stage ? "local" : "global");
+  else
+    snprintf(o->kernel_name, sizeof o->kernel_name,
+             "page (one work-item a page)");
   return 0;
 }
 
 static void drop_program(struct trueno_ocl *o) {
-  cl_kernel *ks[] = {&o->k_comp, &o->k_scan, &o->k_pack, &o->k_dec};
+  cl_kernel *ks[] = {&o->k_comp, &o->k_coop, &o->k_scan, &o->k_pack,
+                     &o->k_dec};
   for (unsigned i = 0; i < sizeof ks / sizeof ks[0]; i++) {
     if (*ks[i])
       clReleaseKernel(*ks[i]);
@@ -428,7 +467,10 @@ static int build(struct trueno_ocl *o, const struct trueno_ocl_options *opt,
   char *src = NULL, opts[128], key[2048], dir[4096];
   if (asprintf(&src, "%s%s", trueno_ocl_source, extra ? extra : "") < 0)
     return -ENOMEM;
-  snprintf(opts, sizeof opts, "-DHASH_LOG=%u -DSLOT=%uu", o->hash_log, SLOT);
+  snprintf(opts, sizeof opts,
+           "-DHASH_LOG=%u -DSLOT=%uu -DCOOP_L=%u -DCOOP_HASH_LOG=%u "
+           "-DCOOP_STAGE=%u",
+           o->hash_log, SLOT, o->coop_l, o->coop_hash_log, o->coop_stage);
   cache_key(o, src, opts, key, sizeof key);
   ocl_cache_resolve(opt ? opt->cache_dir : NULL, dir, sizeof dir);
   int loaded = -ENOENT, saved = 0, r;
@@ -442,6 +484,11 @@ static int build(struct trueno_ocl *o, const struct trueno_ocl_options *opt,
   if (!r && !o->cached && *dir)
     saved = save_binary(o, dir, key);
   cache_note(o, dir, loaded, saved);
+  if (!r) { /* the log line says which compress kernel runs */
+    size_t used = strlen(o->cache_note);
+    snprintf(o->cache_note + used, sizeof o->cache_note - used,
+             "; compress kernel %s", o->kernel_name);
+  }
   free(src);
   return r;
 }
@@ -564,6 +611,10 @@ const char *trueno_ocl_device_name(const struct trueno_ocl *o) {
   return o->name;
 }
 
+const char *trueno_ocl_kernel_name(const struct trueno_ocl *o) {
+  return o->kernel_name;
+}
+
 int trueno_ocl_kernel_cache(const struct trueno_ocl *o, const char **note) {
   if (note)
     *note = o->cache_note;
@@ -625,16 +676,19 @@ static int enqueue_chunk(struct trueno_ocl *o, struct qset *s,
     return r;
   cl_int e = clEnqueueWriteBuffer(s->q, s->d_pages, CL_FALSE, 0,
                                   (size_t)n * PAGE, pages, 0, NULL, EV(P_WRITE));
-  cl_kernel k = o->k_comp;
+  /* The coop kernel: a group a page, its local memory its own. */
+  cl_kernel k = o->coop ? o->k_coop : o->k_comp;
   e |= clSetKernelArg(k, 0, sizeof(cl_mem), &s->d_pages);
   e |= clSetKernelArg(k, 1, sizeof(cl_mem), &s->d_slots);
   e |= clSetKernelArg(k, 2, sizeof(cl_mem), &s->d_lens);
   e |= clSetKernelArg(k, 3, sizeof n, &n);
   e |= clSetKernelArg(k, 4, sizeof cap, &cap);
-  e |= clSetKernelArg(k, 5, o->wg * ((size_t)2 << o->hash_log), NULL);
-  size_t g = round_up(n, o->wg);
+  size_t l = o->coop ? o->coop_l : o->wg;
+  size_t g = o->coop ? (size_t)n * l : round_up(n, l);
+  if (!o->coop)
+    e |= clSetKernelArg(k, 5, o->wg * ((size_t)2 << o->hash_log), NULL);
   if (e == CL_SUCCESS)
-    e = clEnqueueNDRangeKernel(s->q, k, 1, NULL, &g, &o->wg, 0, NULL,
+    e = clEnqueueNDRangeKernel(s->q, k, 1, NULL, &g, &l, 0, NULL,
                                EV(P_COMP));
   k = o->k_scan;
   if (e == CL_SUCCESS) {

@@ -4,7 +4,8 @@
  * batches are cut into chunks the device can hold) become N independent
  * blocks of the standard LZ4 block format, which liblz4 and the engine's
  * lz4page decoder read; N blocks decode back into N pages.  The kernels
- * (opencl/lz4page.cl, built into the library as a string) are compiled at
+ * (opencl/lz4page.cl and lz4coop.cl, built into the library as a string;
+ * a page a work-item or a page a work-group) are compiled at
  * run time with clBuildProgram once per device: the program binary is kept
  * in a cache directory (options.cache_dir) and loaded from there on later
  * opens; a binary the driver refuses is rebuilt from source and replaced.
@@ -54,6 +55,9 @@ int trueno_ocl_open(const struct trueno_ocl_options *opt,
 void trueno_ocl_close(struct trueno_ocl *o);
 /* "platform / device", for logs and benchmark output. */
 const char *trueno_ocl_device_name(const struct trueno_ocl *o);
+/* Which compress kernel runs: "page (one work-item a page)" or "coop (N
+ * work-items a page)" (TRUENO_OCL_KERNEL=page|coop, see ocl.c). */
+const char *trueno_ocl_kernel_name(const struct trueno_ocl *o);
 /* 1 when the kernels came from the binary cache, 0 when they were built
  * from source.  *note (when not NULL): one line for logs, e.g. "kernels
  * from the cache" or "kernels built, cached in DIR" or why not. */

@@ -92,10 +92,14 @@ if [ "$have_opencl" = yes ]; then
     bin=$(ls "$kcache"/*.bin)
     size=$(stat -c %s "$bin")
     printf 'garbage' | dd of="$bin" bs=1 seek=$((size / 2)) conv=notrunc status=none
+    cp "$bin" "$TMPD/damaged.bin"
     run damaged python-ast.pages offload=opencl opencl-cache="$kcache"
     one_line damaged "the cached binary was unusable"
     [ "$(field damaged offload_pages)" -gt 0 ] || fail "damaged cache: nothing offloaded"
-    [ "$(stat -c %s "$bin")" = "$size" ] || fail "damaged cache: file not replaced"
+    # Not its size: PoCL's binary can grow by the kernels it compiled for
+    # other work-group sizes meanwhile (its own cache, shared with
+    # test-opencl running beside us).
+    ! cmp -s "$bin" "$TMPD/damaged.bin" || fail "damaged cache: file not replaced"
     ok "damaged cache file: rebuilt and replaced, byte-identical on the device"
 
     run auto gcc-sqlite.pages offload=auto opencl-cache="$kcache"

@@ -2,13 +2,18 @@
  * loader offers (PoCL, a CPU device, in the test command), and the
  * engine's batch hook.
  *
- * Every page of every corpus file goes through the batch compressor in
- * batches of 1, 7, 64 and 4096 pages (1 and 7 on the first
+ * Both compress kernels (TRUENO_OCL_KERNEL=page and coop) are checked
+ * alike (and the coop kernel with 128 work-items a page, reading the
+ * page from global memory, on the synthetic pages).  Every page of every corpus file goes through the batch
+ * compressor in batches of 1, 7, 64 and 4096 pages (1 and 7 on the first
  * $TRUENO_OCL_SMALL_PAGES pages of each file if set: for valgrind-like
  * slow runs); each block must decode with liblz4's
  * LZ4_decompress_safe and with lz4page_decompress to the original page,
- * and through the device decompressor.  Synthetic batches: same-filled,
- * random (flagged raw) and compressible pages, a small cap.  Errors:
+ * and through the device decompressor; the coop kernel's ratio is within
+ * 2% of the page kernel's.  Synthetic batches: same-filled,
+ * random (flagged raw) and compressible pages, a small cap; pages of
+ * every period 1..64 (from the start and after a random prefix); cap
+ * boundaries (a block of L bytes at cap L, raw at cap L - 1).  Errors:
  * corrupt blocks (-EBADMSG), a kernel that does not build (-ENOEXEC), a
  * device that does not exist (-ENODEV).  The pipelined path GPUs take
  * (sub-chunks over 3 queues), forced here.  The engine: a store with the
@@ -42,6 +47,7 @@
 #define PG 4096u
 
 static struct trueno_ocl *dev;
+static const char *kname = "page"; /* the compress kernel under test */
 
 static double now(void) {
   struct timespec t;
@@ -103,6 +109,9 @@ out:
   return bad;
 }
 
+/* The ratio per file at batches of 4096, by kernel: coop against page. */
+static double ratios[2][16];
+
 static void corpus_batches(const struct tc_corpus *c) {
   static const size_t sizes[] = {1, 7, 64, 4096};
   size_t small = tc_env_ulong("TRUENO_OCL_SMALL_PAGES", SIZE_MAX);
@@ -114,14 +123,18 @@ static void corpus_batches(const struct tc_corpus *c) {
         npages = small;
       struct tally t = {0, 0, 0};
       char what[128];
-      snprintf(what, sizeof what, "%s, batches of %zu", cf->name, b);
+      snprintf(what, sizeof what, "%s: %s, batches of %zu", kname, cf->name,
+               b);
       double t0 = now();
       for (size_t p = 0; p < npages; p += b) {
         size_t n = npages - p < b ? npages - p : b;
         check_batch(cf->data + p * PG, n, PG, what, &t);
       }
+      double ratio = (double)t.pages * PG / (double)t.bytes;
       printf("%s: %zu pages, %zu raw, ratio %.3f, %.2f s\n", what, t.pages,
-             t.raw, (double)t.pages * PG / (double)t.bytes, now() - t0);
+             t.raw, ratio, now() - t0);
+      if (b == 4096 && f < 16)
+        ratios[strcmp(kname, "coop") == 0][f] = ratio;
       CHECK(t.pages == npages, "%s: %zu of %zu pages", what, t.pages, npages);
       /* Real memory compresses: at most a few pages are left raw. */
       CHECK(t.raw * 10 < t.pages, "%s: %zu of %zu pages raw", what, t.raw,
@@ -154,7 +167,9 @@ static void synthetic(void) {
     }
   }
   struct tally t = {0, 0, 0};
-  check_batch(p, N, PG, "synthetic", &t);
+  char what[64];
+  snprintf(what, sizeof what, "%s: synthetic", kname);
+  check_batch(p, N, PG, what, &t);
   uint8_t dst[N * PG];
   uint32_t off[N], len[N];
   int r = trueno_ocl_compress(dev, p, N, PG, dst, off, len);
@@ -175,8 +190,10 @@ static void synthetic(void) {
   for (int i = 3; !r && i < N; i += 4)
     CHECK(len[i] == 0, "cap 3584: page %d: %u bytes, not raw", i, len[i]);
   t = (struct tally){0, 0, 0};
-  check_batch(p, N, 3584, "synthetic, cap 3584", &t);
-  check_batch(p, N, 16, "synthetic, cap 16", &t);
+  snprintf(what, sizeof what, "%s: synthetic, cap 3584", kname);
+  check_batch(p, N, 3584, what, &t);
+  snprintf(what, sizeof what, "%s: synthetic, cap 16", kname);
+  check_batch(p, N, 16, what, &t);
 
   /* Corrupt blocks: a bad offset, a truncated block. */
   r = trueno_ocl_compress(dev, p + 2 * PG, 1, PG, dst, off, len);
@@ -191,6 +208,68 @@ static void synthetic(void) {
   r = trueno_ocl_decompress(dev, junk, &o0, &l0, 1, back);
   CHECK(r == -EBADMSG, "junk block: %d, want -EBADMSG", r);
   free(p);
+}
+
+/* Pages of period 1..64 (random bytes repeated), from the start and after
+ * a random prefix: the coop kernel's windows of 32 positions see runs
+ * shorter and longer than a window, at every phase. */
+static void periods(uint8_t *p) {
+  uint64_t seed = 7;
+  for (unsigned i = 0; i < 128; i++) {
+    uint8_t *pg = p + (size_t)i * PG, pat[64];
+    unsigned per = i % 64 + 1, pre = i < 64 ? 0 : (i * 37) % 301;
+    tc_fill_random(pat, sizeof pat, &seed);
+    tc_fill_random(pg, PG, &seed);
+    for (unsigned k = pre; k < PG; k++)
+      pg[k] = pat[(k - pre) % per];
+  }
+  struct tally t = {0, 0, 0};
+  char what[64];
+  snprintf(what, sizeof what, "%s: periods 1..64", kname);
+  check_batch(p, 128, PG, what, &t);
+  uint8_t *dst = malloc(128 * PG);
+  uint32_t off[128], len[128];
+  int r = trueno_ocl_compress(dev, p, 128, PG, dst, off, len);
+  CHECK(r == 0, "%s: %d", what, r);
+  /* Literals for the prefix and the first period, then one long match.
+   * After a prefix, the search steps over positions (2 or 3 at a time
+   * after 64 misses, as liblz4), so the first match found can be a few
+   * periods back and extends backwards only to the prefix. */
+  for (unsigned i = 0; !r && i < 128; i++) {
+    unsigned per = i % 64 + 1, pre = i < 64 ? 0 : (i * 37) % 301;
+    unsigned lim = pre + (pre ? 4 : 1) * per + 64;
+    if (len[i] == 0 || len[i] > lim)
+      CHECK(0, "%s: page %u: %u bytes, want 1..%u", what, i, len[i], lim);
+  }
+  free(dst);
+}
+
+/* Each page's block of L bytes at cap 4096 comes out the same at cap L,
+ * and raw at cap L - 1 (the size checks are the same at every step). */
+static void caps(const uint8_t *pages, size_t n, const char *name) {
+  uint8_t dst[PG];
+  uint32_t off, len, len2;
+  size_t bad = 0;
+  char what[96];
+  snprintf(what, sizeof what, "%s: cap boundaries, %s", kname, name);
+  for (size_t i = 0; i < n && bad < 3; i++) {
+    const uint8_t *pg = pages + i * PG;
+    int ok = trueno_ocl_compress(dev, pg, 1, PG, dst, &off, &len) == 0;
+    if (ok && len < 17) /* raw, or no cap below it (16 the least) */
+      continue;
+    ok = ok && trueno_ocl_compress(dev, pg, 1, len, dst, &off, &len2) == 0 &&
+         len2 == len;
+    struct tally t = {0, 0, 0};
+    ok = ok && check_batch(pg, 1, len, what, &t) == 0 && t.raw == 0;
+    ok = ok &&
+         trueno_ocl_compress(dev, pg, 1, len - 1, dst, &off, &len2) == 0 &&
+         len2 == 0;
+    if (!ok && bad++ < 3)
+      CHECK(0, "%s: page %zu: %u bytes at cap 4096, not the same at cap %u "
+               "or not raw at cap %u",
+            what, i, len, len, len - 1);
+  }
+  CHECK(bad == 0, "%s: %zu pages", what, n);
 }
 
 static void errors(void) {
@@ -434,21 +513,65 @@ static void pipelined(const struct tc_corpus *c, const char *queues,
   trueno_ocl_close(dev);
 }
 
+/* Everything on the blocks of kernel k (coop_l: its work-items a page,
+ * NULL for the default; c NULL: the synthetic pages only); 0 when the
+ * device opened. */
+static int kernel_checks(const struct tc_corpus *c, const char *k,
+                         const char *coop_l) {
+  kname = k;
+  setenv("TRUENO_OCL_KERNEL", k, 1);
+  if (coop_l)
+    setenv("TRUENO_OCL_COOP_L", coop_l, 1);
+  const char *why = "";
+  double t0 = now();
+  int r = trueno_ocl_open(NULL, &dev, &why);
+  unsetenv("TRUENO_OCL_KERNEL");
+  unsetenv("TRUENO_OCL_COOP_L");
+  CHECK(r == 0, "open: %d (%s)", r, why);
+  if (r)
+    return r;
+  const char *name = trueno_ocl_kernel_name(dev);
+  printf("device: %s, kernel %s (open and build %.2f s)\n",
+         trueno_ocl_device_name(dev), name, now() - t0);
+  CHECK(strncmp(name, k, strlen(k)) == 0, "kernel %s runs, want %s", name, k);
+  char shape[32];
+  snprintf(shape, sizeof shape, "(%s work-items", coop_l ? coop_l : "");
+  CHECK(!coop_l || strstr(name, shape), "kernel %s, want %s", name, shape);
+  synthetic();
+  uint8_t *p = aligned_alloc(64, 128 * PG);
+  periods(p);
+  caps(p, 128, "periods");
+  free(p);
+  for (size_t f = 0; c && f < c->nfiles; f++)
+    caps(c->files[f].data, c->files[f].npages < 64 ? c->files[f].npages : 64,
+         c->files[f].name);
+  if (c)
+    corpus_batches(c);
+  return 0;
+}
+
 int main(void) {
   struct tc_corpus c;
   tc_corpus_load(&c);
   trueno_ocl_list(stdout);
-  const char *why = "";
-  double t0 = now();
-  int r = trueno_ocl_open(NULL, &dev, &why);
-  CHECK(r == 0, "open: %d (%s)", r, why);
-  if (r)
+  if (kernel_checks(&c, "coop", NULL) == 0)
+    trueno_ocl_close(dev);
+  /* Groups of several warps on a GPU, the page read from global memory
+   * (PoCL builds a new shape in ~7 s). */
+  setenv("TRUENO_OCL_COOP_STAGE", "0", 1);
+  if (kernel_checks(NULL, "coop", "128") == 0) {
+    CHECK(strstr(trueno_ocl_kernel_name(dev), "global memory"),
+          "TRUENO_OCL_COOP_STAGE=0: %s", trueno_ocl_kernel_name(dev));
+    trueno_ocl_close(dev);
+  }
+  unsetenv("TRUENO_OCL_COOP_STAGE");
+  if (kernel_checks(&c, "page", NULL))
     return tc_finish();
-  printf("device: %s (open and build %.2f s)\n", trueno_ocl_device_name(dev),
-         now() - t0);
-  synthetic();
+  for (size_t f = 0; f < c.nfiles && f < 16; f++)
+    CHECK(ratios[1][f] > 0.98 * ratios[0][f],
+          "%s: ratio %.3f with the coop kernel, %.3f with the page kernel",
+          c.files[f].name, ratios[1][f], ratios[0][f]);
   errors();
-  corpus_batches(&c);
   engine_hook(&c);
   trueno_ocl_close(dev);
   /* Calls 2 and 3: a write batch, then the first probe. */
@@ -457,6 +580,9 @@ int main(void) {
   retry(&c, "1", "1", "batch decompression failed", 0);
   pipelined(&c, "3", "100");
   pipelined(&c, "1", "1000");
+  setenv("TRUENO_OCL_KERNEL", "coop", 1);
+  pipelined(&c, "3", "1000");
+  unsetenv("TRUENO_OCL_KERNEL");
   tc_corpus_free(&c);
   return tc_finish();
 }
