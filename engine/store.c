@@ -782,9 +782,14 @@ int trueno_maintain(struct trueno_store *st) {
     return 0;
   /* Routine compaction (churn, trims) is one pass a call, as it was before
    * lone halves were sources: a swap device's server shares its CPUs with
-   * the workload that is swapping. */
+   * the workload that is swapping.  After recompression, passes until done;
+   * with a pool reserve each pass moves little (see arena.c), so settling
+   * goes on from call to call while a call frees 1/32 of the arena. */
+  uint64_t held = atomic_load(&st->pool.pages_out);
   int r = compact_passes(st, settle ? COMPACT_PASSES : 1);
-  st->recomp_since_compact = 0;
+  uint64_t now = atomic_load(&st->pool.pages_out);
+  if (!settle || now + held / 32 > held)
+    st->recomp_since_compact = 0;
   atomic_store(&st->slack_after_compact, arena_slack(st, &payload));
   return r;
 }
