@@ -41,15 +41,18 @@ static void reserve_low(void) {
   pthread_mutex_unlock(&low_lock);
 }
 
-void trueno_pool_wait_low(unsigned ms) {
+/* CLOCK_REALTIME (pthread_cond_timedwait's clock) ns nanoseconds from now. */
+static struct timespec deadline_in(long long ns) {
   struct timespec t;
   clock_gettime(CLOCK_REALTIME, &t);
-  t.tv_sec += ms / 1000;
-  t.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (t.tv_nsec >= 1000000000L) {
-    t.tv_sec++;
-    t.tv_nsec -= 1000000000L;
-  }
+  ns += t.tv_nsec;
+  t.tv_sec += (time_t)(ns / 1000000000L);
+  t.tv_nsec = (long)(ns % 1000000000L);
+  return t;
+}
+
+void trueno_pool_wait_low(unsigned ms) {
+  struct timespec t = deadline_in((long long)ms * 1000000L);
   pthread_mutex_lock(&low_lock);
   while (!atomic_load(&low))
     if (pthread_cond_timedwait(&low_cond, &low_lock, &t) == ETIMEDOUT)
@@ -340,13 +343,7 @@ static struct pp_chunk *spare_take(struct pagepool *p) {
  * come back to a chunk; a spare chunk if the latter did not happen, else
  * NULL.  Caller holds the lock. */
 static struct pp_chunk *reserve_wait(struct pagepool *p) {
-  struct timespec t;
-  clock_gettime(CLOCK_REALTIME, &t);
-  t.tv_nsec += RESERVE_WAIT_NS;
-  if (t.tv_nsec >= 1000000000L) {
-    t.tv_sec++;
-    t.tv_nsec -= 1000000000L;
-  }
+  struct timespec t = deadline_in(RESERVE_WAIT_NS);
   reserve_low();
   while (LIST_EMPTY(&p->spare) && LIST_EMPTY(&p->partial))
     if (pthread_cond_timedwait(&p->spare_cond, &p->lock, &t) == ETIMEDOUT)

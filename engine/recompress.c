@@ -192,38 +192,40 @@ int trueno_recompress(struct trueno_store *st, uint32_t min_idle,
   if (max_slots > st->npages) /* once round at most */
     max_slots = st->npages;
   uint64_t i = rc->cursor < st->npages ? rc->cursor : 0;
-  for (uint64_t seen = 0; !r && seen < max_slots && max_tries; seen++) {
-    struct slot *s = slots_peek(&st->slots, i);
-    if (s) {
-      /* A first look under the read lock: most slots are not candidates,
-       * and readers of the stripe need not wait for those. */
-      pthread_rwlock_t *l = lock_of(st, i);
-      pthread_rwlock_rdlock(l);
-      int cand = idle_candidate(
-          s, __atomic_load_n(&s->stamp, __ATOMIC_RELAXED), now, min_idle);
-      pthread_rwlock_unlock(l);
-      if (cand) {
-        max_tries--;
-        r = recompress_page(st, ws, i, s, now, min_idle);
-        if (r > 0) {
-          done++;
-          r = 0;
-          full = 0;
-        } else if (r == -ENOSPC && ++full < ENOSPC_TRIES) {
-          /* At the limit, where recompression helps most: a smaller size
-           * class may still have room, and each page moved out of a raw
-           * page frees a whole one.  Go on for a while. */
-          r = 0;
-        }
-      }
-      i++;
-    } else {
-      /* A chunk never written: skip it whole. */
-      uint64_t next = (i / SLOTS_PER_CHUNK + 1) * SLOTS_PER_CHUNK;
-      seen += next - i - 1;
-      i = next;
+  for (uint64_t seen = 0; !r && seen < max_slots && max_tries;) {
+    /* Chunks never written are skipped whole (and count as seen). */
+    uint64_t used = slots_next_used(&st->slots, i);
+    seen += used - i;
+    if (used == st->npages) {
+      i = 0;
+      continue;
     }
-    if (i >= st->npages)
+    i = used;
+    struct slot *s = slots_peek(&st->slots, i); /* its chunk is used */
+    /* A first look under the read lock: most slots are not candidates,
+     * and readers of the stripe need not wait for those. */
+    pthread_rwlock_t *l = lock_of(st, i);
+    pthread_rwlock_rdlock(l);
+    int cand = s && idle_candidate(s, __atomic_load_n(&s->stamp,
+                                                      __ATOMIC_RELAXED),
+                                   now, min_idle);
+    pthread_rwlock_unlock(l);
+    if (cand) {
+      max_tries--;
+      r = recompress_page(st, ws, i, s, now, min_idle);
+      if (r > 0) {
+        done++;
+        r = 0;
+        full = 0;
+      } else if (r == -ENOSPC && ++full < ENOSPC_TRIES) {
+        /* At the limit, where recompression helps most: a smaller size
+         * class may still have room, and each page moved out of a raw
+         * page frees a whole one.  Go on for a while. */
+        r = 0;
+      }
+    }
+    seen++;
+    if (++i >= st->npages)
       i = 0;
   }
   rc->cursor = i;

@@ -757,7 +757,6 @@ static uint64_t arena_slack(struct trueno_store *st, uint64_t *payload) {
 #define RECOMPRESS_TRIES 1024u
 
 int trueno_maintain(struct trueno_store *st) {
-  store_clock_update(st);
   /* Recompression moves pages into smaller classes and leaves the space
    * they held behind: once a run of steps ends (a step finds nothing more
    * to do) after 256 pages or more, compact, whatever the slack, so the

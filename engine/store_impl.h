@@ -40,9 +40,10 @@ struct trueno_store {
   _Atomic uint64_t slack_after_compact;
   struct trueno_batch_codec batch; /* compress NULL: none */
   /* The store's clock: seconds since it was made, as of the last
-   * trueno_maintain or recompression step.  Reads and writes stamp the
-   * pages they touch with it (slot.spare), which is what makes a page
-   * idle or not. */
+   * recompression step (trueno_maintain takes one a second).  Reads and
+   * writes stamp the pages they touch with it (slot.stamp), which is what
+   * makes a page idle or not; without a recompressor it stays at 0, so a
+   * read never has a stamp to change. */
   struct timespec born;
   _Atomic uint32_t tick;
   struct recompressor recomp;

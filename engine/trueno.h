@@ -159,19 +159,18 @@ int trueno_extent(struct trueno_store *st, uint64_t len, uint64_t off,
 int trueno_compact(struct trueno_store *st);
 /* One step of idle-page recompression with the store's recompressor:
  * examines up to max_slots pages from where the last step stopped (wrapping
- * at the end of the device, once round at most) and recompresses those neither read nor
- * written for min_idle seconds or more (as the store's clock, advanced by
- * trueno_maintain and by this call, tells), trying at most max_tries.  A
- * page is tried once per write.  Runs alongside I/O.  Returns the number of
- * pages recompressed, -EINVAL when the store has no recompressor; when none
- * was and copies could not be stored, -ENOSPC (the memory limit) or -ENOMEM
+ * at the end of the device, once round at most) and recompresses those
+ * neither read nor written for min_idle seconds or more (as the store's
+ * clock, advanced by each call, tells), trying at most max_tries.  A page is
+ * tried once per write.  Runs alongside I/O.  Returns the number of pages
+ * recompressed, -EINVAL when the store has no recompressor; when none was
+ * and copies could not be stored, -ENOSPC (the memory limit) or -ENOMEM
  * (nothing is lost: a page keeps its old copy and is tried again later). */
 int trueno_recompress(struct trueno_store *st, uint32_t min_idle,
                       uint64_t max_slots, uint64_t max_tries);
-/* Housekeeping for front ends to call every second or so: advances the
- * store's clock, recompresses idle pages a bounded step at a time (when
- * configured) and compacts when the arena's slack passes 1/8 of its
- * payload. */
+/* Housekeeping for front ends to call every second or so: recompresses
+ * idle pages a bounded step at a time (when configured) and compacts when
+ * the arena's slack passes 1/8 of its payload. */
 int trueno_maintain(struct trueno_store *st);
 
 /* Memory each store created afterwards keeps mapped and resident ahead of
