@@ -266,9 +266,17 @@ static int chunk_new(struct pagepool *p, struct pp_chunk **out) {
   return 0;
 }
 
-/* Touches every page of a chunk, so they are resident (and, under
- * mlockall, locked) before any write needs them. */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14; older headers lack it */
+#endif
+
+/* Makes every page of a chunk resident (and, under mlockall, locked)
+ * before any write needs them: in one call where the kernel can (5.14),
+ * which spares 512 page faults (on an emulated CPU each costs tens of
+ * microseconds), else by touching each page. */
 static void chunk_touch(struct pp_chunk *c) {
+  if (madvise(c->base, PP_CHUNK_BYTES, MADV_POPULATE_WRITE) == 0)
+    return;
   for (size_t i = 0; i < PP_CHUNK_PAGES; i++)
     ((volatile uint8_t *)c->base)[i * PP_PAGE] = 0;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* user_data of the eventfd read (tags are below 4096). */
@@ -39,11 +40,24 @@ int ublk_queue_init(struct ublk_queue *q) {
     return r;
   }
   q->bufs = b;
-  /* COOP_TASKRUN (5.19): the kernel's completions run as task work when
-   * we next enter the ring, not by interrupting us; older kernels refuse
-   * the flag, then plain. */
-  int r = io_uring_queue_init((unsigned)q->depth, &q->ring,
-                              IORING_SETUP_COOP_TASKRUN);
+  /* DEFER_TASKRUN (6.1): the kernel's completions wait as task work until
+   * the queue thread asks for events, so a request arriving while it works
+   * neither interrupts it nor wakes it early; the ring then belongs to one
+   * submitting thread (SINGLE_ISSUER), the queue thread, which enables it
+   * (R_DISABLED until then).  Older kernels refuse the flags: COOP_TASKRUN
+   * (5.19), then plain. */
+  int r = -EINVAL;
+  q->ring_deferred = !getenv("TRUENO_UBLK_NO_DEFER");
+  if (q->ring_deferred) {
+    r = io_uring_queue_init((unsigned)q->depth, &q->ring,
+                            IORING_SETUP_SINGLE_ISSUER |
+                                IORING_SETUP_DEFER_TASKRUN |
+                                IORING_SETUP_R_DISABLED);
+    q->ring_deferred = r == 0;
+  }
+  if (r == -EINVAL)
+    r = io_uring_queue_init((unsigned)q->depth, &q->ring,
+                            IORING_SETUP_COOP_TASKRUN);
   if (r == -EINVAL)
     r = io_uring_queue_init((unsigned)q->depth, &q->ring, 0);
   if (r) {
@@ -261,6 +275,12 @@ static void *queue_main(void *arg) {
     pthread_setaffinity_np(pthread_self(), sizeof q->cpus, &q->cpus);
   q->adapt = !getenv("TRUENO_UBLK_NO_BATCH");
   guard_touch_stack();
+  if (q->ring_deferred) /* liburing 2.3 declares io_uring_enable_rings
+                          * but does not export it */
+    r = syscall(__NR_io_uring_register, q->ring.ring_fd,
+                IORING_REGISTER_ENABLE_RINGS, NULL, 0)
+            ? -errno
+            : 0;
   for (int t = 0; t < q->depth && !r; t++)
     r = queue_cmd(q, UBLK_IO_FETCH_REQ, (unsigned)t, 0);
   if (!r) {
@@ -270,6 +290,8 @@ static void *queue_main(void *arg) {
   /* A refused fetch completes at once; a good one stays with the kernel
    * until a request comes, which cannot happen before START_DEV. */
   struct io_uring_cqe *cqe;
+  if (!r && q->ring_deferred)
+    io_uring_get_events(&q->ring); /* run what the kernel deferred */
   while (!r && io_uring_peek_cqe(&q->ring, &cqe) == 0) {
     if (cqe->res < 0)
       r = cqe->res;

@@ -31,6 +31,7 @@ struct ublk_queue {
   char *bufs;           /* depth * buf_bytes */
   struct io_uring ring;
   bool ring_ok;
+  bool ring_deferred;   /* DEFER_TASKRUN: enabled by the queue thread */
   pthread_t thread;
   bool started;
   int inflight;         /* commands the kernel holds */

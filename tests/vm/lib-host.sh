@@ -114,7 +114,7 @@ build_initramfs() {
   # Modules, decompressed (busybox insmod does not read .ko.xz).
   local mdir=$kdir/lib/modules/$kver/kernel
   for m in drivers/block/nbd mm/zsmalloc lib/lz4/lz4_compress lib/lz4/lz4hc_compress \
-           drivers/block/zram/zram drivers/block/ublk_drv; do
+           drivers/block/zram/zram drivers/block/ublk_drv drivers/block/brd; do
     [ -f "$mdir/$m.ko.xz" ] || { echo "vm: module $m.ko.xz missing" >&2; return 1; }
     xz -dc "$mdir/$m.ko.xz" > "$root/lib/modules/$(basename "$m").ko" || return 1
   done

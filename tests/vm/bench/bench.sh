@@ -45,6 +45,13 @@ zram_setup() { # ALG
   DEV=/dev/zram0
 }
 
+# The "brd" row: the kernel's RAM disk, no compression, requests served
+# where they are submitted: what fio itself reaches here, a ceiling.
+brd_setup() {
+  [ -b /dev/ram0 ] || insmod /lib/modules/brd.ko rd_nr=1 rd_size=1048576 || return 1
+  DEV=/dev/ram0
+}
+
 # ublk rows: as transports/ublk.sh attaches (its functions share nbd.sh's
 # names, so trueno-swap is called here directly).
 ublk_up() { # NAME ALG
@@ -53,21 +60,32 @@ ublk_up() { # NAME ALG
   STATS=/run/trueno/$1.json
 }
 
+# A row may carry environment for its server: ROW+NAME=VALUE[+...] (e.g.
+# trueno-ublk-lz4+TRUENO_ISA=scalar), exported from dev_up to dev_down.
 dev_up() { # ROW
-  case "$1" in
-    trueno-nbd-*) transport_up "b$1" 1G "algorithm=${1#trueno-nbd-}" >/dev/null ;;
-    trueno-ublk-*) ublk_up "b$1" "${1#trueno-ublk-}" ;;
-    zram-*) zram_setup "${1#zram-}" ;;
+  _row=${1%%+*} row_env=""
+  [ "$_row" = "$1" ] || row_env=$(echo "${1#*+}" | tr + ' ')
+  for _kv in $row_env; do export "$_kv"; done
+  case "$_row" in
+    trueno-nbd-*) transport_up "b$_row" 1G "algorithm=${_row#trueno-nbd-}" >/dev/null ;;
+    trueno-ublk-*) ublk_up "b$_row" "${_row#trueno-ublk-}" ;;
+    zram-*) zram_setup "${_row#zram-}" ;;
+    brd) brd_setup ;;
+    *) say "$1: no such row"; return 1 ;;
   esac
 }
 dev_down() {
-  case "$1" in
-    trueno-*) trueno-swap down "b$1" >/dev/null ;;
+  _row=${1%%+*}
+  case "$_row" in
+    trueno-*) trueno-swap down "b$_row" >/dev/null ;;
     zram-*) echo 1 > /sys/block/zram0/reset ;;
+    brd) blkdiscard /dev/ram0 2>/dev/null ;; # frees its pages
   esac
+  for _kv in $row_env; do unset "${_kv%%=*}"; done
 }
 ratio() { # ROW -> orig/mem
   case "$1" in
+    brd) echo 1.00 ;; # stores pages as they are
     trueno-*) sleep 2.5; awk -v o="$(json_get "$STATS" orig_data_size)" -v m="$(json_get "$STATS" mem_used_total)" 'BEGIN { printf("%.2f", m > 0 ? o / m : 0) }' ;;
     # zram allocates a 16-byte entry per page of its disksize when the size
     # is set, outside the zsmalloc pages mm_stat counts; trueno's
