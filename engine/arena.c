@@ -266,6 +266,22 @@ uint64_t arena_metadata_bytes(struct arena *a) {
 }
 
 
+/* Of zs's blocks: how many sit alone on their page, and how many pages
+ * hold two of them. */
+static void block_pairing(struct arena *a, const struct zspage *zs,
+                          unsigned *alone, unsigned *pairs) {
+  *alone = *pairs = 0;
+  for (uint16_t i = 0; i < zs->nblocks; i++) {
+    if (pagepool_half_alone(a->pool, zs->blocks[i])) {
+      ++*alone;
+      continue;
+    }
+    uint8_t *sib = (uint8_t *)((uintptr_t)zs->blocks[i] ^ PP_HALF);
+    for (uint16_t j = i + 1; j < zs->nblocks; j++)
+      *pairs += zs->blocks[j] == sib;
+  }
+}
+
 /* Page-level fragmentation: blocks are half pages, and a page stays
  * charged while either half is in use.  After many frees (a store that
  * shrinks, pages recompressed into smaller classes) many pages are held by
@@ -273,6 +289,9 @@ uint64_t arena_metadata_bytes(struct arena *a) {
  * not fix.  A zspage with an eighth or more of its blocks alone on their
  * page becomes a source too: its objects go to blocks packed into fresh
  * pages, and its blocks' pages come free, within *budget bytes of objects.
+ * Not one packed already (all its blocks paired on their pages but maybe
+ * the last): a copy would be the same, and moving those moved a third of a
+ * settled store on every pass, for nothing.
  * Caller holds the class lock. */
 static size_t isolate_lonely(struct arena *a, struct size_class *c,
                              uint64_t *budget) {
@@ -282,10 +301,9 @@ static size_t isolate_lonely(struct arena *a, struct size_class *c,
     uint64_t bytes = (uint64_t)zs->inuse * c->size;
     if (zs->isolated || !zs->nblocks || bytes > *budget)
       continue;
-    unsigned alone = 0;
-    for (uint16_t i = 0; i < zs->nblocks; i++)
-      alone += (unsigned)pagepool_half_alone(a->pool, zs->blocks[i]);
-    if (alone * 8 < zs->nblocks)
+    unsigned alone, pairs;
+    block_pairing(a, zs, &alone, &pairs);
+    if (alone * 8 < zs->nblocks || zs->nblocks - 2 * pairs <= 1)
       continue;
     if (list_of(c, zs))
       LIST_REMOVE(zs, link);
