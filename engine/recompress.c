@@ -71,6 +71,8 @@ int trueno_recompressor_parse(const char *spec, enum trueno_recompressor *r,
 
 int recompressor_init(struct recompressor *r, const struct trueno_config *cfg) {
   memset(r, 0, sizeof *r);
+  if (cfg->recompress_rate > TRUENO_RECOMPRESS_RATE_MAX)
+    return -EINVAL;
   r->kind = cfg->recompress;
   switch (r->kind) {
   case TRUENO_RECOMPRESS_OFF:
@@ -93,6 +95,8 @@ int recompressor_init(struct recompressor *r, const struct trueno_config *cfg) {
     return -EINVAL;
   r->idle = cfg->recompress_idle ? cfg->recompress_idle
                                  : TRUENO_RECOMPRESS_IDLE;
+  r->rate = cfg->recompress_rate ? cfg->recompress_rate
+                                 : TRUENO_RECOMPRESS_RATE;
   pthread_mutex_init(&r->lock, NULL);
   return 0;
 }

@@ -24,6 +24,7 @@ struct recompressor {
   enum trueno_recompressor kind; /* TRUENO_RECOMPRESS_OFF: none */
   int level;
   uint32_t idle;                 /* seconds without a read or write */
+  uint32_t rate;                 /* pages trueno_maintain tries a call */
   const struct trueno_codec *codec;
   enum trueno_algorithm alg;     /* what its pages decode with */
   void *state;                   /* codec state, made on first use */
@@ -31,8 +32,8 @@ struct recompressor {
   uint64_t cursor;               /* the next slot a step examines */
 };
 
-/* From the store's configuration: -EINVAL for a bad recompressor or
- * level. */
+/* From the store's configuration: -EINVAL for a bad recompressor, level
+ * or rate. */
 int recompressor_init(struct recompressor *r, const struct trueno_config *cfg);
 void recompressor_destroy(struct recompressor *r);
 

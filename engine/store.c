@@ -750,11 +750,12 @@ static uint64_t arena_slack(struct trueno_store *st, uint64_t *payload) {
   return held > *payload ? held - *payload : 0;
 }
 
-/* A recompression step per call (about a second apart): a bounded scan,
- * and a bounded number of pages (~10-40 us each), so housekeeping takes a
- * few percent of one CPU at most. */
-#define RECOMPRESS_SCAN 65536u
-#define RECOMPRESS_TRIES 1024u
+/* A recompression step per call (about a second apart): a bounded number
+ * of pages (the store's rate; ~10-40 us each, so by default housekeeping
+ * takes a few percent of one CPU at most), found by a bounded scan: 64
+ * slots a try, so a step on a store of mostly busy or already recompressed
+ * pages ends soon too. */
+#define RECOMPRESS_SCAN_PER_TRY 64u
 
 int trueno_maintain(struct trueno_store *st) {
   /* Recompression moves pages into smaller classes and leaves the space
@@ -763,8 +764,9 @@ int trueno_maintain(struct trueno_store *st) {
    * memory follows the payload. */
   int settle = 0;
   if (st->recomp.kind) {
-    int n = trueno_recompress(st, st->recomp.idle, RECOMPRESS_SCAN,
-                              RECOMPRESS_TRIES);
+    uint64_t tries = st->recomp.rate;
+    int n = trueno_recompress(st, st->recomp.idle,
+                              tries * RECOMPRESS_SCAN_PER_TRY, tries);
     if (n > 0)
       st->recomp_since_compact += (uint64_t)n;
     else if (st->recomp_since_compact >= 256)

@@ -53,9 +53,19 @@ struct trueno_config {
   enum trueno_recompressor recompress; /* 0 = off */
   int recompress_level;           /* 0 = the recompressor's default */
   uint32_t recompress_idle;       /* seconds; 0 = TRUENO_RECOMPRESS_IDLE */
+  /* Idle pages trueno_maintain tries per call (it is meant to be called
+   * once a second, so: per second); its scan for them covers 64 times as
+   * many slots.  0 = TRUENO_RECOMPRESS_RATE; at most
+   * TRUENO_RECOMPRESS_RATE_MAX (trueno_store_create: -EINVAL above). */
+  uint32_t recompress_rate;
 };
 
 #define TRUENO_RECOMPRESS_IDLE 120u
+/* ~10-40 us a page: a few percent of one CPU at most. */
+#define TRUENO_RECOMPRESS_RATE 1024u
+/* A sanity bound: 4 GiB of pages a call and a scan of 64 Mi slots, at
+ * ~10 us a page already about ten seconds of one CPU per call. */
+#define TRUENO_RECOMPRESS_RATE_MAX 1048576u
 
 /* Counters, in the spirit of kernel zram's mm_stat and io_stat.  All sizes are
  * bytes.  A snapshot: each field is read atomically, the set is not. */
@@ -169,7 +179,8 @@ int trueno_compact(struct trueno_store *st);
 int trueno_recompress(struct trueno_store *st, uint32_t min_idle,
                       uint64_t max_slots, uint64_t max_tries);
 /* Housekeeping for front ends to call every second or so: recompresses
- * idle pages a bounded step at a time (when configured) and compacts when
+ * idle pages a bounded step at a time (when configured: recompress_rate
+ * pages tried a call at most) and compacts when
  * the arena's slack passes 1/8 of its payload. */
 int trueno_maintain(struct trueno_store *st);
 

@@ -53,15 +53,7 @@
 
 static int enabled;
 
-int swap_mode_config(const char *value) {
-  int b = nbdkit_parse_bool(value);
-  if (b == -1) {
-    nbdkit_error("swap: expected on or off, not '%s'", value);
-    return -1;
-  }
-  enabled = b;
-  return 0;
-}
+void swap_mode_set(bool on) { enabled = on; }
 
 int swap_mode_enabled(void) { return enabled; }
 

@@ -4,10 +4,11 @@
 #ifndef TRUENO_SWAP_MODE_H
 #define TRUENO_SWAP_MODE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
-/* Parses the value of swap= (a boolean); 0 or -1 after nbdkit_error. */
-int swap_mode_config(const char *value);
+/* swap= as common/engine-params.c parsed it, before swap_mode_prepare. */
+void swap_mode_set(bool on);
 int swap_mode_enabled(void);
 /* Before the store is created (main thread, before nbdkit forks): marks the
  * process an I/O flusher, shields it from the OOM killer and sets the

@@ -18,6 +18,7 @@
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
+#include "engine-params.h"
 #include "housekeeping.h"
 #include "offload.h"
 #include "swap-mode.h"
@@ -25,8 +26,10 @@
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
-static struct trueno_config cfg = {.algorithm = TRUENO_ALG_LZ4};
-static int size_given, level_given, lz4_impl_given, recompress_idle_given;
+/* The engine's configuration (cfg) and swap=: common/engine-params.c. */
+static struct engine_params params;
+static struct trueno_config *const cfg = &params.cfg;
+static int size_given;
 static char *stats_path;
 static struct trueno_store *store;
 static enum trueno_offload_mode offload_mode = TRUENO_OFFLOAD_OFF;
@@ -42,6 +45,7 @@ static struct trueno_offload *offload;
  * the arenas, map large request buffers (a fixed threshold also stops glibc
  * from raising it after each free) and give freed heap tops back early. */
 static void plugin_load(void) {
+  engine_params_init(&params);
   mallopt(M_ARENA_MAX, 2);
   mallopt(M_MMAP_THRESHOLD, 64 * 1024);
   mallopt(M_TRIM_THRESHOLD, 128 * 1024);
@@ -71,72 +75,19 @@ static int parse_positive_size(const char *key, const char *value,
 }
 
 static int plugin_config(const char *key, const char *value) {
-  if (strcmp(key, "size") == 0) {
-    size_given = 1;
-    return parse_positive_size(key, value, &cfg.size);
-  }
-  if (strcmp(key, "mem-limit") == 0)
-    return parse_positive_size(key, value, &cfg.mem_limit);
-  if (strcmp(key, "algorithm") == 0) {
-    if (trueno_algorithm_parse(value, &cfg.algorithm)) {
-      nbdkit_error("algorithm: unknown algorithm '%s' (use lz4 or zstd)",
-                   value);
-      return -1;
-    }
-    return 0;
-  }
-  if (strcmp(key, "level") == 0) {
-    if (nbdkit_parse_int("level", value, &cfg.level) == -1)
-      return -1;
-    if (cfg.level == 0 || cfg.level < trueno_zstd_level_min() ||
-        cfg.level > trueno_zstd_level_max()) {
-      nbdkit_error("level: %s is out of range: zstd levels are %d..%d, "
-                   "not 0",
-                   value, trueno_zstd_level_min(), trueno_zstd_level_max());
-      return -1;
-    }
-    level_given = 1;
-    return 0;
-  }
-  if (strcmp(key, "swap") == 0)
-    return swap_mode_config(value);
-  if (strcmp(key, "recompress") == 0) {
-    int r = trueno_recompressor_parse(value, &cfg.recompress,
-                                      &cfg.recompress_level);
-    if (r == -ERANGE) {
-      int min, max, dflt;
-      trueno_recompressor_levels(cfg.recompress, &min, &max, &dflt);
-      nbdkit_error("recompress: level out of range in '%s' (levels %d..%d, "
-                   "not 0)",
-                   value, min, max);
-    } else if (r) {
-      nbdkit_error("recompress: unknown recompressor '%s' (use off, "
-                   "zstd[:LEVEL] or lz4hc[:LEVEL])",
-                   value);
-    }
+  char err[256];
+  int r = engine_params_set(&params, key, value, err, sizeof err);
+  if (r != -ENOENT) {
+    if (r)
+      nbdkit_error("%s", err);
     return r ? -1 : 0;
   }
-  if (strcmp(key, "recompress-idle") == 0) {
-    if (nbdkit_parse_uint32_t("recompress-idle", value,
-                              &cfg.recompress_idle) == -1)
-      return -1;
-    if (cfg.recompress_idle == 0) {
-      nbdkit_error("recompress-idle: must be at least 1 (seconds)");
-      return -1;
-    }
-    recompress_idle_given = 1;
-    return 0;
+  if (strcmp(key, "size") == 0) {
+    size_given = 1;
+    return parse_positive_size(key, value, &cfg->size);
   }
-  if (strcmp(key, "lz4-impl") == 0) {
-    if (trueno_lz4_impl_parse(value, &cfg.lz4_impl)) {
-      nbdkit_error("lz4-impl: unknown implementation '%s' (use trueno or "
-                   "liblz4)",
-                   value);
-      return -1;
-    }
-    lz4_impl_given = 1;
-    return 0;
-  }
+  if (strcmp(key, "mem-limit") == 0)
+    return parse_positive_size(key, value, &cfg->mem_limit);
   if (strcmp(key, "offload") == 0) {
     if (trueno_offload_parse(value, &offload_mode)) {
       nbdkit_error("offload: unknown mode '%s' (use off, auto or opencl)",
@@ -190,19 +141,12 @@ static int plugin_config_complete(void) {
     nbdkit_error("size: parameter is required, e.g. size=8G");
     return -1;
   }
-  if (level_given && cfg.algorithm != TRUENO_ALG_ZSTD) {
-    nbdkit_error("level: only applies to algorithm=zstd");
+  char err[256];
+  if (engine_params_check(&params, err, sizeof err)) {
+    nbdkit_error("%s", err);
     return -1;
   }
-  if (lz4_impl_given && cfg.algorithm != TRUENO_ALG_LZ4) {
-    nbdkit_error("lz4-impl: only applies to algorithm=lz4");
-    return -1;
-  }
-  if (recompress_idle_given && cfg.recompress == TRUENO_RECOMPRESS_OFF) {
-    nbdkit_error("recompress-idle: only applies with recompress=zstd or "
-                 "lz4hc");
-    return -1;
-  }
+  swap_mode_set(params.swap);
   if (opencl_cache && strcmp(opencl_cache, "off") != 0) {
     int r = trueno_offload_cache_prepare(opencl_cache);
     if (r) {
@@ -230,6 +174,7 @@ static int plugin_config_complete(void) {
   "mem-limit=<SIZE>    Memory the store may use; writes past it: ENOSPC.\n"  \
   "recompress=off|zstd[:N]|lz4hc[:N]  Recompress idle pages (default off).\n" \
   "recompress-idle=<S> Seconds without a read or write first (120).\n"   \
+  "recompress-rate=<N> Idle pages tried per second (1024).\n"          \
   "stats=<FILE>        Write engine counters as JSON every second.\n"      \
   "offload=off|auto|opencl  Batch compression of large writes on an\n"   \
   "                    OpenCL device (default off; auto: when faster).\n"  \
@@ -248,6 +193,8 @@ static void plugin_dump_plugin(void) {
   printf("trueno_lz4_impls=trueno,liblz4\n");
   printf("trueno_recompress=off,zstd,lz4hc\n");
   printf("trueno_recompress_idle_default=%u\n", TRUENO_RECOMPRESS_IDLE);
+  printf("trueno_recompress_rate_default=%u\n", TRUENO_RECOMPRESS_RATE);
+  printf("trueno_recompress_rate_max=%u\n", TRUENO_RECOMPRESS_RATE_MAX);
   printf("trueno_swap_mode=yes\n");
   printf("trueno_offload=off,auto,opencl\n");
   printf("trueno_opencl=%s\n", trueno_offload_available() ? "yes" : "no");
@@ -256,15 +203,15 @@ static void plugin_dump_plugin(void) {
 static int plugin_get_ready(void) {
   if (swap_mode_prepare() == -1)
     return -1;
-  int r = trueno_store_create(&cfg, &store);
+  int r = trueno_store_create(cfg, &store);
   if (r == -ENOSPC)
     nbdkit_error("mem-limit: too small to hold even the slot table of a "
                  "%" PRIu64 "-byte device",
-                 cfg.size);
+                 cfg->size);
   else if (r == -ENOMEM)
     nbdkit_error("size: %" PRIu64 " bytes is too large: no memory for its "
                  "slot table",
-                 cfg.size);
+                 cfg->size);
   else if (r)
     nbdkit_error("cannot create the store: %s", strerror(-r));
   if (r)
@@ -274,7 +221,7 @@ static int plugin_get_ready(void) {
     nbdkit_error("swap: %s for the page table of a %" PRIu64 "-byte device "
                  "(swap=on allocates it up front: 16 bytes per 4 KiB)",
                  r == -ENOSPC ? "mem-limit is too small" : strerror(-r),
-                 cfg.size);
+                 cfg->size);
     return -1;
   }
   return 0;
@@ -299,7 +246,7 @@ static int plugin_after_fork(void) {
     nbdkit_error("offload: out of memory");
     return -1;
   }
-  int r = housekeeping_start(stats_path, store, cfg.algorithm,
+  int r = housekeeping_start(stats_path, store, cfg->algorithm,
                              trueno_offload_json(offload));
   if (r) {
     nbdkit_error("cannot start the housekeeping thread: %s", strerror(-r));
@@ -322,7 +269,7 @@ static void *plugin_open(int readonly) {
 
 static int64_t plugin_get_size(void *h) {
   (void)h;
-  return (int64_t)cfg.size;
+  return (int64_t)cfg->size;
 }
 
 static int plugin_block_size(void *h, uint32_t *minimum, uint32_t *preferred,

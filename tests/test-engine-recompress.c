@@ -243,6 +243,51 @@ static void test_idle(const uint8_t *data, size_t npages) {
   trueno_store_destroy(st);
 }
 
+static uint64_t tries_so_far(struct trueno_store *st) {
+  struct trueno_stats s;
+  trueno_get_stats(st, &s);
+  return s.pages_recompressed + s.recompress_no_gain;
+}
+
+/* recompress-rate: one trueno_maintain call tries at most that many pages,
+ * and as many as there are idle up to it (rate 0: the default). */
+static void test_rate(const uint8_t *data, size_t npages, uint32_t rate) {
+  struct trueno_config cfg = {.size = (uint64_t)npages * PAGE,
+                              .recompress = TRUENO_RECOMPRESS_LZ4HC,
+                              .recompress_idle = 1,
+                              .recompress_rate = rate};
+  struct trueno_store *st;
+  CHECK(trueno_store_create(&cfg, &st) == 0, "create, rate %u", rate);
+  CHECK(trueno_write(st, data, npages * PAGE, 0) == 0, "write");
+  sleep(2); /* everything idle */
+  CHECK(trueno_maintain(st) == 0, "maintain");
+  uint64_t step = tries_so_far(st);
+  /* Whatever is left idle, tried now: how many the step could have. */
+  CHECK(trueno_recompress(st, 1, ALL, ALL) >= 0, "the rest");
+  uint64_t idle = tries_so_far(st);
+  uint64_t want = rate ? rate : TRUENO_RECOMPRESS_RATE;
+  if (want > idle)
+    want = idle;
+  CHECK(idle > 0 && step == want,
+        "rate %u: one step tried %llu of %llu idle pages, want %llu", rate,
+        (unsigned long long)step, (unsigned long long)idle,
+        (unsigned long long)want);
+  printf("  rate %u: one step tried %llu of %llu idle pages\n", rate,
+         (unsigned long long)step, (unsigned long long)idle);
+  trueno_store_destroy(st);
+}
+
+static void test_rate_limits(void) {
+  struct trueno_config cfg = {.size = 1 << 20,
+                              .recompress = TRUENO_RECOMPRESS_ZSTD,
+                              .recompress_rate = TRUENO_RECOMPRESS_RATE_MAX};
+  struct trueno_store *st;
+  CHECK(trueno_store_create(&cfg, &st) == 0, "the largest rate");
+  trueno_store_destroy(st);
+  cfg.recompress_rate++;
+  CHECK(trueno_store_create(&cfg, &st) == -EINVAL, "a rate too large");
+}
+
 /* At the memory limit: a copy that cannot be stored stops the pass with
  * -ENOSPC and the page keeps its old copy. */
 static void test_limit(const uint8_t *data, size_t npages) {
@@ -280,6 +325,10 @@ int main(void) {
   struct tc_corpus_file *f = &c.files[0];
   size_t n = f->npages < 2048 ? f->npages : 2048;
   test_idle(f->data, n);
+  test_rate_limits();
+  test_rate(f->data, n, 100);
+  test_rate(f->data, n, 1);
+  test_rate(f->data, n, 0);
   test_limit(f->data, n);
   tc_corpus_free(&c);
   return tc_finish();

@@ -85,6 +85,14 @@ expect_refused recompress-idle size=64M recompress-idle=30
 expect_refused recompress-idle size=64M recompress=zstd recompress-idle=0
 expect_refused recompress-idle size=64M recompress=zstd recompress-idle=-1
 expect_refused recompress-idle size=64M recompress=zstd recompress-idle=1h
+expect_refused recompress-rate size=64M recompress-rate=100
+expect_refused recompress-rate size=64M recompress=off recompress-rate=100
+expect_refused recompress-rate size=64M recompress=zstd recompress-rate=0
+expect_refused recompress-rate size=64M recompress=zstd recompress-rate=abc
+expect_refused recompress-rate size=64M recompress=zstd recompress-rate=
+expect_refused recompress-rate size=64M recompress=zstd recompress-rate=-1
+expect_refused recompress-rate size=64M recompress=lz4hc recompress-rate=1048577
+expect_refused swap size=64M swap=maybe
 expect_refused opencl-cache size=64M opencl-cache=
 : >"$TMPD/afile"
 expect_refused opencl-cache size=64M opencl-cache="$TMPD/afile"
@@ -136,6 +144,8 @@ expect_started 1048576 size=1M mem-limit=1G
 expect_started 1048576 size=1M recompress=zstd
 expect_started 1048576 size=1M recompress=zstd:19 recompress-idle=1
 expect_started 1048576 size=1M recompress=lz4hc:12 recompress-idle=3600
+expect_started 1048576 size=1M recompress=zstd recompress-rate=1
+expect_started 1048576 size=1M recompress=lz4hc recompress-idle=5 recompress-rate=1048576
 expect_started 1048576 size=1M algorithm=zstd recompress=lz4hc
 expect_started 1048576 size=1M recompress=off
 expect_started 1073741824 size=1G algorithm=zstd level=3 mem-limit=16M stats="$stats_ok"
@@ -161,7 +171,8 @@ note "nbdkit PLUGIN --dump-plugin"
 tmo 30 nbdkit "$TRUENO_PLUGIN" --dump-plugin >"$TMPD/dump" 2>"$TMPD/err" ||
     fail "--dump-plugin failed: $(cat "$TMPD/err")"
 sed 's/^/    | /' "$TMPD/dump"
-for kv in thread_model=parallel has_pread=1 has_pwrite=1 has_flush=1 has_trim=1 \
+for kv in trueno_recompress_rate_default=1024 trueno_recompress_idle_default=120 \
+          thread_model=parallel has_pread=1 has_pwrite=1 has_flush=1 has_trim=1 \
           has_zero=1 has_extents=1 has_can_multi_conn=1 has_block_size=1 \
           has_config=1 has_config_complete=1 has_config_help=1; do
     grep -qx -- "$kv" "$TMPD/dump" || fail "--dump-plugin does not show $kv"

@@ -72,6 +72,42 @@ int main(void) {
             o.cfg.recompress == TRUENO_RECOMPRESS_ZSTD &&
             o.cfg.recompress_level == 9 && o.cfg.recompress_idle == 30,
         "recompress: %s", err);
+  CHECK(parse("--size 4K recompress=lz4hc recompress-rate=4096", &o, err,
+              sizeof err) == 0 &&
+            o.cfg.recompress == TRUENO_RECOMPRESS_LZ4HC &&
+            o.cfg.recompress_rate == 4096,
+        "recompress-rate: %s", err);
+  CHECK(parse("--size 4K recompress=zstd", &o, err, sizeof err) == 0 &&
+            o.cfg.recompress_rate == 0,
+        "recompress-rate default: %s", err);
+  CHECK(parse("--size 4K recompress=zstd recompress-rate=1048576", &o, err,
+              sizeof err) == 0 &&
+            o.cfg.recompress_rate == TRUENO_RECOMPRESS_RATE_MAX,
+        "recompress-rate max: %s", err);
+  expect_err("--size 1G recompress-rate=5",
+             "recompress-rate: only applies with recompress=");
+  expect_err("--size 1G recompress=off recompress-rate=5",
+             "recompress-rate: only applies with recompress=");
+  expect_err("--size 1G recompress=zstd recompress-rate=0",
+             "recompress-rate: expected a number of pages from 1 to 1048576, not '0'");
+  expect_err("--size 1G recompress=zstd recompress-rate=abc",
+             "not 'abc'");
+  expect_err("--size 1G recompress=zstd recompress-rate=1048577",
+             "not '1048577'");
+  expect_err("--size 1G recompress=zstd recompress-rate=",
+             "recompress-rate: expected");
+  /* swap= takes nbdkit_parse_bool's spellings, as the plugin does. */
+  const char *on[] = {"on", "1", "yes", "Y", "true", "ON"};
+  for (size_t i = 0; i < sizeof on / sizeof *on; i++) {
+    char line[64];
+    snprintf(line, sizeof line, "--size 4K swap=%s", on[i]);
+    CHECK(parse(line, &o, err, sizeof err) == 0 && o.swap, "%s: %s", line,
+          err);
+    snprintf(line, sizeof line, "--size 4K swap=on swap=%s",
+             i % 2 ? "off" : "No");
+    CHECK(parse(line, &o, err, sizeof err) == 0 && !o.swap, "%s: %s", line,
+          err);
+  }
   expect_err("--size 1G recompress=gzip", "unknown recompressor 'gzip'");
   expect_err("--size 1G recompress=lz4hc:13", "recompress: level out of range");
   expect_err("--size 1G recompress-idle=5", "only applies with recompress=");

@@ -23,7 +23,7 @@
 #define UBLK_DEFAULT_RUN_DIR "/run/trueno/ublk"
 
 struct ublk_opts {
-  struct trueno_config cfg; /* size, algorithm, level, mem-limit, lz4-impl */
+  struct trueno_config cfg; /* --size, mem-limit, engine-params.h */
   int queues;               /* 0: one per online CPU */
   int depth;
   int id;                   /* -1: the first free */
