@@ -265,6 +265,16 @@ static void adapt_policy(struct ublk_queue *q, unsigned nreq) {
                      &(struct sched_param){0});
 }
 
+/* Starts a ring made with R_DISABLED; its submitter is the caller from now
+ * on.  (liburing 2.3 declares io_uring_enable_rings but does not export
+ * it.) */
+static int ring_enable(struct io_uring *ring) {
+  if (syscall(__NR_io_uring_register, ring->ring_fd,
+              IORING_REGISTER_ENABLE_RINGS, NULL, 0))
+    return -errno;
+  return 0;
+}
+
 static void *queue_main(void *arg) {
   struct ublk_queue *q = arg;
   int r = 0;
@@ -275,12 +285,8 @@ static void *queue_main(void *arg) {
     pthread_setaffinity_np(pthread_self(), sizeof q->cpus, &q->cpus);
   q->adapt = !getenv("TRUENO_UBLK_NO_BATCH");
   guard_touch_stack();
-  if (q->ring_deferred) /* liburing 2.3 declares io_uring_enable_rings
-                          * but does not export it */
-    r = syscall(__NR_io_uring_register, q->ring.ring_fd,
-                IORING_REGISTER_ENABLE_RINGS, NULL, 0)
-            ? -errno
-            : 0;
+  if (q->ring_deferred)
+    r = ring_enable(&q->ring);
   for (int t = 0; t < q->depth && !r; t++)
     r = queue_cmd(q, UBLK_IO_FETCH_REQ, (unsigned)t, 0);
   if (!r) {
