@@ -194,7 +194,7 @@ int arena_store(struct arena *a, const void *data, size_t len,
                 uint64_t *handle) {
   if (len == 0 || len > ARENA_MAX_OBJ)
     return -EINVAL;
-  struct size_class *c = &a->classes[(len - 1) / ARENA_ALIGN];
+  struct size_class *c = &a->classes[arena_class_size(len) / ARENA_ALIGN - 1];
   pthread_mutex_lock(&c->lock);
   struct zspage *zs = LIST_FIRST(&c->partial);
   int r = 0;

@@ -38,6 +38,11 @@ int arena_store(struct arena *a, const void *data, size_t len,
  * least len bytes) filled with a copy when the object straddles pages. */
 const void *arena_view(uint64_t handle, size_t len, void *bounce);
 void arena_free(struct arena *a, uint64_t handle);
+/* The size of the class an object of len (1..ARENA_MAX_OBJ) bytes takes:
+ * what it costs in the arena. */
+static inline size_t arena_class_size(size_t len) {
+  return (len + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+}
 /* True if len bytes belong in the handle's size class: then the object can
  * be overwritten in place (the caller excludes readers of it). */
 int arena_fits(uint64_t handle, size_t len);

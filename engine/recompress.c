@@ -117,13 +117,12 @@ static int idle_candidate(const struct slot *s, uint32_t stamp, uint32_t now,
   return ((now - stamp) & SLOT_TICK_MASK) >= min_idle;
 }
 
-/* The arena rounds objects up to ARENA_ALIGN: a new copy saves memory only
- * if it lands in a smaller class.  The largest length that does. */
+/* A new copy saves memory only if it lands in a smaller arena class than
+ * the old one: the largest length that does. */
 static int gain_cap(const struct slot *s) {
   if (s->type == SLOT_RAW)
     return ARENA_MAX_OBJ;
-  unsigned cls = (s->len + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
-  return (int)cls - (int)ARENA_ALIGN;
+  return (int)arena_class_size(s->len) - (int)ARENA_ALIGN;
 }
 
 /* Tries page idx.  The whole of it runs under the page's write lock: a
