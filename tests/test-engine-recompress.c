@@ -204,6 +204,12 @@ static void run(const char *name, const uint8_t *data, size_t npages,
   trueno_store_destroy(st);
 }
 
+static uint64_t tries_so_far(struct trueno_store *st) {
+  struct trueno_stats s;
+  trueno_get_stats(st, &s);
+  return s.pages_recompressed + s.recompress_no_gain;
+}
+
 /* The clock: a page read or written within min_idle seconds stays.  The
  * store's clock has whole seconds and moves on only at maintain or
  * recompress calls; the margins here (idle 3 s, reads checked at once)
@@ -227,9 +233,7 @@ static void test_idle(const uint8_t *data, size_t npages) {
   CHECK(trueno_recompress(st, 3, half, ALL) == 0,
         "the pages just read are not idle");
   int rest = trueno_recompress(st, 3, ALL, ALL);
-  struct trueno_stats s;
-  trueno_get_stats(st, &s);
-  uint64_t tried = s.pages_recompressed + s.recompress_no_gain;
+  uint64_t tried = tries_so_far(st);
   CHECK(rest > 0 && tried > 0 && tried <= npages - half,
         "only the unread half: %llu tried", (unsigned long long)tried);
   /* maintain recompresses with the store's own settings. */
@@ -237,16 +241,8 @@ static void test_idle(const uint8_t *data, size_t npages) {
     CHECK(trueno_write(st, data + (p + 1) * PAGE, PAGE, p * PAGE) == 0,
           "rewrite");
   CHECK(trueno_maintain(st) == 0, "maintain");
-  trueno_get_stats(st, &s);
-  CHECK(s.pages_recompressed + s.recompress_no_gain == tried,
-        "maintain leaves pages written just now");
+  CHECK(tries_so_far(st) == tried, "maintain leaves pages written just now");
   trueno_store_destroy(st);
-}
-
-static uint64_t tries_so_far(struct trueno_store *st) {
-  struct trueno_stats s;
-  trueno_get_stats(st, &s);
-  return s.pages_recompressed + s.recompress_no_gain;
 }
 
 /* recompress-rate: one trueno_maintain call tries at most that many pages,
