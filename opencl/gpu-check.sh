@@ -5,6 +5,12 @@
 #
 #   bash opencl/gpu-check.sh [.gpu]          # report in $OUT/gpu.txt
 #   bash opencl/gpu-check.sh .gpu kernels    # only page vs coop kernels
+#   bash opencl/gpu-check.sh .gpu FILE       # only FILE's settings
+#
+# FILE: one setting a line, environment assignments (e.g.
+# "TRUENO_OCL_KERNEL=coop TRUENO_OCL_QUEUES=2"; an empty line: the
+# defaults), each measured on the corpus files at batches of 4096, 16384
+# and 65536 pages, 3 repetitions.
 #
 # It lists the GPUs (nvidia-smi -L), looks for NVIDIA's OpenCL driver
 # (libnvidia-opencl.so*) and the ICDs already registered, writes a vendors
@@ -13,16 +19,16 @@
 # trueno-bench --opencl-list and --opencl-auto (offload=auto's choice),
 # then trueno-bench with the CPU rows (trueno-lz4, liblz4), opencl-lz4 at
 # batches of 1024, 4096, 16384 and 65536 pages and the engine in 32 MiB
-# requests with and without the device, on the corpus files, 3 repetitions, the stage times of a
-# 16384-page batch, and short sweeps of the pipelining (queues, sub-chunk
-# size) and of the kernel's table size.  Then the two compress kernels
-# (TRUENO_OCL_KERNEL=page|coop) side by side at 4096..65536 pages, the coop
-# kernel's stage times and shapes (work-items a page, table size, page
-# staged in local memory or read from global memory): with
-# "kernels" as the second argument only these follow the device checks,
-# for a quick measurement.  Without an NVIDIA driver it goes on with whatever
-# OpenCL platform the system has (PoCL here), and says so.  Each step has
-# a time limit; the whole stays under 5 minutes.
+# requests with and without the device, on the corpus files, 3
+# repetitions, and the stage times of a 16384-page batch.  Then the two
+# compress kernels (TRUENO_OCL_KERNEL=page|coop) side by side at
+# 4096..65536 pages, the coop kernel's stage times and shapes (work-items a
+# page, table size, page staged in local memory or read from global
+# memory), and a sweep of the pipelining (queues, sub-chunk size).  With
+# "kernels" as the second argument only the kernels follow the device
+# checks, for a quick measurement.  Without an NVIDIA driver it goes on
+# with whatever OpenCL platform the system has (PoCL here), and says so.
+# Each step has a time limit; the whole stays under 5 minutes.
 # SPDX-License-Identifier: MIT
 set -uo pipefail
 bundle=$(cd "${1:-.gpu}" && pwd) || { echo "gpu-check: no bundle directory ${1:-.gpu}"; exit 1; }
@@ -149,17 +155,31 @@ kernels() {
     TRUENO_OCL_KERNEL=coop TRUENO_OCL_PROFILE=1 bench 30 --repeat 1 \
         --codec trueno-lz4 --opencl --batch 16384 "${files[0]}"
     # work-items a page : table log : page staged in local memory (1) or not
-    for shape in 64:12:1 32:11:1 32:12:0 32:11:0; do
+    # (the default: 32:10:0)
+    for shape in 32:10:0 32:11:0 32:10:1 64:10:0 16:10:0; do
         IFS=: read -r l hl st <<<"$shape"
         step "coop kernel: $l work-items a page, table 2^$hl, TRUENO_OCL_COOP_STAGE=$st, batch 16384"
-        TRUENO_OCL_KERNEL=coop TRUENO_OCL_COOP_L=$l TRUENO_OCL_HASH_LOG=$hl \
+        TRUENO_OCL_KERNEL=coop TRUENO_OCL_COOP_L=$l TRUENO_OCL_COOP_HASH_LOG=$hl \
             TRUENO_OCL_COOP_STAGE=$st bench 25 --repeat 3 \
-            --codec liblz4 --opencl --batch 16384 "${files[0]}"
+            --codec liblz4 --opencl --batch 16384 "${files[@]}"
     done
+}
+
+settings() {
+    local line
+    while IFS= read -r line <&3; do
+        step "settings: ${line:-(defaults)}"
+        # NAME=VALUE words: split on purpose.
+        # shellcheck disable=SC2086
+        ([ -z "$line" ] || export $line; bench 40 --repeat 3 --codec liblz4 --opencl \
+            --batch 4096 16384 65536 "${files[@]}")
+    done 3<"$only"
 }
 
 if [ "$ocl_ok" -eq 0 ] && [ "$only" = kernels ]; then
     kernels
+elif [ "$ocl_ok" -eq 0 ] && [ -f "$only" ]; then
+    settings
 elif [ "$ocl_ok" -eq 0 ]; then
     step "trueno-bench: CPU rows and opencl-lz4 at 1024..65536 pages, 3 repetitions (medians)"
     bench 180 --repeat 3 --codec trueno-lz4,liblz4,engine-lz4 --opencl \
@@ -169,15 +189,10 @@ elif [ "$ocl_ok" -eq 0 ]; then
         --batch 16384 "${files[0]}"
     kernels
     step "pipelining: queues x pages per sub-chunk, batches 16384 and 65536"
-    for qs in 1:0 2:8192 3:4096 3:16384; do
+    for qs in 4:4096 1:0 3:8192 4:2048; do
         echo "--- TRUENO_OCL_QUEUES=${qs%:*} TRUENO_OCL_SUBCHUNK=${qs#*:} (0: whole batch)"
         TRUENO_OCL_QUEUES=${qs%:*} TRUENO_OCL_SUBCHUNK=${qs#*:} bench 30 \
-            --repeat 3 --codec liblz4 --opencl --batch 16384 65536 "${files[0]}"
-    done
-    for hl in 8 9 10 11 12; do
-        step "table of 2^$hl entries per page (TRUENO_OCL_HASH_LOG=$hl), batch 16384"
-        TRUENO_OCL_HASH_LOG=$hl bench 30 --repeat 3 --codec liblz4 \
-            --opencl --batch 16384 "${files[0]}"
+            --repeat 3 --codec liblz4 --opencl --batch 16384 65536 "${files[@]}"
     done
 else
     step "trueno-bench: CPU rows only"

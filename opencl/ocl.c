@@ -9,18 +9,20 @@
  * knows the total, one read of the packed blocks.  Only compressed bytes
  * come back.
  *
- * The compress kernel: lz4_compress (one work-item a page) or, with
- * TRUENO_OCL_KERNEL=coop, lz4_compress_coop (a work-group of
- * TRUENO_OCL_COOP_L work-items a page, default 32); the same blocks in the
- * same slots either way, so all that follows is shared.
+ * The compress kernel: lz4_compress_coop (a work-group of
+ * TRUENO_OCL_COOP_L work-items a page, default 32) on GPUs, lz4_compress
+ * (one work-item a page) on other devices; TRUENO_OCL_KERNEL=page|coop
+ * forces one.  The same blocks in the same slots either way, so all that
+ * follows is shared.
  *
- * Environment, for tuning on a new device: TRUENO_OCL_HASH_LOG (8..12;
- * the coop kernel's one table a page: 12 unless set),
- * TRUENO_OCL_COOP_STAGE=0 (the coop kernel reads the page from global
- * memory: more groups fit a multiprocessor),
- * TRUENO_OCL_WG (work-items per group), TRUENO_OCL_QUEUES (1..4),
- * TRUENO_OCL_SUBCHUNK (pages per sub-chunk), TRUENO_OCL_PROFILE=1 (stage
- * times, chunks run one at a time, printed to stderr at close).
+ * Environment, for tuning on a new device: TRUENO_OCL_HASH_LOG (8..12, the
+ * page kernel's table a work-item), TRUENO_OCL_COOP_HASH_LOG (8..12, the
+ * coop kernel's table a page, default 10), TRUENO_OCL_COOP_STAGE=1 (the
+ * coop kernel stages the page in local memory), TRUENO_OCL_WG (work-items
+ * per group, page kernel), TRUENO_OCL_QUEUES (1..4), TRUENO_OCL_SUBCHUNK
+ * (pages per sub-chunk), TRUENO_OCL_PROFILE=1 (stage times, chunks run one
+ * at a time, printed to stderr at close).  opencl/gpu-check.sh measures
+ * them on a GPU.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -252,15 +254,23 @@ static size_t pow2_floor(size_t x) {
   return p;
 }
 
-/* Which compress kernel (TRUENO_OCL_KERNEL=page|coop, default page: the
- * measured one) and the coop kernel's shape. */
-static void pick_kernel(struct trueno_ocl *o) {
+/* Which compress kernel (TRUENO_OCL_KERNEL=page|coop) and the coop
+ * kernel's shape.  Measured on an H200 (opencl/gpu-check.sh with a file of
+ * settings, 16384-page batches, geomean of the corpus): the coop kernel
+ * with its table of 2^10 entries and the page read through the cache
+ * compresses 20.1 GB/s end to end, the page kernel 13.4; the smaller the
+ * group's local memory, the more groups a multiprocessor runs (2^11 and
+ * the page staged: 17.1 GB/s; 2^9: no faster, ratio 2.74).  On a CPU
+ * device (PoCL) the coop kernel's barriers cost 20x: the page kernel. */
+static void pick_kernel(struct trueno_ocl *o, int gpu) {
   const char *k = getenv("TRUENO_OCL_KERNEL");
-  o->coop = k && strcmp(k, "coop") == 0;
+  o->coop = k && *k ? strcmp(k, "coop") == 0 : gpu;
   unsigned l = env_unsigned("TRUENO_OCL_COOP_L", 32);
   o->coop_l = l >= 4 && l <= 256 ? (unsigned)pow2_floor(l) : 32;
-  o->coop_hash_log = getenv("TRUENO_OCL_HASH_LOG") ? o->hash_log : 12;
-  o->coop_stage = env_unsigned("TRUENO_OCL_COOP_STAGE", 1) != 0;
+  o->coop_hash_log = env_unsigned("TRUENO_OCL_COOP_HASH_LOG", 10);
+  if (o->coop_hash_log < 8 || o->coop_hash_log > 12)
+    o->coop_hash_log = 10;
+  o->coop_stage = env_unsigned("TRUENO_OCL_COOP_STAGE", 0) != 0;
 }
 
 /* Table size and work-group size: a table of 2^hash_log u16 per work-item
@@ -295,16 +305,18 @@ static void pick_shapes(struct trueno_ocl *o) {
   wg = env_unsigned("TRUENO_OCL_WG", (unsigned)wg);
   o->wg = pow2_floor(wg ? wg : 1);
   o->scan_wg = pow2_floor(maxwg < SCAN_WG_MAX ? maxwg : SCAN_WG_MAX);
-  /* A CPU device gains nothing from overlapping copies with kernels. */
+  /* A CPU device gains nothing from overlapping copies with kernels.  On
+   * the H200, 4 queues of 4096-page sub-chunks took the coop kernel from
+   * 20.1 to 22.8 GB/s at 16384-page batches (3 queues of 8192: 20.1). */
   int gpu = (t & CL_DEVICE_TYPE_GPU) != 0;
-  o->nq = env_unsigned("TRUENO_OCL_QUEUES", gpu ? 3 : 1);
+  o->nq = env_unsigned("TRUENO_OCL_QUEUES", gpu ? 4 : 1);
   if (o->nq < 1 || o->nq > MAX_QUEUES)
-    o->nq = gpu ? 3 : 1;
-  o->sub_pages = env_unsigned("TRUENO_OCL_SUBCHUNK", gpu ? 8192 : 0);
+    o->nq = gpu ? 4 : 1;
+  o->sub_pages = env_unsigned("TRUENO_OCL_SUBCHUNK", gpu ? 4096 : 0);
   o->profile = env_unsigned("TRUENO_OCL_PROFILE", 0) != 0;
   if (o->profile)
     o->nq = 1;
-  pick_kernel(o);
+  pick_kernel(o, gpu);
 }
 
 /* The kernels of the program just built; wg shrunk to what they allow. */

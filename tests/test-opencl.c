@@ -3,8 +3,8 @@
  * engine's batch hook.
  *
  * Both compress kernels (TRUENO_OCL_KERNEL=page and coop) are checked
- * alike (and the coop kernel with 128 work-items a page, reading the
- * page from global memory, on the synthetic pages).  Every page of every corpus file goes through the batch
+ * alike (and the coop kernel with 128 work-items a page, the page staged
+ * in local memory and a 2^12-entry table, on the synthetic pages).  Every page of every corpus file goes through the batch
  * compressor in batches of 1, 7, 64 and 4096 pages (1 and 7 on the first
  * $TRUENO_OCL_SMALL_PAGES pages of each file if set: for valgrind-like
  * slow runs); each block must decode with liblz4's
@@ -556,15 +556,19 @@ int main(void) {
   trueno_ocl_list(stdout);
   if (kernel_checks(&c, "coop", NULL) == 0)
     trueno_ocl_close(dev);
-  /* Groups of several warps on a GPU, the page read from global memory
+  /* Groups of several warps on a GPU, the page staged in local memory
+   * and a table of 2^12 entries: the shapes that are not the default
    * (PoCL builds a new shape in ~7 s). */
-  setenv("TRUENO_OCL_COOP_STAGE", "0", 1);
+  setenv("TRUENO_OCL_COOP_STAGE", "1", 1);
+  setenv("TRUENO_OCL_COOP_HASH_LOG", "12", 1);
   if (kernel_checks(NULL, "coop", "128") == 0) {
-    CHECK(strstr(trueno_ocl_kernel_name(dev), "global memory"),
-          "TRUENO_OCL_COOP_STAGE=0: %s", trueno_ocl_kernel_name(dev));
+    const char *name = trueno_ocl_kernel_name(dev);
+    CHECK(strstr(name, "local memory") && strstr(name, "table 2^12"),
+          "TRUENO_OCL_COOP_STAGE=1, TRUENO_OCL_COOP_HASH_LOG=12: %s", name);
     trueno_ocl_close(dev);
   }
   unsetenv("TRUENO_OCL_COOP_STAGE");
+  unsetenv("TRUENO_OCL_COOP_HASH_LOG");
   if (kernel_checks(&c, "page", NULL))
     return tc_finish();
   for (size_t f = 0; f < c.nfiles && f < 16; f++)
