@@ -182,11 +182,17 @@ static void *ocl_alloc(size_t bytes) {
   return p;
 }
 
-/* The store's batch codec in the engine-lz4-ocl rows. */
+/* The store's batch codec in the engine-lz4-ocl rows; the time spent in
+ * it, for TRUENO_OCL_PROFILE's split of a row into codec and store. */
+static double engine_batch_time;
+
 static int engine_batch(void *ctx, const void *pages, size_t n, unsigned cap,
                         void *dst, uint32_t *off, uint32_t *len) {
   (void)ctx;
-  return trueno_ocl_compress(dev, pages, n, cap, dst, off, len);
+  double t0 = now();
+  int r = trueno_ocl_compress(dev, pages, n, cap, dst, off, len);
+  engine_batch_time += now() - t0;
+  return r;
 }
 
 static int engine_batch_dec(void *ctx, const void *src, const uint32_t *off,
@@ -408,6 +414,7 @@ static struct run run_codec(const struct input *in, const struct codec *c) {
     }
 #endif
     size_t req = c->req > 0 ? (size_t)c->req : 1;
+    engine_batch_time = 0;
     t0 = now();
     for (size_t p = 0; p < n; p += req) {
       size_t m = n - p < req ? n - p : req;
@@ -415,6 +422,10 @@ static struct run run_codec(const struct input *in, const struct codec *c) {
         die("%s: %s: write failed", in->path, c->name);
     }
     t1 = now();
+    if (c->dev && getenv("TRUENO_OCL_PROFILE"))
+      fprintf(stderr, "%s: %s: writes %.2f ms, %.2f ms of them in the "
+              "device codec\n", in->path, c->name, (t1 - t0) * 1e3,
+              engine_batch_time * 1e3);
     for (size_t p = 0; p < n; p += req) {
       size_t m = n - p < req ? n - p : req;
       if (trueno_read(st, back + p * PAGE, m * PAGE, (uint64_t)p * PAGE))

@@ -10,7 +10,9 @@
 # FILE: one setting a line, environment assignments (e.g.
 # "TRUENO_OCL_KERNEL=coop TRUENO_OCL_QUEUES=2"; an empty line: the
 # defaults), each measured on the corpus files at batches of 4096, 16384
-# and 65536 pages, 3 repetitions.
+# and 65536 pages, 3 repetitions; after a "--", trueno-bench arguments
+# instead of "--codec liblz4 --batch 4096 16384 65536" (e.g.
+# "TRUENO_OCL_PROFILE=1 -- --codec engine-lz4").
 #
 # It lists the GPUs (nvidia-smi -L), looks for NVIDIA's OpenCL driver
 # (libnvidia-opencl.so*) and the ICDs already registered, writes a vendors
@@ -166,13 +168,18 @@ kernels() {
 }
 
 settings() {
-    local line
+    local line vars args
     while IFS= read -r line <&3; do
         step "settings: ${line:-(defaults)}"
-        # NAME=VALUE words: split on purpose.
+        vars=$line
+        args="--codec liblz4 --batch 4096 16384 65536"
+        case "$line" in
+        *--*) vars=${line%%--*} args=${line#*--} ;;
+        esac
+        # NAME=VALUE words and trueno-bench arguments: split on purpose.
         # shellcheck disable=SC2086
-        ([ -z "$line" ] || export $line; bench 40 --repeat 3 --codec liblz4 --opencl \
-            --batch 4096 16384 65536 "${files[@]}")
+        (for v in $vars; do export "${v?}"; done
+         bench 40 --repeat 3 --opencl $args "${files[@]}")
     done 3<"$only"
 }
 
