@@ -3,12 +3,12 @@
  * other threads write and read during the compaction.
  * SPDX-License-Identifier: MIT */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "test-common.h"
+#include "test-race.h"
 #include "trueno.h"
 
 #define PAGE 4096u
@@ -17,49 +17,8 @@ static double slack(const struct trueno_stats *s) {
   return (double)s->mem_used_total / (double)s->compr_data_size;
 }
 
-struct writer {
-  struct trueno_store *st;
-  const uint8_t *data;
-  uint8_t *model; /* what the store must hold */
-  size_t npages;
-  unsigned seed;
-  int stop;
-};
-
-/* Rewrites pages of the odd half while the main thread compacts: moves and
- * writes of the same page must not lose either. */
-static void *rewrite(void *arg) {
-  struct writer *w = arg;
-  uint64_t x = w->seed;
-  for (int n = 0; n < 20000 && !__atomic_load_n(&w->stop, __ATOMIC_RELAXED);
-       n++) {
-    tc_rand(&x);
-    size_t p = (x % (w->npages / 2)) * 2 + 1;
-    size_t from = (x >> 20) % w->npages;
-    int r = trueno_write(w->st, w->data + from * PAGE, PAGE, p * PAGE);
-    CHECK(r == 0, "concurrent write of page %zu: %d", p, r);
-    memcpy(w->model + p * PAGE, w->data + from * PAGE, PAGE);
-  }
-  return NULL;
-}
-
 /* full: the whole corpus file, so the density bounds apply (cut-down files
  * for valgrind are dominated by fixed costs). */
-/* Reads the even pages (which nobody writes during the compaction) while
- * they are being moved: each read must return exactly the model. */
-static void *reread(void *arg) {
-  struct writer *w = arg;
-  uint8_t page[PAGE];
-  for (int n = 0; n < 20000 && !__atomic_load_n(&w->stop, __ATOMIC_RELAXED);
-       n++) {
-    size_t p = ((size_t)n * 7919 % (w->npages / 2)) * 2;
-    int r = trueno_read(w->st, page, PAGE, p * PAGE);
-    CHECK(r == 0 && memcmp(page, w->model + p * PAGE, PAGE) == 0,
-          "page %zu read during compaction: r=%d or contents differ", p, r);
-  }
-  return NULL;
-}
-
 static void run(const char *name, const uint8_t *data, size_t npages,
                 enum trueno_algorithm alg, int full) {
   struct trueno_config cfg = {.size = npages * PAGE, .algorithm = alg};
@@ -79,14 +38,12 @@ static void run(const char *name, const uint8_t *data, size_t npages,
   struct trueno_stats before, after;
   trueno_get_stats(st, &before);
 
-  struct writer w = {st, data, model, npages, 12345, 0};
-  pthread_t t, rt;
-  pthread_create(&t, NULL, rewrite, &w);
-  pthread_create(&rt, NULL, reread, &w);
+  struct tc_race race = {.st = st, .data = data, .model = model,
+                         .npages = npages, .seed = 12345, .ops = 20000,
+                         .during = "compaction"};
+  tc_race_start(&race);
   int r = trueno_compact(st);
-  __atomic_store_n(&w.stop, 1, __ATOMIC_RELAXED);
-  pthread_join(t, NULL);
-  pthread_join(rt, NULL);
+  tc_race_stop(&race);
   CHECK(r == 0, "%s: compact: %d", name, r);
 
   /* A second pass with no writers: the fragmentation left must be low. */

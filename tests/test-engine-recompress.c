@@ -4,13 +4,13 @@
  * once per write; the memory limit stops it without losing anything.
  * SPDX-License-Identifier: MIT */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "test-common.h"
+#include "test-race.h"
 #include "trueno.h"
 
 #define PAGE 4096u
@@ -57,44 +57,6 @@ static void test_parse(void) {
   trueno_store_destroy(st);
 }
 
-struct mover {
-  struct trueno_store *st;
-  const uint8_t *data;
-  uint8_t *model;
-  size_t npages;
-  int stop;
-};
-
-/* Rewrites odd pages during a recompression pass. */
-static void *rewrite(void *arg) {
-  struct mover *m = arg;
-  uint64_t x = 777;
-  for (int n = 0; n < 5000 && !__atomic_load_n(&m->stop, __ATOMIC_RELAXED);
-       n++) {
-    size_t p = tc_below(&x, m->npages / 2) * 2 + 1;
-    size_t from = tc_below(&x, m->npages);
-    int r = trueno_write(m->st, m->data + from * PAGE, PAGE, p * PAGE);
-    CHECK(r == 0, "write of page %zu during recompression: %d", p, r);
-    memcpy(m->model + p * PAGE, m->data + from * PAGE, PAGE);
-  }
-  return NULL;
-}
-
-/* Reads even pages (nobody writes them) while they are recompressed. */
-static void *reread(void *arg) {
-  struct mover *m = arg;
-  uint8_t page[PAGE];
-  for (int n = 0; n < 5000 && !__atomic_load_n(&m->stop, __ATOMIC_RELAXED);
-       n++) {
-    size_t p = ((size_t)n * 7919 % (m->npages / 2)) * 2;
-    int r = trueno_read(m->st, page, PAGE, p * PAGE);
-    CHECK(r == 0 && !memcmp(page, m->model + p * PAGE, PAGE),
-          "page %zu read during recompression: r=%d or contents differ", p,
-          r);
-  }
-  return NULL;
-}
-
 static size_t count_bad(struct trueno_store *st, const uint8_t *model,
                         size_t npages) {
   uint8_t *back = malloc(npages * PAGE);
@@ -129,14 +91,12 @@ static void run(const char *name, const uint8_t *data, size_t npages,
 
   struct trueno_stats before, after;
   trueno_get_stats(st, &before);
-  struct mover m = {st, data, model, npages, 0};
-  pthread_t wt, rt;
-  pthread_create(&wt, NULL, rewrite, &m);
-  pthread_create(&rt, NULL, reread, &m);
+  struct tc_race race = {.st = st, .data = data, .model = model,
+                         .npages = npages, .seed = 777, .ops = 5000,
+                         .during = "recompression"};
+  tc_race_start(&race);
   int done = trueno_recompress(st, 0, ALL, ALL);
-  __atomic_store_n(&m.stop, 1, __ATOMIC_RELAXED);
-  pthread_join(wt, NULL);
-  pthread_join(rt, NULL);
+  tc_race_stop(&race);
   CHECK(done > 0, "%s %s->%s: recompressed %d pages", name,
         trueno_algorithm_name(alg), how, done);
   /* Pages the writer replaced behind the pass are new and may be tried:
