@@ -727,17 +727,20 @@ static int compact_pass(struct trueno_store *st) {
  * others).  Passes go on while they find sources, up to COMPACT_PASSES. */
 #define COMPACT_PASSES 6
 
-static int compact_passes(struct trueno_store *st, int passes) {
+/* *ran: the passes that found something to move. */
+static int compact_passes(struct trueno_store *st, int passes, int *ran) {
   pthread_mutex_lock(&st->compact_lock);
-  int r = 0;
-  for (int pass = 0; !r && pass < passes; pass++)
+  int r = 0, n = 0;
+  for (int pass = 0; !r && pass < passes; pass++, n++)
     r = compact_pass(st);
   pthread_mutex_unlock(&st->compact_lock);
+  *ran = r == 1 ? n - 1 : n;
   return r == 1 ? 0 : r;
 }
 
 int trueno_compact(struct trueno_store *st) {
-  return compact_passes(st, COMPACT_PASSES);
+  int ran;
+  return compact_passes(st, COMPACT_PASSES, &ran);
 }
 
 /* Arena bytes held beyond the compressed payload they hold. */
@@ -756,6 +759,7 @@ static uint64_t arena_slack(struct trueno_store *st, uint64_t *payload) {
  * slots a try, so a step on a store of mostly busy or already recompressed
  * pages ends soon too. */
 #define RECOMPRESS_SCAN_PER_TRY 64u
+#define SETTLE_PATIENCE 4
 
 int trueno_maintain(struct trueno_store *st) {
   /* Recompression moves pages into smaller classes and leaves the space
@@ -785,12 +789,25 @@ int trueno_maintain(struct trueno_store *st) {
    * lone halves were sources: a swap device's server shares its CPUs with
    * the workload that is swapping.  After recompression, passes until done;
    * with a pool reserve each pass moves little (see arena.c), so settling
-   * goes on from call to call while a call frees 1/32 of the arena. */
+   * goes on from call to call, until SETTLE_PATIENCE calls in a row free
+   * less than 1/256 of the arena each, or a call finds nothing to move.
+   * (It stopped at the first call that freed less than 1/32: measured
+   * after recompressing 75000 corpus pages under a 16 MiB reserve, the
+   * first settling call moved 30192 objects and freed 1 %, and memory
+   * stayed at 1341 B a page where further passes reach 1064; under a 4 MiB
+   * reserve each pass moves 1 MiB and a call frees 1-2 %.) */
   uint64_t held = atomic_load(&st->pool.pages_out);
-  int r = compact_passes(st, settle ? COMPACT_PASSES : 1);
+  int ran;
+  int r = compact_passes(st, settle ? COMPACT_PASSES : 1, &ran);
   uint64_t now = atomic_load(&st->pool.pages_out);
-  if (!settle || now + held / 32 > held)
+  if (!settle) {
     st->recomp_since_compact = 0;
+  } else if (now + held / 256 <= held) {
+    st->settle_stalls = 0; /* freed 1/256 or more: on */
+  } else if (!ran || ++st->settle_stalls >= SETTLE_PATIENCE) {
+    st->recomp_since_compact = 0;
+    st->settle_stalls = 0;
+  }
   atomic_store(&st->slack_after_compact, arena_slack(st, &payload));
   return r;
 }

@@ -48,6 +48,8 @@ struct trueno_store {
   _Atomic uint32_t tick;
   struct recompressor recomp;
   uint64_t recomp_since_compact; /* pages; trueno_maintain's alone */
+  unsigned settle_stalls;        /* the same: settling calls that freed
+                                    little, in a row */
   pthread_rwlock_t locks[NSTRIPES];
 };
 
