@@ -5,7 +5,8 @@
 # pages) and holds it untouched, so the swapped-out pages go idle and the
 # server recompresses them; then every page is read back and verified.
 # Pass: 0 corrupt pages, most pages recompressed, payload per stored page
-# 10 % down and memory per stored page not up, the server alive.
+# 10 % down, memory per stored page not up and within 1.2x of the payload
+# per page, the server alive.
 # SPDX-License-Identifier: MIT
 . "$TRUENO_VM_LIB"
 ram=$(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo)
@@ -64,8 +65,10 @@ kill -0 "$SERVER_PID" 2>/dev/null || fail "the server died"
 [ "${rec:-0}" -ge $(( s0 / 2 )) ] || fail "only $rec of $s0 idle pages recompressed"
 [ "${zp:-0}" -gt 0 ] || fail "no zstd pages"
 [ $(( pp1 * 100 )) -le $(( pp0 * 90 )) ] || fail "payload per page $pp0 -> $pp1 B: not 10 % down"
-# Memory follows as far as compaction under swap=on gets (it moves a
-# bounded amount a pass): it must not grow.
+# Memory follows the payload down: compaction under swap=on moves a
+# bounded amount a pass, so it settles over several seconds.  Measured
+# 1.08-1.09x the payload once settled; 1.30x when settling stopped early.
 [ $(( mp1 * 100 )) -le $(( mp0 * 102 )) ] || fail "memory per page $mp0 -> $mp1 B: went up"
+[ $(( mp1 * 100 )) -le $(( pp1 * 120 )) ] || fail "memory per page $mp1 B is over 1.2x the payload's $pp1 B: compaction stopped short"
 transport_down rec || fail "trueno-swap down failed"
 pass "$s0 pages swapped out and held: $rec recompressed to zstd; per page payload $pp0 -> $pp1 B, memory $mp0 -> $mp1 B; all $mib MiB verified"
