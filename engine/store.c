@@ -802,6 +802,7 @@ int trueno_maintain(struct trueno_store *st) {
   uint64_t now = atomic_load(&st->pool.pages_out);
   if (!settle) {
     st->recomp_since_compact = 0;
+    st->settle_stalls = 0;
   } else if (now + held / 256 <= held) {
     st->settle_stalls = 0; /* freed 1/256 or more: on */
   } else if (!ran || ++st->settle_stalls >= SETTLE_PATIENCE) {
