@@ -803,8 +803,8 @@ int trueno_maintain(struct trueno_store *st) {
   if (!settle) {
     st->recomp_since_compact = 0;
     st->settle_stalls = 0;
-  } else if (now + held / 256 <= held) {
-    st->settle_stalls = 0; /* freed 1/256 or more: on */
+  } else if (now < held && held - now >= held / 256) {
+    st->settle_stalls = 0; /* freed 1/256 or more (and something): on */
   } else if (!ran || ++st->settle_stalls >= SETTLE_PATIENCE) {
     st->recomp_since_compact = 0;
     st->settle_stalls = 0;
