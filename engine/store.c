@@ -730,11 +730,11 @@ static int compact_pass(struct trueno_store *st) {
 /* *ran: the passes that found something to move. */
 static int compact_passes(struct trueno_store *st, int passes, int *ran) {
   pthread_mutex_lock(&st->compact_lock);
-  int r = 0, n = 0;
-  for (int pass = 0; !r && pass < passes; pass++, n++)
+  int r = 0, pass = 0;
+  for (; !r && pass < passes; pass++)
     r = compact_pass(st);
   pthread_mutex_unlock(&st->compact_lock);
-  *ran = r == 1 ? n - 1 : n;
+  *ran = r == 1 ? pass - 1 : pass;
   return r == 1 ? 0 : r;
 }
 
