@@ -36,10 +36,6 @@ int ublk_parse_size(const char *s, uint64_t *out) {
   return 0;
 }
 
-int ublk_parse_int(const char *s, long min, long max, long *out) {
-  return engine_params_parse_long(s, min, max, out);
-}
-
 /* key=value: the engine parameters both front ends share
  * (common/engine-params.c), then this front end's own. */
 static int parse_param(struct engine_params *p, const char *key,
@@ -103,11 +99,11 @@ int ublk_parse_add(int argc, char **argv, struct ublk_opts *o, char *err,
         return param_error(err, errlen, "invalid size '%s': must be a multiple of 4096 bytes", v);
       size_given = true;
     } else if ((v = opt_value(argc, argv, &i, "--queues", &missing))) {
-      if (ublk_parse_int(v, 1, UBLK_MAX_QUEUES, &l))
+      if (engine_params_parse_long(v, 1, UBLK_MAX_QUEUES, &l))
         return param_error(err, errlen, "invalid --queues '%s': 1..%d", v, UBLK_MAX_QUEUES);
       o->queues = (int)l;
     } else if ((v = opt_value(argc, argv, &i, "--depth", &missing))) {
-      if (ublk_parse_int(v, 1, UBLK_MAX_QUEUE_DEPTH_ARG, &l))
+      if (engine_params_parse_long(v, 1, UBLK_MAX_QUEUE_DEPTH_ARG, &l))
         return param_error(err, errlen, "invalid --depth '%s': 1..%d", v, UBLK_MAX_QUEUE_DEPTH_ARG);
       o->depth = (int)l;
       depth_given = true;
@@ -119,7 +115,7 @@ int ublk_parse_add(int argc, char **argv, struct ublk_opts *o, char *err,
       o->max_io = (uint32_t)b;
       max_io_given = true;
     } else if ((v = opt_value(argc, argv, &i, "--id", &missing))) {
-      if (ublk_parse_int(v, 0, 1 << 20, &l))
+      if (engine_params_parse_long(v, 0, 1 << 20, &l))
         return param_error(err, errlen, "invalid --id '%s': a device number, 0 or more", v);
       o->id = (int)l;
     } else if ((v = opt_value(argc, argv, &i, "--run-dir", &missing))) {

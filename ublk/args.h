@@ -35,8 +35,6 @@ struct ublk_opts {
 
 /* "123", "512K", "8G", "1T", "4MiB" (binary units).  0 or -EINVAL. */
 int ublk_parse_size(const char *s, uint64_t *out);
-/* A whole decimal number in [min, max].  0 or -EINVAL. */
-int ublk_parse_int(const char *s, long min, long max, long *out);
 
 /* argv of `add` (after the word "add").  0, or -EINVAL with a message for
  * the user in err. */

@@ -28,6 +28,7 @@
 
 #include "args.h"
 #include "ctrl.h"
+#include "engine-params.h"
 #include "server.h"
 
 static const char *prog = "trueno-ublk";
@@ -329,7 +330,7 @@ static int cmd_del(int argc, char **argv) {
   if (argc != 1)
     return die("usage: %s del ID|all", prog);
   long id = -1;
-  if (strcmp(argv[0], "all") && ublk_parse_int(argv[0], 0, INT_MAX, &id))
+  if (strcmp(argv[0], "all") && engine_params_parse_long(argv[0], 0, INT_MAX, &id))
     return die("invalid device id '%s': a number (see: trueno-ublk list) or all",
                argv[0]);
   struct ublk_ctrl c;
