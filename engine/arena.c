@@ -32,6 +32,7 @@ struct size_class {
   uint32_t size;
   uint16_t pages_per_zspage;
   uint16_t objs_per_zspage;
+  uint32_t footprint; /* bytes of pages an object takes in a full zspage */
   struct zs_list partial;  /* zspages with room */
   struct zs_list isolated; /* compaction sources */
   struct zs_list all;      /* every zspage, for compaction to look over */
@@ -41,6 +42,7 @@ struct arena {
   struct pagepool *pool;
   struct memacct *acct;
   _Atomic uint64_t meta_bytes;
+  _Atomic uint64_t footprint; /* of the live objects: see arena_footprint */
   _Atomic int packing; /* a compaction is moving objects: see zspage_take */
   struct size_class classes[NCLASSES];
 };
@@ -76,6 +78,7 @@ int arena_create(struct pagepool *pool, struct memacct *acct,
     c->size = (i + 1) * ARENA_ALIGN;
     c->pages_per_zspage = pick_pages(c->size);
     c->objs_per_zspage = (uint16_t)(c->pages_per_zspage * PAGE / c->size);
+    c->footprint = c->pages_per_zspage * PAGE / c->objs_per_zspage;
   }
   *out = a;
   return 0;
@@ -214,6 +217,7 @@ int arena_store(struct arena *a, const void *data, size_t len,
   if (++zs->inuse == c->objs_per_zspage)
     LIST_REMOVE(zs, link);
   pthread_mutex_unlock(&c->lock);
+  atomic_fetch_add_explicit(&a->footprint, c->footprint, memory_order_relaxed);
 
   /* The object is ours alone until the handle is published: copy unlocked. */
   obj_write(zs, (uint32_t)idx * c->size, data, len);
@@ -259,10 +263,15 @@ void arena_free(struct arena *a, uint64_t handle) {
   if (zs->inuse == 0)
     zspage_release(a, zs);
   pthread_mutex_unlock(&c->lock);
+  atomic_fetch_sub_explicit(&a->footprint, c->footprint, memory_order_relaxed);
 }
 
 uint64_t arena_metadata_bytes(struct arena *a) {
   return atomic_load_explicit(&a->meta_bytes, memory_order_relaxed);
+}
+
+uint64_t arena_footprint(struct arena *a) {
+  return atomic_load_explicit(&a->footprint, memory_order_relaxed);
 }
 
 

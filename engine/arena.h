@@ -55,6 +55,11 @@ void arena_overwrite(uint64_t handle, const void *data, size_t len);
 size_t arena_compact_begin(struct arena *a);
 int arena_is_isolated(uint64_t handle);
 void arena_compact_end(struct arena *a);
+/* Bytes of pages the live objects would take packed into full zspages of
+ * their classes: the least the arena can hold them in, what compaction
+ * works towards.  The rest of its pages is waste: partly used zspages,
+ * half pages alone on a page, a class's last zspage partly carved. */
+uint64_t arena_footprint(struct arena *a);
 /* Bytes of zspage bookkeeping now allocated. */
 uint64_t arena_metadata_bytes(struct arena *a);
 

@@ -743,14 +743,15 @@ int trueno_compact(struct trueno_store *st) {
   return compact_passes(st, COMPACT_PASSES, &ran);
 }
 
-/* Arena bytes held beyond the compressed payload they hold. */
-static uint64_t arena_slack(struct trueno_store *st, uint64_t *payload) {
+/* Bytes of the arena's pages beyond what its objects would take packed
+ * (arena_footprint): what compaction can give back.  *ideal: that least. */
+static uint64_t arena_waste(struct trueno_store *st, uint64_t *ideal) {
   struct trueno_stats s;
-  trueno_get_stats(st, &s);
-  uint64_t raw = s.huge_pages * TRUENO_PAGE_SIZE;
-  uint64_t held = s.arena_pages * TRUENO_PAGE_SIZE - raw;
-  *payload = s.compr_data_size - raw;
-  return held > *payload ? held - *payload : 0;
+  store_counters_read(&st->cnt, &s);
+  uint64_t pages = atomic_load(&st->pool.pages_out);
+  uint64_t held = (pages > s.huge_pages ? pages - s.huge_pages : 0) * PAGE;
+  *ideal = arena_footprint(st->arena);
+  return held > *ideal ? held - *ideal : 0;
 }
 
 /* A recompression step per call (about a second apart): a bounded number
@@ -759,57 +760,60 @@ static uint64_t arena_slack(struct trueno_store *st, uint64_t *payload) {
  * slots a try, so a step on a store of mostly busy or already recompressed
  * pages ends soon too. */
 #define RECOMPRESS_SCAN_PER_TRY 64u
-#define SETTLE_PATIENCE 4
+/* Waste allowed whatever the store's size: each size class in use keeps a
+ * partly carved zspage (up to a block), and a scan of the slot table for a
+ * few pages' gain is not worth it. */
+#define WASTE_ALLOWED (256u * 1024)
+#define STALL_PATIENCE 4
 
 int trueno_maintain(struct trueno_store *st) {
-  /* Recompression moves pages into smaller classes and leaves the space
-   * they held behind: once a run of steps ends (a step finds nothing more
-   * to do) after 256 pages or more, compact, whatever the slack, so the
-   * memory follows the payload. */
-  int settle = 0;
-  if (st->recomp.kind) {
-    uint64_t tries = st->recomp.rate;
-    int n = trueno_recompress(st, st->recomp.idle,
-                              tries * RECOMPRESS_SCAN_PER_TRY, tries);
-    if (n > 0)
-      st->recomp_since_compact += (uint64_t)n;
-    else if (st->recomp_since_compact >= 256)
-      settle = 1;
+  if (st->recomp.kind)
+    trueno_recompress(st, st->recomp.idle,
+                      (uint64_t)st->recomp.rate * RECOMPRESS_SCAN_PER_TRY,
+                      st->recomp.rate);
+  /* Compaction is decided by what it can give back, not by how the waste
+   * came (frees scattered by trims and overwrites, pages recompressed into
+   * smaller classes): it starts when the waste passes 1/32 of the least
+   * the objects take, and goes on from call to call until it is under
+   * 1/64, or until it stops paying.  (It was decided by history: after a
+   * run of recompression steps had ended, until calls freed little, else
+   * by slack grown since the last pass.  A CI run of the VM's
+   * idle-recompress case left a store at 1.29x its payload that way, where
+   * compaction reaches 1.08x.)  With a pool reserve (swap=on) each pass
+   * moves a bounded amount (see arena.c), so the waste comes down over
+   * several calls. */
+  uint64_t ideal, waste = arena_waste(st, &ideal);
+  if (!st->compacting) {
+    uint64_t floor = st->waste_floor;
+    if (waste < ideal / 32 + WASTE_ALLOWED || waste < floor + ideal / 32)
+      return 0;
+    st->compacting = 1;
+    st->compact_stalls = 0;
   }
-  /* A freshly filled store has ~5-8% slack; frees scattered over zspages
-   * add more.  Compact past 1/8 of the payload, and only when slack has
-   * grown by 1/16 since the last pass left it: what compaction cannot
-   * recover must not make every call scan the slot table. */
-  uint64_t payload, slack = arena_slack(st, &payload);
-  uint64_t floor = atomic_load(&st->slack_after_compact);
-  if (!settle && (slack < payload / 8 || slack < floor + payload / 16 ||
-                  slack < 256 * 1024))
-    return 0;
-  /* Routine compaction (churn, trims) is one pass a call, as it was before
-   * lone halves were sources: a swap device's server shares its CPUs with
-   * the workload that is swapping.  After recompression, passes until done;
-   * with a pool reserve each pass moves little (see arena.c), so settling
-   * goes on from call to call, until SETTLE_PATIENCE calls in a row free
-   * less than 1/256 of the arena each, or a call finds nothing to move.
-   * (It stopped at the first call that freed less than 1/32: measured
-   * after recompressing 75000 corpus pages under a 16 MiB reserve, the
-   * first settling call moved 30192 objects and freed 1 %, and memory
-   * stayed at 1341 B a page where further passes reach 1064; under a 4 MiB
-   * reserve each pass moves 1 MiB and a call frees 1-2 %.) */
-  uint64_t held = atomic_load(&st->pool.pages_out);
-  int ran;
-  int r = compact_passes(st, settle ? COMPACT_PASSES : 1, &ran);
-  uint64_t now = atomic_load(&st->pool.pages_out);
-  if (!settle) {
-    st->recomp_since_compact = 0;
-    st->settle_stalls = 0;
-  } else if (now < held && held - now >= held / 256) {
-    st->settle_stalls = 0; /* freed 1/256 or more (and something): on */
-  } else if (!ran || ++st->settle_stalls >= SETTLE_PATIENCE) {
-    st->recomp_since_compact = 0;
-    st->settle_stalls = 0;
+  /* Passes until the waste is down, at most COMPACT_PASSES a call: a swap
+   * device's server shares its CPUs with the workload that is swapping. */
+  uint64_t before = waste;
+  int r = 0, ran = 1;
+  for (int pass = 0; !r && ran && pass < COMPACT_PASSES; pass++) {
+    if (waste < ideal / 64 + WASTE_ALLOWED)
+      break;
+    r = compact_passes(st, 1, &ran);
+    waste = arena_waste(st, &ideal);
   }
-  atomic_store(&st->slack_after_compact, arena_slack(st, &payload));
+  uint64_t gained = before > waste ? before - waste : 0;
+  if (waste < ideal / 64 + WASTE_ALLOWED) {
+    st->compacting = 0;
+    st->waste_floor = 0;
+  } else if (!ran || r ||
+             (gained < before / 64 && ++st->compact_stalls >= STALL_PATIENCE)) {
+    /* Nothing left to move (or no memory to move it), or calls in a row
+     * gave back too little: what is left is not for compaction now; try
+     * again once the waste has grown past it. */
+    st->compacting = 0;
+    st->waste_floor = waste;
+  } else if (gained >= before / 64) {
+    st->compact_stalls = 0;
+  }
   return r;
 }
 

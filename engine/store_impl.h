@@ -37,7 +37,6 @@ struct trueno_store {
   struct store_counters cnt;
   struct ws_pool ws;
   pthread_mutex_t compact_lock;
-  _Atomic uint64_t slack_after_compact;
   struct trueno_batch_codec batch; /* compress NULL: none */
   /* The store's clock: seconds since it was made, as of the last
    * recompression step (trueno_maintain takes one a second).  Reads and
@@ -47,9 +46,12 @@ struct trueno_store {
   struct timespec born;
   _Atomic uint32_t tick;
   struct recompressor recomp;
-  uint64_t recomp_since_compact; /* pages; trueno_maintain's alone */
-  unsigned settle_stalls;        /* the same: settling calls that freed
-                                    little, in a row */
+  /* trueno_maintain's alone: compaction under way from call to call;
+   * calls in a row that gave back little; waste left when compaction last
+   * stopped short (it starts again once the waste has grown past it). */
+  int compacting;
+  unsigned compact_stalls;
+  uint64_t waste_floor;
   pthread_rwlock_t locks[NSTRIPES];
 };
 

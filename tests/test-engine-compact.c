@@ -114,6 +114,24 @@ static void run(const char *name, const uint8_t *data, size_t npages,
   CHECK(m1.compactions > m0.compactions, "%s: maintain compacted", name);
   CHECK(m1.mem_used_total < m0.mem_used_total, "%s: maintain freed memory",
         name);
+  /* Calls go on until little is left for compaction: as close to its floor
+   * as its stop level (1/64 of the least the objects take, plus 256 KiB,
+   * and metadata), with no call from outside. */
+  for (int k = 0; k < 20; k++)
+    CHECK(trueno_maintain(st) == 0, "maintain");
+  trueno_get_stats(st, &m1);
+  for (int k = 0; k < 4; k++)
+    CHECK(trueno_compact(st) == 0, "compact to the floor");
+  struct trueno_stats fl;
+  trueno_get_stats(st, &fl);
+  printf("  %s %s: maintain left %llu B, compaction's floor %llu B\n", name,
+         trueno_algorithm_name(alg), (unsigned long long)m1.mem_used_total,
+         (unsigned long long)fl.mem_used_total);
+  CHECK(m1.mem_used_total <= fl.mem_used_total + fl.mem_used_total / 32 +
+                                 (512u << 10),
+        "%s: maintain left %llu B where compaction reaches %llu B", name,
+        (unsigned long long)m1.mem_used_total,
+        (unsigned long long)fl.mem_used_total);
   free(back);
   free(model);
   trueno_store_destroy(st);

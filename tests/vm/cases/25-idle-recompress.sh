@@ -42,14 +42,21 @@ say "filled $mib MiB in $ram MiB RAM: $s0 pages in swap, mem_used_total $mem0 B,
 tried() { snap b; echo $(( $(val b pages_recompressed) + $(val b recompress_no_gain) )); }
 enough() { [ "$(tried)" -ge $(( s0 * 9 / 10 )) ]; }
 wait_for 300 enough || say "only $(tried) of $s0 pages tried in 300 s"
-# The compactions that follow a finished run of steps (with swap=on's pool
-# reserve each moves a bounded amount, so they go on from second to
-# second): wait until memory has not gone down for 10 s, at most 120 s.
-snap b; best=$(val b mem_used_total) still=0 waited=0
-while [ $still -lt 10 ] && [ $waited -lt 120 ]; do
-  sleep 2; waited=$((waited + 2)); snap b
-  m=$(val b mem_used_total)
-  if [ "${m:-0}" -lt "$best" ]; then best=$m still=0; else still=$((still + 2)); fi
+# Then until the recompressor has stopped finding pages and memory has not
+# gone down for 10 s (compaction follows the waste recompression leaves,
+# and with swap=on's pool reserve each pass moves a bounded amount, so it
+# goes on from second to second), at most 180 s.
+snap b; best=$(val b mem_used_total) still=0 waited=0 t_last=$(tried)
+while [ $still -lt 10 ] && [ $waited -lt 180 ]; do
+  sleep 2; waited=$((waited + 2))
+  t_now=$(tried) m=$(val b mem_used_total)
+  if [ "${m:-0}" -lt "$best" ] || [ "$t_now" -ne "$t_last" ]; then
+    still=0
+  else
+    still=$((still + 2))
+  fi
+  [ "${m:-0}" -lt "$best" ] && best=$m
+  t_last=$t_now
 done
 snap b
 s1=$(held b) mem1=$(val b mem_used_total) pay1=$(val b compr_data_size)
