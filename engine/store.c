@@ -784,8 +784,12 @@ int trueno_maintain(struct trueno_store *st) {
    * several calls. */
   uint64_t ideal, waste = arena_waste(st, &ideal);
   if (!st->compacting) {
-    uint64_t floor = st->waste_floor;
-    if (waste < ideal / 32 + WASTE_ALLOWED || waste < floor + ideal / 32)
+    /* After compaction stopped short: from the least waste seen since,
+     * so that a store that shrinks is not held to an old, larger floor. */
+    if (waste < st->waste_floor)
+      st->waste_floor = waste;
+    if (waste < ideal / 32 + WASTE_ALLOWED ||
+        waste < st->waste_floor + ideal / 32)
       return 0;
     st->compacting = 1;
     st->compact_stalls = 0;

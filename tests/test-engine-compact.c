@@ -137,6 +137,73 @@ static void run(const char *name, const uint8_t *data, size_t npages,
   trueno_store_destroy(st);
 }
 
+/* A page of n pseudo-random bytes, then zeros: compresses to about n. */
+static void sparse_page(uint8_t *page, size_t n, uint32_t seed) {
+  memset(page, 0, PAGE);
+  for (size_t i = 0; i < n; i++) {
+    seed = seed * 1103515245u + 12345u;
+    page[i] = (uint8_t)(seed >> 16);
+  }
+}
+
+/* Waste that compaction cannot take back: every size class left with one
+ * zspage holding one object (no other zspage to move it into, its blocks
+ * paired on their pages).  maintain tries once, then leaves it alone until
+ * the waste grows (a scan of the slot table a second for nothing is what
+ * the backoff is for); every page still reads back. */
+static void run_stuck(void) {
+  const size_t npages = 12288;
+  struct trueno_config cfg = {.size = npages * PAGE,
+                              .algorithm = TRUENO_ALG_LZ4};
+  struct trueno_store *st;
+  CHECK(trueno_store_create(&cfg, &st) == 0, "create");
+  uint8_t page[PAGE];
+  /* Lengths swept over every class, 4 times over: full zspages. */
+  for (size_t p = 0; p < npages; p++) {
+    sparse_page(page, 40 + p % 3000, (uint32_t)p);
+    CHECK(trueno_write(st, page, PAGE, p * PAGE) == 0, "write %zu", p);
+  }
+  /* Keep one page of each run of 3000 lengths in 97: about one object in
+   * each of 30 classes, spread over many others: trim the rest. */
+  size_t kept = 0;
+  for (size_t p = 0; p < npages; p++) {
+    if (p < 3000 && p % 97 == 0) {
+      kept++;
+      continue;
+    }
+    CHECK(trueno_trim(st, PAGE, p * PAGE) == 0, "trim %zu", p);
+  }
+  struct trueno_stats s0, s1, s2;
+  trueno_get_stats(st, &s0);
+  for (int k = 0; k < 3; k++)
+    CHECK(trueno_maintain(st) == 0, "maintain");
+  trueno_get_stats(st, &s1);
+  for (int k = 0; k < 10; k++)
+    CHECK(trueno_maintain(st) == 0, "maintain");
+  trueno_get_stats(st, &s2);
+  printf("  stuck waste: %zu pages kept, mem %llu B for a payload of %llu B; "
+         "compactions %llu -> %llu -> %llu\n",
+         kept, (unsigned long long)s0.mem_used_total,
+         (unsigned long long)s0.compr_data_size,
+         (unsigned long long)s0.compactions,
+         (unsigned long long)s1.compactions,
+         (unsigned long long)s2.compactions);
+  CHECK(s0.mem_used_total > 4 * s0.compr_data_size,
+        "the waste was not built: mem %llu B, payload %llu B",
+        (unsigned long long)s0.mem_used_total,
+        (unsigned long long)s0.compr_data_size);
+  CHECK(s1.compactions > s0.compactions, "maintain tried compaction");
+  CHECK(s2.compactions == s1.compactions,
+        "maintain went on scanning for waste it cannot take back");
+  for (size_t p = 0; p < 3000; p += 97) {
+    uint8_t want[PAGE];
+    sparse_page(want, 40 + p % 3000, (uint32_t)p);
+    CHECK(trueno_read(st, page, PAGE, p * PAGE) == 0, "read %zu", p);
+    CHECK(memcmp(page, want, PAGE) == 0, "page %zu differs", p);
+  }
+  trueno_store_destroy(st);
+}
+
 int main(void) {
   struct tc_corpus c;
   tc_corpus_load(&c);
@@ -146,5 +213,6 @@ int main(void) {
     run(f->name, f->data, f->npages, TRUENO_ALG_ZSTD, !f->truncated);
   }
   tc_corpus_free(&c);
+  run_stuck();
   return tc_finish();
 }
