@@ -727,29 +727,28 @@ static int compact_pass(struct trueno_store *st) {
  * others).  Passes go on while they find sources, up to COMPACT_PASSES. */
 #define COMPACT_PASSES 6
 
-/* *ran: the passes that found something to move. */
-static int compact_passes(struct trueno_store *st, int passes, int *ran) {
+/* Up to passes passes; stops at one that finds nothing to move (returns 1)
+ * or fails (a negative errno); else 0. */
+static int compact_passes(struct trueno_store *st, int passes) {
   pthread_mutex_lock(&st->compact_lock);
-  int r = 0, pass = 0;
-  for (; !r && pass < passes; pass++)
+  int r = 0;
+  for (int pass = 0; !r && pass < passes; pass++)
     r = compact_pass(st);
   pthread_mutex_unlock(&st->compact_lock);
-  *ran = r == 1 ? pass - 1 : pass;
-  return r == 1 ? 0 : r;
+  return r;
 }
 
 int trueno_compact(struct trueno_store *st) {
-  int ran;
-  return compact_passes(st, COMPACT_PASSES, &ran);
+  int r = compact_passes(st, COMPACT_PASSES);
+  return r == 1 ? 0 : r;
 }
 
 /* Bytes of the arena's pages beyond what its objects would take packed
  * (arena_footprint): what compaction can give back.  *ideal: that least. */
 static uint64_t arena_waste(struct trueno_store *st, uint64_t *ideal) {
-  struct trueno_stats s;
-  store_counters_read(&st->cnt, &s);
   uint64_t pages = atomic_load(&st->pool.pages_out);
-  uint64_t held = (pages > s.huge_pages ? pages - s.huge_pages : 0) * PAGE;
+  uint64_t raw = atomic_load(&st->cnt.huge_pages);
+  uint64_t held = (pages > raw ? pages - raw : 0) * PAGE;
   *ideal = arena_footprint(st->arena);
   return held > *ideal ? held - *ideal : 0;
 }
@@ -765,6 +764,11 @@ static uint64_t arena_waste(struct trueno_store *st, uint64_t *ideal) {
  * few pages' gain is not worth it. */
 #define WASTE_ALLOWED (256u * 1024)
 #define STALL_PATIENCE 4
+
+/* Where compaction, once started, stops. */
+static int waste_low(uint64_t waste, uint64_t ideal) {
+  return waste < ideal / 64 + WASTE_ALLOWED;
+}
 
 int trueno_maintain(struct trueno_store *st) {
   if (st->recomp.kind)
@@ -797,28 +801,27 @@ int trueno_maintain(struct trueno_store *st) {
   /* Passes until the waste is down, at most COMPACT_PASSES a call: a swap
    * device's server shares its CPUs with the workload that is swapping. */
   uint64_t before = waste;
-  int r = 0, ran = 1;
-  for (int pass = 0; !r && ran && pass < COMPACT_PASSES; pass++) {
-    if (waste < ideal / 64 + WASTE_ALLOWED)
-      break;
-    r = compact_passes(st, 1, &ran);
+  int r = 0;
+  for (int pass = 0; !r && pass < COMPACT_PASSES && !waste_low(waste, ideal);
+       pass++) {
+    r = compact_passes(st, 1);
     waste = arena_waste(st, &ideal);
   }
   uint64_t gained = before > waste ? before - waste : 0;
-  if (waste < ideal / 64 + WASTE_ALLOWED) {
+  if (waste_low(waste, ideal)) {
     st->compacting = 0;
     st->waste_floor = 0;
-  } else if (!ran || r ||
-             (gained < before / 64 && ++st->compact_stalls >= STALL_PATIENCE)) {
-    /* Nothing left to move (or no memory to move it), or calls in a row
-     * gave back too little: what is left is not for compaction now; try
-     * again once the waste has grown past it. */
+  } else if (r || (gained < before / 64 &&
+                   ++st->compact_stalls >= STALL_PATIENCE)) {
+    /* Nothing left to move (r 1) or no memory to move it, or calls in a
+     * row gave back too little: what is left is not for compaction now;
+     * try again once the waste has grown past it. */
     st->compacting = 0;
     st->waste_floor = waste;
   } else if (gained >= before / 64) {
     st->compact_stalls = 0;
   }
-  return r;
+  return r == 1 ? 0 : r;
 }
 
 void trueno_get_stats(struct trueno_store *st, struct trueno_stats *out) {

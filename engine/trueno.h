@@ -180,8 +180,8 @@ int trueno_recompress(struct trueno_store *st, uint32_t min_idle,
                       uint64_t max_slots, uint64_t max_tries);
 /* Housekeeping for front ends to call every second or so: recompresses
  * idle pages a bounded step at a time (when configured: recompress_rate
- * pages tried a call at most) and compacts when the arena's slack passes
- * 1/8 of its payload. */
+ * pages tried a call at most) and compacts, from call to call, when the
+ * arena holds more than 1/32 beyond the least its objects take. */
 int trueno_maintain(struct trueno_store *st);
 
 /* Memory each store created afterwards keeps mapped and resident ahead of
