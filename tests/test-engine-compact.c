@@ -146,9 +146,9 @@ static void sparse_page(uint8_t *page, size_t n, uint32_t seed) {
   }
 }
 
-/* Waste that compaction cannot take back: every size class left with one
- * zspage holding one object (no other zspage to move it into, its blocks
- * paired on their pages).  maintain tries once, then leaves it alone until
+/* Waste that compaction cannot take back: a few size classes left with
+ * one zspage each, holding one object (no other zspage to move it into,
+ * its blocks paired on their pages).  maintain tries once, then leaves it alone until
  * the waste grows (a scan of the slot table a second for nothing is what
  * the backoff is for); every page still reads back. */
 static void run_stuck(void) {
@@ -163,8 +163,8 @@ static void run_stuck(void) {
     sparse_page(page, 40 + p % 3000, (uint32_t)p);
     CHECK(trueno_write(st, page, PAGE, p * PAGE) == 0, "write %zu", p);
   }
-  /* Keep one page of each run of 3000 lengths in 97: about one object in
-   * each of 30 classes, spread over many others: trim the rest. */
+  /* Keep every 97th of the first 3000 pages (lengths 97 bytes apart: 31
+   * pages in as many classes) and trim the rest. */
   size_t kept = 0;
   for (size_t p = 0; p < npages; p++) {
     if (p < 3000 && p % 97 == 0) {
