@@ -269,11 +269,11 @@ static void test_limit(const uint8_t *data, size_t npages) {
   trueno_store_destroy(st);
 }
 
-static volatile int refill_stop;
+static int refill_stop; /* atomic: the refill thread polls it */
 
 static void *refill(void *arg) {
   (void)arg;
-  while (!refill_stop) {
+  while (!__atomic_load_n(&refill_stop, __ATOMIC_RELAXED)) {
     trueno_pool_refill();
     trueno_pool_wait_low(5);
   }
@@ -298,7 +298,7 @@ static void test_settle(const struct tc_corpus *c, size_t npages) {
   if (r)
     return;
   pthread_t t;
-  refill_stop = 0;
+  __atomic_store_n(&refill_stop, 0, __ATOMIC_RELAXED);
   CHECK(pthread_create(&t, NULL, refill, NULL) == 0, "refill thread");
   uint8_t *model = malloc(npages * PAGE);
   for (size_t p = 0; p < npages; p++) {
@@ -337,7 +337,7 @@ static void test_settle(const struct tc_corpus *c, size_t npages) {
         "maintain left %llu B, compaction reaches %llu B",
         (unsigned long long)settled, (unsigned long long)s.mem_used_total);
   CHECK(count_bad(st, model, npages) == 0, "pages differ after settling");
-  refill_stop = 1;
+  __atomic_store_n(&refill_stop, 1, __ATOMIC_RELAXED);
   pthread_join(t, NULL);
   free(model);
   trueno_store_destroy(st);
