@@ -93,6 +93,12 @@ static inline void wildcopy(u8 *d, const u8 *s, size_t n) {
   } while (d < e);
 }
 
+/* Copies 8 bytes. */
+static inline void copy8(u8 *d, const u8 *s) {
+  uint64_t v = rd64(s);
+  memcpy(d, &v, 8);
+}
+
 /* Copies 16 bytes. */
 static inline void copy16(u8 *d, const u8 *s) {
 #if defined(LZ4P_X86)
@@ -106,19 +112,18 @@ static inline void copy16(u8 *d, const u8 *s) {
 }
 
 #if defined(LZ4P_X86) || defined(LZ4P_NEON)
-/* pat_idx[k][i] = i % k: a shuffle that repeats the first k bytes (k < 16);
- * pat_idx[16] keeps all 16.  pat_dist[k]: the least multiple of k that is
- * 16 or more (0 for k = 16). */
-static const u8 pat_idx[17][16] __attribute__((aligned(16))) = {
+/* pat_idx[k][i] = i % k: a shuffle that repeats the first k bytes
+ * (0 < k < 16).  pat_dist[k]: the least multiple of k that is 16 or more. */
+static const u8 pat_idx[16][16] __attribute__((aligned(16))) = {
 #define R(o)                                                                   \
   {0 % o, 1 % o, 2 % o, 3 % o, 4 % o, 5 % o, 6 % o, 7 % o,                     \
    8 % o, 9 % o, 10 % o, 11 % o, 12 % o, 13 % o, 14 % o, 15 % o}
     {0},   R(1),  R(2),  R(3),  R(4),  R(5),  R(6),  R(7), R(8),
-    R(9), R(10), R(11), R(12), R(13), R(14), R(15), R(16)
+    R(9), R(10), R(11), R(12), R(13), R(14), R(15)
 #undef R
 };
-static const u8 pat_dist[17] = {0,  16, 16, 18, 16, 20, 18, 21, 16,
-                                18, 20, 22, 24, 26, 28, 30, 0};
+static const u8 pat_dist[16] = {0,  16, 16, 18, 16, 20, 18, 21,
+                                16, 18, 20, 22, 24, 26, 28, 30};
 
 static inline void store_pattern16(u8 *d, const u8 *s, size_t k) {
 #if defined(LZ4P_NEON)
@@ -130,15 +135,13 @@ static inline void store_pattern16(u8 *d, const u8 *s, size_t k) {
 #endif
 }
 
-/* A match of at most 32 bytes at any offset, without a branch: the first
- * 16 bytes through a shuffle (the identity when off >= 16), the next 16
- * from a multiple of off at least 16 back, now all written.  Writes 32
- * bytes; reads from d - off on. */
+/* A match of at most 32 bytes at an offset below 16, without a branch:
+ * the first 16 bytes through a shuffle, the next 16 from a multiple of off
+ * at least 16 back, now all written.  Writes 32 bytes; reads from d - off
+ * on. */
 static inline void short_match(u8 *d, const u8 *s, size_t off) {
-  size_t k = off < 16 ? off : 16;
-  store_pattern16(d, s, k);
-  size_t dist = pat_dist[k] + (off & ((size_t)0 - (size_t)(k == 16)));
-  copy16(d + 16, d + 16 - dist);
+  store_pattern16(d, s, off);
+  copy16(d + 16, d + 16 - pat_dist[off]);
 }
 #endif
 
@@ -211,12 +214,14 @@ static inline unsigned ctz64(uint64_t v) { return (unsigned)__builtin_ctzll(v); 
 /* Number of equal bytes at p and m, stopping at limit (p < limit, m < p). */
 static inline size_t count_match(const u8 *p, const u8 *m, const u8 *limit) {
   const u8 *const start = p;
-  /* Half of the matches end within 8 bytes: a word compare answers those
-   * sooner than a vector compare (measured). */
-  if (LIKELY(p + 8 <= limit)) {
+  /* Most matches end within 16 bytes (half within 8): word compares answer
+   * those sooner than a vector compare, whose mask takes longer to reach a
+   * branch (two words first: +7 % compression speed on the AVX-512 path
+   * over one, measured on 7 programs' memory). */
+  for (int i = 0; i < 2 && LIKELY(p + 8 <= limit); i++) {
     uint64_t x = rd64(p) ^ rd64(m);
     if (x)
-      return ctz64(x) / 8;
+      return (size_t)(p - start) + ctz64(x) / 8;
     p += 8;
     m += 8;
   }
@@ -531,27 +536,32 @@ int FN(lz4page_decompress)(const void *src, int len, void *page) {
       ip += 2;
       size_t ml = token & 15;
       const u8 *m = op - off;
-      if (UNLIKELY(off == 0 || off > (size_t)(op - ostart)))
+      /* off - 1 wraps for off == 0: one compare rejects both. */
+      if (UNLIKELY(off - 1 >= (size_t)(op - ostart)))
         return -1;
       /* Measured and left out: adding a long match's first length byte
        * without a branch (so matches up to 32 bytes all take the short
        * copy) was +4 % on the corpus but -3.5 % on other memory: it puts
        * two more operations between one token and the next (8.7 -> 10.2
-       * cycles a sequence on predictable input).  So was a plain 2 x 16
-       * byte copy for offsets >= 16 (-6 % gcc-sqlite, +3 % elsewhere). */
+       * cycles a sequence on predictable input). */
       if (LIKELY(ml != 15)) {
-        /* At most 18 bytes; op is FAST_OUT - 16 or more from the end. */
-#if defined(LZ4P_X86) || defined(LZ4P_NEON)
-        short_match(op, m, off);
-#else
-        if (off >= 8) {
-          copyw(op, m);
-          copyw(op + 8, m + 8);
-          copyw(op + 16, m + 16);
+        /* At most 18 bytes; op is FAST_OUT - 16 or more from the end.
+         * Offsets of 8 or more take three 8-byte moves on every path, not
+         * 16-byte ones: a match often reads output written a moment ago,
+         * which an 8-byte load takes from one 8-byte store while a 16-byte
+         * load straddles two and waits for them to reach the cache (+7 %
+         * on 7 programs' memory, the same blocks decoded). */
+        if (LIKELY(off >= 8)) {
+          copy8(op, m);
+          copy8(op + 8, m + 8);
+          copy8(op + 16, m + 16);
         } else {
+#if defined(LZ4P_X86) || defined(LZ4P_NEON)
+          short_match(op, m, off);
+#else
           match_copy_wild(op, m, ml + MINMATCH);
-        }
 #endif
+        }
         op += ml + MINMATCH;
         continue;
       }
