@@ -9,21 +9,27 @@
  * 4-byte ones) take 12 KiB of u16 (one L1-resident memset per page), the
  * last match's offset is tried where both miss (memory holds arrays of
  * structures), literals and matches are copied with
- * fixed-size overlapping moves into buffers with slack, short matches of
- * any offset are copied without a branch (a shuffle makes the pattern),
- * runs of period 1, 2, 4 or 8 are filled 32/64 bytes at a time, and match
- * extension compares a word, then 16/32/64 bytes at a time.  One source (lz4page_impl.h)
+ * fixed-size overlapping moves into buffers with slack, short matches are
+ * copied without a branch on their length (8-byte moves at offsets of 8 or
+ * more, which the store buffer forwards to the next match that reads them;
+ * a shuffle makes the pattern below 8), runs of period 1, 2, 4 or 8 are
+ * filled 32/64 bytes at a time, and match extension compares two words,
+ * then 16/32/64 bytes at a time.  One source (lz4page_impl.h)
  * is compiled once per instruction set; cpu.c picks one at first use.
  *
- * Speed (measured on the corpus, Zen 4 VM, no hardware counters): both
- * directions run at about liblz4's speed and are bound by the parse, not by
- * copies or memory.  Compression costs ~40 cycles a sequence (~240 a page),
- * about half of it mispredicted branches (is there a match, how long, one
- * right after): replaying the same 8 pages, whose branches the predictor
- * then learns, halves the time.  Decompression with every copy removed
- * takes as long as with them; a token costs ~9 cycles on predictable input
- * (liblz4: 7.6), ~22 on real pages.  Cheaper parsing (one table, longer
- * minimum matches) buys speed only with ratio below liblz4's.
+ * Speed (measured on the corpus and 4 more programs' memory, Zen 4 VM, no
+ * hardware counters): compression at ~0.95x liblz4's speed for +5 % ratio,
+ * decompression at about liblz4's speed; both are bound by the parse, not
+ * by copies or memory.  Compression costs ~40 cycles a sequence (~240 a
+ * page), about half of it mispredicted branches (is there a match, how
+ * long, one right after): replaying the same 8 pages, whose branches the
+ * predictor then learns, halves the time.  Decompression with every copy
+ * removed took about as long as with them (what copies cost is whether
+ * the next match's load can be forwarded from their stores: 16-byte moves
+ * of short matches cost 7 %); a token costs ~9 cycles on predictable input
+ * (liblz4: 7.6), ~22 on real pages.  Cheaper parsing
+ * (one table, longer minimum matches) buys speed only with ratio below
+ * liblz4's.
  *
  * SPDX-License-Identifier: MIT
  */
