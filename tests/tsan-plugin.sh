@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The plugin built with ThreadSanitizer (make check-tsan builds it as
+# tests/tsan/trueno.so and sets TRUENO_PLUGIN), served by a real nbdkit
+# with the sanitizer's runtime preloaded: nbdkit's request threads, the
+# housekeeping thread (stats, idle-page recompression, compaction) and the
+# engine under concurrent NBD clients.  Any data race the sanitizer sees is
+# a failure.  Two servers: fio with several connections writing and
+# verifying while pages are recompressed and compacted, then trims; and a
+# memory limit that writes run into (ENOSPC) while the server keeps serving.
+# SPDX-License-Identifier: MIT
+source "$(dirname "$0")/functions.sh"
+require_cmd fio gcc
+require_nbd_python
+tsan_rt=$(gcc -print-file-name=libtsan.so.2)
+[ -f "$tsan_rt" ] || fail "no ThreadSanitizer runtime (libtsan.so.2) for gcc"
+
+sock=$TMPD/nbd.sock
+server=
+stop_server() {
+    [ -n "$server" ] || return 0
+    kill -TERM "$server" 2>/dev/null || :
+    local rc=0
+    wait "$server" || rc=$?
+    server=
+    # nbdkit exits 0 on SIGTERM; the sanitizer's exit code is 66.
+    if [ "$rc" -ne 0 ]; then
+        head -n 60 "$TMPD"/tsan.* "$TMPD/nbdkit.err" >&2 2>/dev/null || :
+        fail "nbdkit under ThreadSanitizer exited $rc"
+    fi
+}
+trap 'stop_server; cleanup' EXIT
+
+# start PLUGIN-ARGS...: nbdkit in the foreground of a background job.
+start() {
+    rm -f "$sock"
+    LD_PRELOAD=$tsan_rt TSAN_OPTIONS="log_path=$TMPD/tsan exitcode=66" \
+        nbdkit -f -U "$sock" "$TRUENO_PLUGIN" "$@" 2>"$TMPD/nbdkit.err" &
+    server=$!
+    for _ in $(seq 300); do
+        [ -S "$sock" ] && return 0
+        kill -0 "$server" 2>/dev/null ||
+            fail "nbdkit did not start: $(cat "$TMPD/nbdkit.err")"
+        sleep 0.1
+    done
+    fail "nbdkit did not create its socket"
+}
+
+no_reports() {
+    if ls "$TMPD"/tsan.* >/dev/null 2>&1; then
+        head -n 60 "$TMPD"/tsan.* >&2
+        fail "ThreadSanitizer reported: $1"
+    fi
+    ok "no ThreadSanitizer report: $1"
+}
+
+cat >"$TMPD/job.fio" <<EOF
+[global]
+ioengine=nbd
+uri=nbd+unix:///?socket=$sock
+size=16m
+offset_increment=16m
+numjobs=4
+iodepth=8
+rw=randwrite
+bssplit=4k/60:64k/30:512/10
+blockalign=512
+verify=crc32c
+verify_fatal=1
+do_verify=1
+verify_state_save=0
+buffer_compress_percentage=60
+refill_buffers=1
+[tsan]
+EOF
+
+start size=64M recompress=zstd recompress-idle=1 stats="$TMPD/stats.json"
+tmo 300 fio "$TMPD/job.fio" >"$TMPD/fio.out" 2>&1 ||
+    fail "fio failed: $(tail -n 20 "$TMPD/fio.out")"
+sleep 3 # idle pages recompressed, the housekeeping thread at work
+tmo 120 "$PYTHON" - "$sock" <<'PY' || fail "trims and reads failed"
+import nbd, sys
+h = nbd.NBD()
+h.connect_unix(sys.argv[1])
+size = h.get_size()
+for off in range(0, size, 2 << 20):  # every other MiB trimmed
+    h.trim(1 << 20, off)
+for off in range(0, size, 1 << 20):
+    h.pread(1 << 20, off)
+PY
+sleep 3 # compaction after the trims
+grep -q '"compactions": [1-9]' "$TMPD/stats.json" ||
+    note "no compaction ran (stats: $(head -c 300 "$TMPD/stats.json"))"
+grep -q '"zstd_pages": [1-9]' "$TMPD/stats.json" ||
+    fail "no page was recompressed: the housekeeping thread did not run"
+stop_server
+no_reports "4 fio connections writing and verifying, recompression, trims"
+
+start size=64M mem-limit=4M
+tmo 300 "$PYTHON" - "$sock" <<'PY' || fail "the server stopped serving at its limit"
+import errno, nbd, os, sys, threading
+def writer(k, out):
+    h = nbd.NBD()
+    h.connect_unix(sys.argv[1])
+    full = 0
+    for i in range(256):
+        try:
+            h.pwrite(os.urandom(65536), (k * 256 + i) * 65536 % h.get_size())
+        except nbd.Error as e:
+            if e.errnum != errno.ENOSPC:
+                raise
+            full += 1
+    out[k] = full
+out = {}
+ts = [threading.Thread(target=writer, args=(k, out)) for k in range(4)]
+for t in ts: t.start()
+for t in ts: t.join()
+assert len(out) == 4 and sum(out.values()) > 0, out
+h = nbd.NBD()
+h.connect_unix(sys.argv[1])
+h.trim(h.get_size(), 0)  # gives the memory back: writes work again
+h.pwrite(b"x" * 65536, 0)
+assert h.pread(65536, 0) == b"x" * 65536
+PY
+stop_server
+no_reports "4 connections running into the memory limit (ENOSPC), trims"
