@@ -141,6 +141,21 @@ trueno_run() {
     tmo "$secs" nbdkit -U - "$TRUENO_PLUGIN" "${args[@]}" --run "$1"
 }
 
+# The lines of a fio job section that writes compressible data at random
+# and reads every byte back (crc32c), stopping at the first mismatch.
+fio_verify_lines() {
+    cat <<'EOF'
+rw=randwrite
+blockalign=512
+verify=crc32c
+verify_fatal=1
+do_verify=1
+verify_state_save=0
+buffer_compress_percentage=60
+refill_buffers=1
+EOF
+}
+
 # Start time, for the summary line.
 T0=$(date +%s.%N)
 elapsed() {

@@ -20,15 +20,8 @@ size=$part
 offset_increment=$part
 numjobs=$jobs
 iodepth=8
-rw=randwrite
 bssplit=4k/50:8k/20:64k/20:512/10
-blockalign=512
-verify=crc32c
-verify_fatal=1
-do_verify=1
-verify_state_save=0
-buffer_compress_percentage=60
-refill_buffers=1
+$(fio_verify_lines)
 randrepeat=0
 group_reporting=0
 

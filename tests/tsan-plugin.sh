@@ -61,15 +61,8 @@ size=16m
 offset_increment=16m
 numjobs=4
 iodepth=8
-rw=randwrite
 bssplit=4k/60:64k/30:512/10
-blockalign=512
-verify=crc32c
-verify_fatal=1
-do_verify=1
-verify_state_save=0
-buffer_compress_percentage=60
-refill_buffers=1
+$(fio_verify_lines)
 [tsan]
 EOF
 
