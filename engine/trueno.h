@@ -181,7 +181,7 @@ int trueno_recompress(struct trueno_store *st, uint32_t min_idle,
 /* Housekeeping for front ends to call every second or so: recompresses
  * idle pages a bounded step at a time (when configured: recompress_rate
  * pages tried a call at most) and compacts, from call to call, when the
- * arena holds more than 1/32 beyond the least its objects take. */
+ * arena holds more than 1/64 beyond the least its objects take. */
 int trueno_maintain(struct trueno_store *st);
 
 /* Memory each store created afterwards keeps mapped and resident ahead of

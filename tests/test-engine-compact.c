@@ -115,7 +115,7 @@ static void run(const char *name, const uint8_t *data, size_t npages,
   CHECK(m1.mem_used_total < m0.mem_used_total, "%s: maintain freed memory",
         name);
   /* Calls go on until little is left for compaction: as close to its floor
-   * as its stop level (1/64 of the least the objects take, plus 256 KiB,
+   * as its stop level (1/128 of the least the objects take, plus 256 KiB,
    * and metadata), with no call from outside. */
   for (int k = 0; k < 20; k++)
     CHECK(trueno_maintain(st) == 0, "maintain");
