@@ -14,8 +14,8 @@
  * more, which the store buffer forwards to the next match that reads them;
  * a shuffle makes the pattern below 8), runs of period 1, 2, 4 or 8 are
  * filled 32/64 bytes at a time, and match extension compares two words,
- * then 16/32/64 bytes at a time.  One source (lz4page_impl.h)
- * is compiled once per instruction set; cpu.c picks one at first use.
+ * then 16/32/64 bytes at a time.  One source (lz4page_impl.h) is compiled
+ * once per instruction set; cpu.c picks one at first use.
  *
  * Speed (measured on the corpus and 4 more programs' memory, Zen 4 VM, no
  * hardware counters): compression at ~0.95x liblz4's speed for +5 % ratio,
@@ -27,9 +27,8 @@
  * removed took about as long as with them (what copies cost is whether
  * the next match's load can be forwarded from their stores: 16-byte moves
  * of short matches cost 7 %); a token costs ~9 cycles on predictable input
- * (liblz4: 7.6), ~22 on real pages.  Cheaper parsing
- * (one table, longer minimum matches) buys speed only with ratio below
- * liblz4's.
+ * (liblz4: 7.6), ~22 on real pages.  Cheaper parsing (one table, longer
+ * minimum matches) buys speed only with ratio below liblz4's.
  *
  * SPDX-License-Identifier: MIT
  */
