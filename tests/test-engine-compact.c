@@ -53,7 +53,7 @@ static void run(const char *name, const uint8_t *data, size_t npages,
    * isolate_lonely); when that chain stops short, the call ends a few pages
    * up.  Measured on 4800 such calls (800 runs): 4097 equal, 703 lower, none
    * higher; before sparse zspages became sources too, 5 of 4800 ended
-   * 3.4-16 KB higher (at most 0.4 % of the memory).  Stricter rules (move a
+   * 4-8 KB higher (at most 0.09 % of the memory).  Stricter rules (move a
    * zspage only when it frees more pages than its objects take, or only
    * against halves writes took since) cost far more where the chain pays:
    * after recompression to lz4hc they left 95-108 % of the memory before

@@ -333,7 +333,12 @@ static void test_settle(const struct tc_corpus *c, size_t npages) {
          (unsigned long long)(s.mem_used_total / npages));
   CHECK(rec > npages / 2, "recompressed %llu of %zu", (unsigned long long)rec,
         npages);
-  CHECK(settled <= s.mem_used_total + s.mem_used_total / 32,
+  /* maintain stops once the waste is under 1/128 of the least the objects
+   * take plus 256 KiB (store.c: a slot-table scan a second for a few pages
+   * is not worth it), which on the 2500-page store of the valgrind and
+   * ThreadSanitizer runs is 9 % of its memory: there it left 1157 B a page
+   * where 10 more compaction calls reach 1091. */
+  CHECK(settled <= s.mem_used_total + s.mem_used_total / 32 + (256u << 10),
         "maintain left %llu B, compaction reaches %llu B",
         (unsigned long long)settled, (unsigned long long)s.mem_used_total);
   CHECK(count_bad(st, model, npages) == 0, "pages differ after settling");
