@@ -304,7 +304,7 @@ static void block_pairing(struct arena *a, const struct zspage *zs,
  * So does a zspage that frees more pages (its lone blocks, and pages both
  * of whose halves it holds) than its objects take: one too sparse for the
  * class's other zspages to take in, which the class rule leaves.  With it,
- * test-engine-compact's stores that shrank by trims come down to 8-14 %
+ * test-engine-compact's stores that shrank by trims come down to 6-14 %
  * less memory; the churn of scratch runs (0.5-10 % of the pages rewritten
  * or trimmed between maintain calls) ends within 0.4 % with no more CPU.
  * Caller holds the class lock. */
