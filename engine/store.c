@@ -789,11 +789,11 @@ int trueno_maintain(struct trueno_store *st) {
    * the least the objects take, and goes on from call to call until it is
    * under 1/WASTE_STOP, or until it stops paying.  (It was decided by
    * history: after a run of recompression steps had ended, until calls
-   * freed little, else by slack grown since the last pass.  A CI run of the VM's
-   * idle-recompress case left a store at 1.29x its payload that way, where
-   * compaction reaches 1.08x.)  With a pool reserve (swap=on) each pass
-   * moves a bounded amount (see arena.c), so the waste comes down over
-   * several calls. */
+   * freed little, else by slack grown since the last pass.  A CI run of
+   * the VM's idle-recompress case left a store at 1.29x its payload that
+   * way, where compaction reaches 1.08x.)  With a pool reserve (swap=on)
+   * each pass moves a bounded amount (see arena.c), so the waste comes down
+   * over several calls. */
   uint64_t ideal, waste = arena_waste(st, &ideal);
   if (!st->compacting) {
     /* After compaction stopped short: from the least waste seen since,
