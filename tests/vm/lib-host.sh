@@ -122,11 +122,16 @@ build_initramfs() {
 }
 
 # build_tools_cpio ROOT OUT BASE_ROOT: fio and qemu-nbd with the libraries
-# the base image lacks, as an archive to append to the base initramfs.
+# the base image lacks, and trueno-ublk built with ThreadSanitizer (with its
+# runtime, ~3 MiB) at /opt/trueno/tsan, as an archive to append to the base
+# initramfs.
 build_tools_cpio() {
   local root=$1 out=$2 base=$3
   rm -rf "$root"; mkdir -p "$root"
-  SKIP_ROOT=$base copy_bin "$root" "$(command -v fio)" "$(command -v qemu-nbd)" || return 1
+  SKIP_ROOT=$base copy_bin "$root" "$(command -v fio)" "$(command -v qemu-nbd)" \
+    "$top/tests/tsan/trueno-ublk" || return 1
+  mkdir -p "$root/opt/trueno/tsan"
+  mv "$root$top/tests/tsan/trueno-ublk" "$root/opt/trueno/tsan/trueno-ublk" || return 1
   (cd "$root" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) > "$out"
 }
 
