@@ -122,16 +122,18 @@ build_initramfs() {
 }
 
 # build_tools_cpio ROOT OUT BASE_ROOT: fio and qemu-nbd with the libraries
-# the base image lacks, and trueno-ublk built with ThreadSanitizer (with its
-# runtime, ~3 MiB) at /opt/trueno/tsan, as an archive to append to the base
-# initramfs.
+# the base image lacks, and trueno-ublk built with each sanitizer (with its
+# runtime, ~3 MiB each) at /opt/trueno/{tsan,asan}, as an archive to append
+# to the base initramfs.
 build_tools_cpio() {
-  local root=$1 out=$2 base=$3
+  local root=$1 out=$2 base=$3 san
   rm -rf "$root"; mkdir -p "$root"
   SKIP_ROOT=$base copy_bin "$root" "$(command -v fio)" "$(command -v qemu-nbd)" \
-    "$top/tests/tsan/trueno-ublk" || return 1
-  mkdir -p "$root/opt/trueno/tsan"
-  mv "$root$top/tests/tsan/trueno-ublk" "$root/opt/trueno/tsan/trueno-ublk" || return 1
+    "$top/tests/tsan/trueno-ublk" "$top/tests/asan/trueno-ublk" || return 1
+  for san in tsan asan; do
+    mkdir -p "$root/opt/trueno/$san"
+    mv "$root$top/tests/$san/trueno-ublk" "$root/opt/trueno/$san/trueno-ublk" || return 1
+  done
   (cd "$root" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) > "$out"
 }
 
