@@ -1,18 +1,32 @@
 #!/usr/bin/env bash
-# The plugin built with ThreadSanitizer (make check-tsan builds it as
-# tests/tsan/trueno.so and sets TRUENO_PLUGIN), served by a real nbdkit
-# with the sanitizer's runtime preloaded: nbdkit's request threads, the
-# housekeeping thread (stats, idle-page recompression, compaction) and the
-# engine under concurrent NBD clients.  Any data race the sanitizer sees is
-# a failure.  Two servers: fio with several connections writing and
-# verifying while pages are recompressed and compacted, then trims; and a
-# memory limit that writes run into (ENOSPC) while the server keeps serving.
+# The plugin built with a sanitizer (TRUENO_SAN=tsan: ThreadSanitizer, make
+# check-tsan; asan: ASan+UBSan, make check-asan; each builds it as
+# tests/$TRUENO_SAN/trueno.so and sets TRUENO_PLUGIN), served by a real
+# nbdkit with the sanitizer's runtime preloaded (nbdkit itself is not
+# instrumented): nbdkit's request threads, the housekeeping thread (stats,
+# idle-page recompression, compaction) and the engine under concurrent NBD
+# clients.  Any report (a data race; a bad access, undefined behaviour or,
+# at exit, a leak of the plugin's) is a failure.  Two servers: fio with
+# several connections writing and verifying while pages are recompressed
+# and compacted, then trims; and a memory limit that writes run into
+# (ENOSPC) while the server keeps serving.
 # SPDX-License-Identifier: MIT
 source "$(dirname "$0")/functions.sh"
 require_cmd fio gcc
 require_nbd_python
-tsan_rt=$(gcc -print-file-name=libtsan.so.2)
-[ -f "$tsan_rt" ] || fail "no ThreadSanitizer runtime (libtsan.so.2) for gcc"
+san=${TRUENO_SAN:-tsan}
+case $san in
+tsan)
+    name=ThreadSanitizer rt=libtsan.so.2
+    export TSAN_OPTIONS="log_path=$TMPD/san exitcode=66" ;;
+asan)
+    name=ASan+UBSan rt=libasan.so.8
+    export ASAN_OPTIONS="log_path=$TMPD/san detect_leaks=1 exitcode=67"
+    export UBSAN_OPTIONS="log_path=$TMPD/san print_stacktrace=1 halt_on_error=1" ;;
+*) fail "TRUENO_SAN must be tsan or asan" ;;
+esac
+san_rt=$(gcc -print-file-name=$rt)
+[ -f "$san_rt" ] || fail "no $name runtime ($rt) for gcc"
 
 sock=$TMPD/nbd.sock
 server=
@@ -22,10 +36,10 @@ stop_server() {
     local rc=0
     wait "$server" || rc=$?
     server=
-    # nbdkit exits 0 on SIGTERM; the sanitizer's exit code is 66.
+    # nbdkit exits 0 on SIGTERM; the sanitizers' exit codes are 66, 67.
     if [ "$rc" -ne 0 ]; then
-        head -n 60 "$TMPD"/tsan.* "$TMPD/nbdkit.err" >&2 2>/dev/null || :
-        fail "nbdkit under ThreadSanitizer exited $rc"
+        head -n 60 "$TMPD"/san.* "$TMPD/nbdkit.err" >&2 2>/dev/null || :
+        fail "nbdkit under $name exited $rc"
     fi
 }
 trap 'stop_server; cleanup' EXIT
@@ -33,8 +47,7 @@ trap 'stop_server; cleanup' EXIT
 # start PLUGIN-ARGS...: nbdkit in the foreground of a background job.
 start() {
     rm -f "$sock"
-    LD_PRELOAD=$tsan_rt TSAN_OPTIONS="log_path=$TMPD/tsan exitcode=66" \
-        nbdkit -f -U "$sock" "$TRUENO_PLUGIN" "$@" 2>"$TMPD/nbdkit.err" &
+    LD_PRELOAD=$san_rt nbdkit -f -U "$sock" "$TRUENO_PLUGIN" "$@" 2>"$TMPD/nbdkit.err" &
     server=$!
     for _ in $(seq 300); do
         [ -S "$sock" ] && return 0
@@ -46,11 +59,11 @@ start() {
 }
 
 no_reports() {
-    if ls "$TMPD"/tsan.* >/dev/null 2>&1; then
-        head -n 60 "$TMPD"/tsan.* >&2
-        fail "ThreadSanitizer reported: $1"
+    if ls "$TMPD"/san.* >/dev/null 2>&1; then
+        head -n 60 "$TMPD"/san.* >&2
+        fail "$name reported: $1"
     fi
-    ok "no ThreadSanitizer report: $1"
+    ok "no $name report: $1"
 }
 
 cat >"$TMPD/job.fio" <<EOF
@@ -63,7 +76,7 @@ numjobs=4
 iodepth=8
 bssplit=4k/60:64k/30:512/10
 $(fio_verify_lines)
-[tsan]
+[san]
 EOF
 
 start size=64M recompress=zstd recompress-idle=1 stats="$TMPD/stats.json"
