@@ -6,7 +6,9 @@
 # instrumented): nbdkit's request threads, the housekeeping thread (stats,
 # idle-page recompression, compaction) and the engine under concurrent NBD
 # clients.  Any report (a data race; a bad access, undefined behaviour or,
-# at exit, a leak of the plugin's) is a failure.  Two servers: fio with
+# at exit, a leak with a frame of the plugin's) is a failure; a leak of
+# nbdkit's own (no frame of ours: 280 bytes from nbdkit's code in about one
+# run in 5, a connection torn down as it exits) is only noted.  Two servers: fio with
 # several connections writing and verifying while pages are recompressed
 # and compacted, then trims; and a memory limit that writes run into
 # (ENOSPC) while the server keeps serving.
@@ -36,18 +38,39 @@ stop_server() {
     local rc=0
     wait "$server" || rc=$?
     server=
-    # nbdkit exits 0 on SIGTERM; the sanitizers' exit codes are 66, 67.
-    if [ "$rc" -ne 0 ]; then
+    # nbdkit exits 0 on SIGTERM; the sanitizers' exit codes are 66, 67
+    # (67 too for nbdkit's own leaks, which ours_reported tells apart).
+    if [ "$rc" -ne 0 ] && { [ "$rc" -ne 67 ] || ours_reported; }; then
         head -n 60 "$TMPD"/san.* "$TMPD/nbdkit.err" >&2 2>/dev/null || :
         fail "nbdkit under $name exited $rc"
     fi
+}
+
+# Succeeds when the sanitizer reported something of ours: any report that
+# is not a leak, or a leak with a frame in the plugin (its module, or a
+# source file of ours once symbolized).  A leak of nbdkit's alone is noted.
+ours_reported() {
+    ls "$TMPD"/san.* >/dev/null 2>&1 || return 1
+    local ours
+    ours=$(awk '
+        /^(Direct|Indirect) leak/ { leak = 1; mine = 0; next }
+        leak && /^$/ { if (mine) n++; leak = 0; next }
+        leak && /trueno\.so\+|(engine|plugin|common|opencl)\/[^ ]*\.[ch]:[0-9]/ { mine = 1 }
+        /^SUMMARY: / && !/leaked in/ { n++ }
+        END { if (leak && mine) n++; print n + 0 }' "$TMPD"/san.*)
+    [ "$ours" -gt 0 ] && return 0
+    note "a leak of nbdkit's own, no frame of ours: $(grep -h -m1 'leak of' "$TMPD"/san.*)"
+    rm -f "$TMPD"/san.*
+    return 1
 }
 trap 'stop_server; cleanup' EXIT
 
 # start PLUGIN-ARGS...: nbdkit in the foreground of a background job.
 start() {
     rm -f "$sock"
-    LD_PRELOAD=$san_rt nbdkit -f -U "$sock" "$TRUENO_PLUGIN" "$@" 2>"$TMPD/nbdkit.err" &
+    # The plugin preloaded too: nbdkit unloads it before exiting, and a
+    # leak check at exit would see its frames as "<unknown module>".
+    LD_PRELOAD="$san_rt $TRUENO_PLUGIN" nbdkit -f -U "$sock" "$TRUENO_PLUGIN" "$@" 2>"$TMPD/nbdkit.err" &
     server=$!
     for _ in $(seq 300); do
         [ -S "$sock" ] && return 0
@@ -59,7 +82,7 @@ start() {
 }
 
 no_reports() {
-    if ls "$TMPD"/san.* >/dev/null 2>&1; then
+    if ours_reported; then
         head -n 60 "$TMPD"/san.* >&2
         fail "$name reported: $1"
     fi
