@@ -7,8 +7,8 @@
  * Written for pages, not streams: positions are 12-bit, offsets never need
  * a range check, two hash tables (8-byte sequences for long matches, then
  * 4-byte ones) take 12 KiB of u16 (one L1-resident memset per page), the
- * last match's offset is tried where both miss (memory holds arrays of
- * structures), literals and matches are copied with
+ * last match's offset is tried right after each match (memory holds arrays
+ * of structures), literals and matches are copied with
  * fixed-size overlapping moves into buffers with slack, short matches are
  * copied without a branch on their length (8-byte moves at offsets of 8 or
  * more, which the store buffer forwards to the next match that reads them;
@@ -17,18 +17,23 @@
  * then 16/32/64 bytes at a time.  One source (lz4page_impl.h) is compiled
  * once per instruction set; cpu.c picks one at first use.
  *
- * Speed (measured on the corpus and 4 more programs' memory, Zen 4 VM, no
- * hardware counters): compression at ~0.95x liblz4's speed for +5 % ratio,
- * decompression at about liblz4's speed; both are bound by the parse, not
- * by copies or memory.  Compression costs ~40 cycles a sequence (~240 a
- * page), about half of it mispredicted branches (is there a match, how
- * long, one right after): replaying the same 8 pages, whose branches the
- * predictor then learns, halves the time.  Decompression with every copy
- * removed took about as long as with them (what copies cost is whether
- * the next match's load can be forwarded from their stores: 16-byte moves
- * of short matches cost 7 %); a token costs ~9 cycles on predictable input
- * (liblz4: 7.6), ~22 on real pages.  Cheaper parsing (one table, longer
- * minimum matches) buys speed only with ratio below liblz4's.
+ * Speed (measured on the corpus and 4 more programs' memory, Zen 4 VM at
+ * ~2.3 GHz, no hardware counters; instructions counted with cachegrind on
+ * the AVX2 path): compression at about liblz4's speed (1.03x, 0.97-1.08x
+ * by file) for a 5-7 % better ratio, decompression 1.02-1.05x liblz4's.
+ * Both retire 3.4-3.8 instructions a cycle, so what bounds them is how
+ * many instructions a page takes, not mispredicted branches or memory:
+ * compression ~39k a page (~150 a sequence, about a third of them in the
+ * match search at ~25 a probe; liblz4 ~32k for a worse ratio),
+ * decompression ~11k a page (~44 a sequence).  Cutting them (one load and
+ * one multiply for both hashes, probes two to a bound check, the token
+ * written once, the last offset tried only after a match) took 18 % of
+ * the compressor's instructions and 8 % of its time.  A vector compare to
+ * end a match (one 64-byte mask instead of two word compares) or the
+ * first match length without a branch cost 1-11 %: latency on the serial
+ * parse outweighs the mispredicts saved.  Cheaper parsing (one table,
+ * longer minimum matches, a weaker 8-byte hash) buys speed only with ratio
+ * below liblz4's.
  *
  * SPDX-License-Identifier: MIT
  */
