@@ -17,7 +17,7 @@ struct zspage {
   LIST_ENTRY(zspage) all;  /* on the class's list of every zspage */
   struct size_class *cls;
   uint16_t inuse;    /* objects allocated */
-  uint16_t carved;   /* objects [0, carved) have been handed out at least once */
+  uint16_t carved;   /* objects [0, carved) were handed out at least once */
   uint16_t freelist; /* first free object below carved, FREE_END if none */
   uint16_t nblocks;  /* blocks present: those reached by carved objects */
   uint8_t isolated;  /* a compaction source: off every list of the class but

@@ -27,7 +27,9 @@ static void zstd_state_free(void *state) {
 
 /* The contexts (~72 KiB and ~94 KiB) are made on first use: a workspace
  * that only ever compresses never pays for a decompression context. */
-static void *zstd_state_new(void) { return calloc(1, sizeof(struct zstd_state)); }
+static void *zstd_state_new(void) {
+  return calloc(1, sizeof(struct zstd_state));
+}
 
 static ZSTD_CCtx *cctx_of(struct zstd_state *s) {
   if (s->c)

@@ -129,9 +129,10 @@ static inline void store_pattern16(u8 *d, const u8 *s, size_t k) {
 #if defined(LZ4P_NEON)
   vst1q_u8(d, vqtbl1q_u8(vld1q_u8(s), vld1q_u8(pat_idx[k])));
 #else
-  _mm_storeu_si128((__m128i *)d,
-                   _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)s),
-                                    _mm_load_si128((const __m128i *)pat_idx[k])));
+  _mm_storeu_si128(
+      (__m128i *)d,
+      _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)s),
+                       _mm_load_si128((const __m128i *)pat_idx[k])));
 #endif
 }
 
@@ -209,7 +210,9 @@ static inline void match_copy_wild(u8 *d, const u8 *s, size_t n) {
 
 /* ---- match length ----------------------------------------------------- */
 
-static inline unsigned ctz64(uint64_t v) { return (unsigned)__builtin_ctzll(v); }
+static inline unsigned ctz64(uint64_t v) {
+  return (unsigned)__builtin_ctzll(v);
+}
 
 /* Number of equal bytes at p and m, stopping at limit (p < limit, m < p). */
 static inline size_t count_match(const u8 *p, const u8 *m, const u8 *limit) {

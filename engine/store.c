@@ -351,7 +351,8 @@ struct piece {
 };
 
 static struct piece piece_at(uint64_t pos, uint64_t remaining) {
-  struct piece p = {pos / PAGE, (uint32_t)(pos % PAGE), PAGE - (uint32_t)(pos % PAGE)};
+  struct piece p = {pos / PAGE, (uint32_t)(pos % PAGE),
+                    PAGE - (uint32_t)(pos % PAGE)};
   if (p.plen > remaining)
     p.plen = (uint32_t)remaining;
   return p;

@@ -72,13 +72,13 @@ struct trueno_config {
 struct trueno_stats {
   uint64_t disksize;
   uint64_t orig_data_size;   /* pages_stored * 4096 */
-  uint64_t compr_data_size;  /* payload bytes: compressed sizes, 4096 per raw page */
+  uint64_t compr_data_size;  /* payload: compressed sizes, 4096 a raw page */
   uint64_t mem_used_total;   /* arena pages + arena and slot metadata */
   uint64_t mem_limit;        /* 0 = none */
   uint64_t mem_used_max;
   uint64_t same_pages;       /* same-filled pages (no payload) */
   uint64_t huge_pages;       /* pages stored raw */
-  uint64_t pages_stored;     /* all pages that hold data, same-filled included */
+  uint64_t pages_stored;     /* pages holding data, same-filled included */
   uint64_t alg_pages[TRUENO_ALG_COUNT]; /* compressed pages per algorithm */
   uint64_t reads;            /* read requests (front-end calls) */
   uint64_t writes;           /* write requests */
@@ -189,9 +189,9 @@ int trueno_maintain(struct trueno_store *st);
  * write never needs fresh memory from the kernel while the kernel is short
  * of it (swap): with a reserve, writers only use memory already held, and a
  * write that finds the reserve used up waits up to 200 ms for a refill,
- * then fails with -ENOMEM instead of waiting for the kernel.  trueno_pool_refill() tops the reserves up; call
- * it from a thread of its own, often.  Process-wide; set before
- * trueno_store_create. */
+ * then fails with -ENOMEM instead of waiting for the kernel.
+ * trueno_pool_refill() tops the reserves up; call it from a thread of its
+ * own, often.  Process-wide; set before trueno_store_create. */
 void trueno_set_pool_reserve(uint64_t bytes);
 void trueno_pool_refill(void);
 /* For the refill thread, between refills: returns as soon as a writer took

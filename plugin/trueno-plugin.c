@@ -352,9 +352,11 @@ static int plugin_extents(void *h, uint32_t count, uint64_t offset,
     int r = trueno_extent(store, end - offset, offset, &t, &len);
     if (r)
       return engine_result(r);
-    uint32_t type = t == TRUENO_EXTENT_HOLE   ? NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO
-                    : t == TRUENO_EXTENT_ZERO ? NBDKIT_EXTENT_ZERO
-                                              : 0;
+    uint32_t type = 0;
+    if (t == TRUENO_EXTENT_HOLE)
+      type = NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO;
+    else if (t == TRUENO_EXTENT_ZERO)
+      type = NBDKIT_EXTENT_ZERO;
     if (nbdkit_add_extent(extents, offset, len, type) == -1)
       return -1;
     offset += len;
