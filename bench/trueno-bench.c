@@ -301,10 +301,10 @@ static void verify(const struct input *in, const struct codec *c) {
 }
 
 /* Each engine codec's store, kept for the file's repetitions: destroying
- * one returns its memory to the kernel, and on a VM (seen on this
- * project's development VM) the next tens of milliseconds of every codec
- * then ran up to 2.7x slower, at random, with no page fault of ours:
- * the codec timed after an engine row paid for it. */
+ * one returns its memory to the kernel, after which, on this project's
+ * development VM, the next tens of milliseconds of any code ran up to 2.7x
+ * slower at random (no page fault of ours): the codec timed after an
+ * engine row paid for it. */
 static struct trueno_store *engine_stores[32];
 static const struct input *engine_store_in[32];
 
