@@ -21,7 +21,7 @@
  * ~2.3 GHz, no hardware counters; instructions counted with cachegrind on
  * the AVX2 path): compression at about liblz4's speed (1.03x, 0.97-1.08x
  * by file) for a 5-7 % better ratio, decompression 1.02-1.05x liblz4's.
- * Both retire 3.4-3.8 instructions a cycle, so most of their time goes to
+ * Both retire 3.4-3.9 instructions a cycle, so most of their time goes to
  * retiring instructions (on this 6-wide core at most 35-45 % of the
  * cycles can be stalls: mispredicts, memory): compression ~39k a page
  * (~150 a sequence, about a third of them in the match search at ~25 a

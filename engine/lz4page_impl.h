@@ -358,7 +358,7 @@ int FN(lz4page_compress)(struct lz4page_state *st, const void *page,
   for (;;) {
     /* Find a match: probe each position (the 8-byte table, then the
      * 4-byte table), stepping further after a run of misses.  The
-     * compressor spends most of its time retiring instructions (~3.8 a
+     * compressor spends most of its time retiring instructions (~3.9 a
      * cycle, lz4page.h), about a third of them here, so the search runs
      * as few as it can: the next position's 8 bytes are loaded once and
      * hashed while this one is checked, the first 2^SKIP_TRIGGER positions
