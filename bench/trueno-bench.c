@@ -305,31 +305,33 @@ static void verify(const struct input *in, const struct codec *c) {
  * development VM, the next tens of milliseconds of any code ran up to 2.7x
  * slower at random (no page fault of ours): the codec timed after an
  * engine row paid for it. */
-static struct trueno_store *engine_stores[32];
-static const struct input *engine_store_in[32];
+static struct {
+  struct trueno_store *st;
+  const struct input *in; /* the file it holds */
+} kept[sizeof codecs / sizeof *codecs];
 
 static struct trueno_store *engine_store(const struct input *in,
                                          const struct codec *c) {
   size_t k = (size_t)(c - codecs);
-  if (engine_store_in[k] == in)
-    return engine_stores[k];
-  if (engine_stores[k])
-    trueno_store_destroy(engine_stores[k]);
+  if (kept[k].in == in)
+    return kept[k].st;
+  if (kept[k].st)
+    trueno_store_destroy(kept[k].st);
   struct trueno_config cfg = {.size = (uint64_t)in->npages * PAGE,
                               .algorithm = (enum trueno_algorithm)c->level};
-  int e = trueno_store_create(&cfg, &engine_stores[k]);
+  int e = trueno_store_create(&cfg, &kept[k].st);
   if (e)
     die("%s: cannot create a store: %s", c->name, strerror(-e));
-  engine_store_in[k] = in;
-  return engine_stores[k];
+  kept[k].in = in;
+  return kept[k].st;
 }
 
 static void engine_stores_release(void) {
-  for (size_t k = 0; k < sizeof engine_stores / sizeof *engine_stores; k++) {
-    if (engine_stores[k])
-      trueno_store_destroy(engine_stores[k]);
-    engine_stores[k] = NULL;
-    engine_store_in[k] = NULL;
+  for (size_t k = 0; k < sizeof kept / sizeof *kept; k++) {
+    if (kept[k].st)
+      trueno_store_destroy(kept[k].st);
+    kept[k].st = NULL;
+    kept[k].in = NULL;
   }
 }
 

@@ -26,10 +26,10 @@
  * cycles can be stalls: mispredicts, memory): compression ~39k a page
  * (~150 a sequence, about a third of them in the match search at ~25 a
  * probe; liblz4 ~32k for a worse ratio), decompression ~11k a page (~44 a
- * sequence).  Cutting them (one load and
- * one multiply for both hashes, probes two to a bound check, the token
- * written once, the last offset tried only after a match) took 18 % of
- * the compressor's instructions and 8 % of its time.  A vector compare to
+ * sequence).  Cutting them (one load and one multiply for both hashes,
+ * probes two to a bound check, the token written once, the last offset
+ * tried only after a match) took 18 % of the compressor's instructions
+ * and 8 % of its time.  A vector compare to
  * end a match (one 64-byte mask instead of two word compares) or the
  * first match length without a branch cost 1-11 %: latency on the serial
  * parse outweighs the mispredicts saved.  Cheaper parsing (one table,
