@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The plugin built with a sanitizer (TRUENO_SAN=tsan: ThreadSanitizer, make
 # check-tsan; asan: ASan+UBSan, make check-asan; each builds it as
-# tests/$TRUENO_SAN/trueno.so and sets TRUENO_PLUGIN), served by a real
-# nbdkit with the sanitizer's runtime preloaded (nbdkit itself is not
+# tests/$TRUENO_SAN/nbdkit-trueno-plugin.so, sets TRUENO_PLUGIN), served by
+# a real nbdkit with the sanitizer's runtime preloaded (nbdkit itself is not
 # instrumented): nbdkit's request threads, the housekeeping thread (stats,
 # idle-page recompression, compaction) and the engine under concurrent NBD
 # clients.  Any report (a data race; a bad access, undefined behaviour or,
