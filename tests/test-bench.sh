@@ -50,6 +50,25 @@ if "$bench" --codec no-such-codec "$f" >/dev/null 2>&1; then
 fi
 ok "table, --codec, unknown codec refused"
 
+# No FILE: the *.pages of $TRUENO_CORPUS, else of the build tree's
+# tests/corpus beside the program.
+tmo 120 "$bench" --repeat 1 --codec liblz4 --json >"$TMPD/nofile.json" ||
+    fail "no FILE: run failed"
+got=$(sed 's/.*"file": "\([^"]*\)".*/\1/' "$TMPD/nofile.json" | tr '\n' ' ')
+[ "$got" = "$CORPUS_FILES " ] || fail "no FILE: read '$got', want '$CORPUS_FILES'"
+own=$(dirname "$bench")/tests/corpus
+if ls "$own"/*.pages >/dev/null 2>&1; then
+    want=$(cd "$own" && ls *.pages | tr '\n' ' ')
+    got=$(env -u TRUENO_CORPUS "$bench" --repeat 1 --codec liblz4 --json |
+          sed 's/.*"file": "\([^"]*\)".*/\1/' | tr '\n' ' ')
+    [ "$got" = "$want" ] || fail "no FILE, no TRUENO_CORPUS: read '$got', want '$want'"
+fi
+if TRUENO_CORPUS=$TMPD/none "$bench" --repeat 1 >/dev/null 2>"$TMPD/err"; then
+    fail "no FILE and no corpus: succeeded"
+fi
+grep -q 'no \*.pages in' "$TMPD/err" || fail "no FILE and no corpus: $(cat "$TMPD/err")"
+ok "no FILE: the corpus's files ($got)"
+
 # TRUENO_ISA forces each path this CPU has, through the engine too.
 for isa in $(sed -n 's/^(geomean) *trueno-lz4-\([a-z0-9]*\) .*/\1/p' "$TMPD/all"); do
     TRUENO_ISA=$isa tmo 120 "$bench" --repeat 1 \
