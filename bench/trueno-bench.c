@@ -2,9 +2,13 @@
  *
  *   trueno-bench [--json] [--repeat N] [--codec NAME[,NAME...]]...
  *                [--clock wall|cpu] [--opencl [--batch N...]
- *                [--opencl-device P:D|NAME]] FILE...
+ *                [--opencl-device P:D|NAME]] [FILE...]
  *   trueno-bench --opencl-list
  *   trueno-bench [--opencl-device P:D|NAME] --opencl-auto
+ *
+ * With no FILE, the *.pages files of $TRUENO_CORPUS, else of the build
+ * tree's test corpus (tests/corpus next to this program, which make
+ * unpacks): real process memory, small; pass bigger files for figures.
  *
  * For each file and each codec, every page is compressed on its own and
  * decompressed back; the codecs take turns within each of N repetitions
@@ -42,6 +46,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <glob.h>
 #include <lz4.h>
 #include <math.h>
 #include <stdbool.h>
@@ -50,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #include <config.h>
@@ -500,12 +506,44 @@ struct result {
   double ratio, cmbps, dmbps; /* ratio 0: none; dmbps 0: none */
 };
 
+/* The *.pages files of $TRUENO_CORPUS, else of tests/corpus beside this
+ * program, as inputs (the paths stay allocated); returns how many. */
+static int default_inputs(struct input **inputs) {
+  char dir[4160];
+  const char *env = getenv("TRUENO_CORPUS");
+  if (env && *env) {
+    snprintf(dir, sizeof dir, "%s", env);
+  } else {
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash)
+      *slash = '\0';
+    snprintf(dir, sizeof dir, "%s/tests/corpus", exe);
+  }
+  char pattern[4200];
+  snprintf(pattern, sizeof pattern, "%s/*.pages", dir);
+  glob_t g;
+  if (glob(pattern, 0, NULL, &g) != 0 || g.gl_pathc == 0)
+    die("no FILE given and no *.pages in %s (run make, or set "
+        "TRUENO_CORPUS)%s", dir, "");
+  *inputs = calloc(g.gl_pathc, sizeof **inputs);
+  if (!*inputs)
+    die("out of memory%s%s", "", "");
+  for (size_t i = 0; i < g.gl_pathc; i++)
+    (*inputs)[i].path = strdup(g.gl_pathv[i]);
+  int n = (int)g.gl_pathc;
+  globfree(&g);
+  return n;
+}
+
 static void usage(FILE *f) {
   fprintf(f,
           "usage: trueno-bench [--json] [--repeat N] [--codec NAME[,NAME...]]"
           "... [--clock wall|cpu]\n"
           "       [--opencl [--batch N...] [--opencl-device P:D|NAME]] "
-          "FILE...\n"
+          "[FILE...]\n"
           "       trueno-bench --opencl-list\n"
           "       trueno-bench [--opencl-device P:D|NAME] --opencl-auto\n"
           "codecs:");
@@ -599,9 +637,10 @@ int main(int argc, char **argv) {
       inputs[ninputs++].path = a;
     }
   }
-  if (!ninputs) {
-    usage(stderr);
-    return 2;
+  bool own_paths = !ninputs;
+  if (own_paths) {
+    free(inputs);
+    ninputs = default_inputs(&inputs);
   }
   int use[32], nuse = 0;
   for (int k = 0; k < ncodecs; k++)
@@ -767,8 +806,11 @@ int main(int argc, char **argv) {
     trueno_ocl_close(dev);
   }
 #endif
-  for (int f = 0; f < ninputs; f++)
+  for (int f = 0; f < ninputs; f++) {
     free(inputs[f].data);
+    if (own_paths)
+      free((char *)inputs[f].path);
+  }
   free(inputs);
   return 0;
 }

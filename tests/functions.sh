@@ -4,8 +4,9 @@
 # Environment (all optional):
 #   TRUENO_PLUGIN   path of the built plugin (default: $abs_top_builddir/trueno.so,
 #                   else <dir of this file>/../trueno.so)
-#   TRUENO_CORPUS   directory holding the *.pages corpus files
-#                   (default: <dir of this file>/../../shared/corpus)
+#   TRUENO_CORPUS   directory holding the *.pages corpus files (default: the
+#                   build tree's tests/corpus, $abs_top_builddir/tests/corpus,
+#                   else <dir of this file>/corpus; make unpacks it there)
 #   PYTHON          a Python 3 interpreter that can "import nbd" (default: the
 #                   first of python3 on PATH, /usr/bin/python3 that can)
 #   TEST_TIMEOUT    per-command time limit in seconds (default 120)
@@ -75,17 +76,44 @@ export TRUENO_PLUGIN
 require_cmd nbdkit timeout cmp
 
 # --- the corpus -------------------------------------------------------------
-: "${TRUENO_CORPUS:=$test_dir/../../shared/corpus}"
-CORPUS_FILES="gcc-sqlite.pages python-ast.pages redis-docs.pages"
+: "${TRUENO_CORPUS:=${abs_top_builddir:-$test_dir/..}/tests/corpus}"
+# require_corpus sets CORPUS_FILES: the names of every *.pages file there
+# (at least one), in sorted order.
+CORPUS_FILES=
 require_corpus() {
     local f
-    [ -d "$TRUENO_CORPUS" ] || fail "corpus directory not found: $TRUENO_CORPUS (set TRUENO_CORPUS)"
-    for f in $CORPUS_FILES; do
-        [ -f "$TRUENO_CORPUS/$f" ] || fail "corpus file missing: $TRUENO_CORPUS/$f"
-        [ -s "$TRUENO_CORPUS/$f" ] || fail "corpus file empty: $TRUENO_CORPUS/$f"
-    done
+    [ -d "$TRUENO_CORPUS" ] ||
+        fail "corpus directory not found: $TRUENO_CORPUS (run make, or set TRUENO_CORPUS)"
     TRUENO_CORPUS=$(cd "$TRUENO_CORPUS" && pwd)
     export TRUENO_CORPUS
+    CORPUS_FILES=
+    for f in "$TRUENO_CORPUS"/*.pages; do
+        [ -f "$f" ] || continue
+        [ -s "$f" ] || fail "corpus file empty: $f"
+        CORPUS_FILES="$CORPUS_FILES${CORPUS_FILES:+ }${f##*/}"
+    done
+    [ -n "$CORPUS_FILES" ] ||
+        fail "no *.pages file in $TRUENO_CORPUS (run make, or set TRUENO_CORPUS)"
+}
+
+# corpus_file N: the Nth corpus file's path (from 1), counting round again
+# when there are fewer files.
+corpus_file() {
+    local files
+    read -r -a files <<<"$CORPUS_FILES"
+    echo "$TRUENO_CORPUS/${files[($1 - 1) % ${#files[@]}]}"
+}
+
+# corpus_data BYTES OUT: BYTES bytes of corpus pages into OUT, every file
+# back to back, again from the first when they run out (a bigger input than
+# one file, of every kind of data in the corpus).
+corpus_data() {
+    local f
+    : >"$2"
+    while [ "$(stat -c %s "$2")" -lt "$1" ]; do
+        for f in $CORPUS_FILES; do cat "$TRUENO_CORPUS/$f"; done >>"$2"
+    done
+    truncate -s "$1" "$2"
 }
 
 # --- Python with libnbd -----------------------------------------------------

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "trueno.h"
 
@@ -148,28 +149,31 @@ static int is_dir(const char *path) {
 }
 
 void tc_corpus_load(struct tc_corpus *c) {
-  char dir[4096];
+  char dir[4160];
   const char *env = getenv("TRUENO_CORPUS");
   if (env && *env) {
     snprintf(dir, sizeof dir, "%s", env);
   } else {
-    /* srcdir is the tests' source directory when they are built there; a
-     * non-recursive automake build sets it to the top of the repository
-     * instead, one level nearer to shared/. */
-    const char *srcdir = getenv("srcdir");
-    if (!srcdir || !*srcdir)
-      srcdir = ".";
-    snprintf(dir, sizeof dir, "%s/../../shared/corpus", srcdir);
+    /* The build tree's tests/corpus (make unpacks it there), found from
+     * this program: tests/NAME, or tests/asan/NAME and the like. */
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash)
+      *slash = '\0';
+    snprintf(dir, sizeof dir, "%s/corpus", exe);
     if (!is_dir(dir)) {
-      char alt[4096];
-      snprintf(alt, sizeof alt, "%s/../shared/corpus", srcdir);
+      char alt[sizeof dir];
+      snprintf(alt, sizeof alt, "%s/../corpus", exe);
       if (is_dir(alt))
         memcpy(dir, alt, sizeof dir);
     }
   }
   if (!is_dir(dir)) {
     fprintf(stderr,
-            "corpus directory %s is missing (set TRUENO_CORPUS or srcdir)\n",
+            "corpus directory %s is missing (run make, or set "
+            "TRUENO_CORPUS)\n",
             dir);
     exit(1);
   }
@@ -190,6 +194,32 @@ void tc_corpus_load(struct tc_corpus *c) {
   for (size_t i = 0; i < c->nfiles; i++)
     load_file(&c->files[i], g.gl_pathv[i], max_pages);
   globfree(&g);
+}
+
+uint8_t *tc_corpus_concat(const struct tc_corpus *c, size_t *npages) {
+  size_t n = 0;
+  for (size_t i = 0; i < c->nfiles; i++)
+    n += c->files[i].npages;
+  uint8_t *buf = malloc(n * TRUENO_PAGE_SIZE);
+  if (!buf) {
+    fprintf(stderr, "out of memory\n");
+    exit(1);
+  }
+  size_t at = 0;
+  for (size_t i = 0; i < c->nfiles; i++) {
+    memcpy(buf + at * TRUENO_PAGE_SIZE, c->files[i].data,
+           c->files[i].npages * TRUENO_PAGE_SIZE);
+    at += c->files[i].npages;
+  }
+  *npages = n;
+  return buf;
+}
+
+int tc_corpus_truncated(const struct tc_corpus *c) {
+  for (size_t i = 0; i < c->nfiles; i++)
+    if (c->files[i].truncated)
+      return 1;
+  return 0;
 }
 
 void tc_corpus_free(struct tc_corpus *c) {

@@ -63,6 +63,7 @@ struct tc_corpus_file {
   uint8_t *data; /* npages * 4096 bytes */
   size_t npages;
   int truncated; /* fewer pages than the file holds were loaded */
+  int whole;     /* the whole corpus back to back (tc_corpus_concat) */
 };
 
 struct tc_corpus {
@@ -71,10 +72,17 @@ struct tc_corpus {
 };
 
 /* Loads every *.pages file of the corpus directory: $TRUENO_CORPUS, else
- * $srcdir/../../shared/corpus.  Exits 1 if the directory or its files are
+ * the build tree's tests/corpus (next to the test program, or one up).  Exits 1 if the directory or its files are
  * missing: a test that silently skips its data proves nothing.  At most
  * $TRUENO_CORPUS_PAGES pages per file are loaded (for valgrind runs). */
 void tc_corpus_load(struct tc_corpus *c);
 void tc_corpus_free(struct tc_corpus *c);
+/* Every file of the corpus back to back in one malloc'd buffer (free it),
+ * *npages its pages: one store holding several programs' memory, as a swap
+ * device does, large enough for the density bounds that a single small
+ * file's fixed costs (a partly used block per size class) would blur. */
+uint8_t *tc_corpus_concat(const struct tc_corpus *c, size_t *npages);
+/* True when a file was cut short by TRUENO_CORPUS_PAGES. */
+int tc_corpus_truncated(const struct tc_corpus *c);
 
 #endif

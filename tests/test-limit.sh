@@ -183,17 +183,18 @@ if bad:
 EOF
 ok "stats: failed_writes > 0, mem_used_total and mem_used_max <= mem_limit"
 
-# Concurrent writers against the limit: a corpus file written over 4
-# connections with 32 requests in flight each (what nbdcopy does) into a
-# store limited to 3 MiB.  Writes must fail with ENOSPC, the limit must hold
-# at every moment (mem_used_max), and every page must read back as either
-# the corpus page or zeros.  (Not nbdcopy itself: it drops its connections
+# Concurrent writers against the limit: 16 MiB of the corpus (about 8 MiB
+# compressed) written over 4 connections with 32 requests in flight each
+# (what nbdcopy does) into a store limited to 3 MiB.  Writes must fail
+# with ENOSPC, the limit must hold at every moment (mem_used_max), and
+# every page must read back as either the corpus page or zeros.  (Not nbdcopy itself: it drops its connections
 # on the first error with requests in flight, and nbdkit 1.32 then
 # sometimes aborts in raw_send_socket, "Assertion `sock >= 0' failed", while
 # another thread replies: a server bug, not ours, seen 4 times in 150 runs.
 # These writers wait for every reply before they hang up.)
 require_corpus
-src=$TRUENO_CORPUS/python-ast.pages
+src=$TMPD/data
+corpus_data $((16 << 20)) "$src"
 climit=$((3 * 1024 * 1024))
 cstats=$TMPD/cstats.json
 out=$TMPD/out

@@ -39,14 +39,15 @@ done
 #   [32M, 64M) never written
 # nbdinfo --map must report [24M, 32M) as "zero" (type 2) and [32M, 64M) as
 # "hole,zero" (type 3); nbdcopy out of the export must not read [32M, 64M).
-src=$TRUENO_CORPUS/gcc-sqlite.pages
+src=$TMPD/data
 xsize=$((64 * 1048576))
 zoff=$((24 * 1048576))
 zlen=$((8 * 1048576))
 holeoff=$((zoff + zlen))
 in=$TMPD/in
-{ head -c "$zoff" "$src" || :; head -c "$zlen" /dev/zero; } >"$in"
-[ "$(stat -c %s "$in")" -eq "$holeoff" ] || fail "corpus file shorter than 24 MiB: $src"
+corpus_data "$zoff" "$src"
+{ cat "$src"; head -c "$zlen" /dev/zero; } >"$in"
+[ "$(stat -c %s "$in")" -eq "$holeoff" ] || fail "sparse: input is not $holeoff bytes"
 map=$TMPD/map
 log=$TMPD/log
 out=$TMPD/out

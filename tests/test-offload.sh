@@ -25,15 +25,20 @@ require_python
 have_opencl=$(nbdkit "$TRUENO_PLUGIN" --dump-plugin | sed -n 's/^trueno_opencl=//p')
 note "plugin built with OpenCL: $have_opencl"
 mkdir -p "$TMPD/empty-vendors"
+# 24 MiB of the corpus: batches enough for a device lost and back.
+bulk=$TMPD/bulk.pages
+corpus_data $((24 << 20)) "$bulk"
 
-# run NAME FILE PARAMS... : nbdcopy FILE in and out, byte-identical; leaves
-# the server's log in $TMPD/NAME.log ($log while it runs) and its stats in
-# $TMPD/NAME.json.  With $between set: FILE copied in, then the commands
-# in $between, then in again and out.
+# run NAME FILE PARAMS... : nbdcopy FILE (a corpus file's name, or a path)
+# in and out, byte-identical; leaves the server's log in $TMPD/NAME.log
+# ($log while it runs) and its stats in $TMPD/NAME.json.  With $between
+# set: FILE copied in, then the commands in $between, then in again and
+# out.
 run() {
     local name=$1 f=$2
     shift 2
-    local src=$TRUENO_CORPUS/$f out=$TMPD/out log=$TMPD/$name.log
+    local src=$f out=$TMPD/out log=$TMPD/$name.log
+    case $f in /*) ;; *) src=$TRUENO_CORPUS/$f ;; esac
     local fsize
     fsize=$(stat -c %s "$src")
     rm -f "$out"
@@ -93,7 +98,7 @@ if [ "$have_opencl" = yes ]; then
     size=$(stat -c %s "$bin")
     printf 'garbage' | dd of="$bin" bs=1 seek=$((size / 2)) conv=notrunc status=none
     cp "$bin" "$TMPD/damaged.bin"
-    run damaged python-ast.pages offload=opencl opencl-cache="$kcache"
+    run damaged "$(corpus_file 2)" offload=opencl opencl-cache="$kcache"
     one_line damaged "the cached binary was unusable"
     [ "$(field damaged offload_pages)" -gt 0 ] || fail "damaged cache: nothing offloaded"
     # Not its size: PoCL's binary can grow by the kernels it compiled for
@@ -102,21 +107,21 @@ if [ "$have_opencl" = yes ]; then
     ! cmp -s "$bin" "$TMPD/damaged.bin" || fail "damaged cache: file not replaced"
     ok "damaged cache file: rebuilt and replaced, byte-identical on the device"
 
-    run auto gcc-sqlite.pages offload=auto opencl-cache="$kcache"
+    run auto "$bulk" offload=auto opencl-cache="$kcache"
     one_line auto "offload=auto chose"
     ok "offload=auto: byte-identical; chose $(field auto offload_active), min pages $(field auto offload_min_pages)"
 
-    OCL_ICD_VENDORS=$TMPD/empty-vendors run noplat python-ast.pages offload=opencl
+    OCL_ICD_VENDORS=$TMPD/empty-vendors run noplat "$(corpus_file 2)" offload=opencl
     one_line noplat "falls back to the CPU codec"
     [ "$(field noplat offload_active)" = cpu ] || fail "no platform: offload still active"
     ok "no platform: one log line, byte-identical on the CPU"
 
-    TRUENO_OCL_BAD_KERNEL=1 run badkernel redis-docs.pages offload=opencl
+    TRUENO_OCL_BAD_KERNEL=1 run badkernel "$(corpus_file 3)" offload=opencl
     one_line badkernel "kernel build failed"
     [ "$(field badkernel offload_active)" = cpu ] || fail "bad kernel: offload still active"
     ok "kernel build failure: one log line, byte-identical on the CPU"
 
-    TRUENO_OCL_FAIL_AFTER=2 TRUENO_OCL_RETRY_MS=50 run lost gcc-sqlite.pages offload=opencl opencl-cache="$kcache"
+    TRUENO_OCL_FAIL_AFTER=2 TRUENO_OCL_RETRY_MS=50 run lost "$bulk" offload=opencl opencl-cache="$kcache"
     grep -q "offload=opencl on" "$TMPD/lost.log" || fail "lost: device not used at first"
     n=$(grep -c 'batch compression failed' "$TMPD/lost.log" || :)
     [ "$n" -eq 1 ] || { cat "$TMPD/lost.log"; fail "lost device: $n log lines, want 1"; }
@@ -129,7 +134,7 @@ if [ "$have_opencl" = yes ]; then
     # second retry brings the device back; the file goes in again after.
     between='for i in $(seq 200); do grep -q "the device is back" "$log" && break; sleep 0.05; done' \
     TRUENO_OCL_FAIL_AFTER=2 TRUENO_OCL_FAIL_COUNT=2 TRUENO_OCL_RETRY_MS=20 \
-        run recover gcc-sqlite.pages offload=opencl opencl-cache="$kcache"
+        run recover "$bulk" offload=opencl opencl-cache="$kcache"
     for want in 'batch compression failed:1' 'retrying the device now:2' 'still lost:1' 'the device is back:1'; do
         n=$(grep -c "${want%:*}" "$TMPD/recover.log" || :)
         [ "$n" -eq "${want##*:}" ] || { cat "$TMPD/recover.log"; fail "recover: $n lines say '${want%:*}', want ${want##*:}"; }
@@ -140,13 +145,13 @@ if [ "$have_opencl" = yes ]; then
     ok "device lost and back: lost, retrying, still lost, retrying, back (a line each); $b batches on the device, byte-identical"
 else
     for mode in auto opencl; do
-        run "no-$mode" gcc-sqlite.pages offload=$mode
+        run "no-$mode" "$bulk" offload=$mode
         one_line "no-$mode" "no OpenCL support"
         ok "offload=$mode without OpenCL: one log line, byte-identical on the CPU"
     done
 fi
 
-run off python-ast.pages offload=off
+run off "$(corpus_file 2)" offload=off
 ! grep -q 'opencl:' "$TMPD/off.log" || fail "offload=off: logged something"
 [ "$(field off offload_pages)" -eq 0 ] || fail "offload=off: pages offloaded"
 ok "offload=off: byte-identical, nothing offloaded"

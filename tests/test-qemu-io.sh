@@ -97,9 +97,9 @@ for alg in lz4 zstd; do
 done
 
 # qemu-img convert in and out, qemu-img compare.
-for pair in lz4:gcc-sqlite.pages zstd:python-ast.pages lz4:redis-docs.pages; do
-    alg=${pair%%:*}
-    f=${pair#*:}
+alg=zstd
+for f in $CORPUS_FILES; do
+    alg=$([ $alg = lz4 ] && echo zstd || echo lz4) # each file, lz4 and zstd in turn
     src=$TRUENO_CORPUS/$f
     fsize=$(stat -c %s "$src")
     out=$TMPD/out.img

@@ -104,12 +104,17 @@ build_initramfs() {
   cp "$vmsrc/init" "$root/init" && chmod +x "$root/init"
   cp "$vmsrc"/lib-vm.sh "$root/opt/trueno/" || return 1
   cp -r "$vmsrc/cases" "$vmsrc/transports" "$vmsrc/bench" "$root/opt/trueno/tests/" 2>/dev/null
-  # A small sample of the corpus for the swap stress program (the whole
-  # corpus would take RAM from a 256 MiB VM; the bench boot adds it).
+  # A sample of the corpus for the cases and the swap stress program:
+  # 1536 pages (6 MiB) shared out over its files, each share from the
+  # middle of its file (a bigger corpus would take RAM from a 256 MiB VM;
+  # the bench boot adds all of it).
   mkdir -p "$root/opt/trueno/corpus"
-  for m in gcc-sqlite python-ast redis-docs; do
-    dd if="$corpus/$m.pages" of="$root/opt/trueno/corpus/$m.pages" bs=4096 count=512 \
-       skip=1024 status=none || return 1
+  local cf files=("$corpus"/*.pages) per n
+  per=$((1536 / ${#files[@]}))
+  for cf in "${files[@]}"; do
+    n=$(($(stat -c %s "$cf") / 4096))
+    dd if="$cf" of="$root/opt/trueno/corpus/${cf##*/}" bs=4096 count=$per \
+       skip=$((n > per ? (n - per) / 2 : 0)) status=none || return 1
   done
   # Modules, decompressed (busybox insmod does not read .ko.xz).
   local mdir=$kdir/lib/modules/$kver/kernel
@@ -142,8 +147,8 @@ build_tools_cpio() {
 build_corpus_cpio() {
   local root=$1 out=$2 c=$3 f
   rm -rf "$root"; mkdir -p "$root/opt/trueno/corpus-full"
-  for f in gcc-sqlite python-ast redis-docs; do
-    cp "$c/$f.pages" "$root/opt/trueno/corpus-full/" || return 1
+  for f in "$c"/*.pages; do
+    cp "$f" "$root/opt/trueno/corpus-full/" || return 1
   done
   (cd "$root" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) > "$out"
 }

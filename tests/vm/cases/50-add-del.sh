@@ -7,6 +7,9 @@
 avail() { awk '/MemAvailable/{print int($2/1024)}' /proc/meminfo; }
 count_devs() { ls /sys/class/ublk-char 2>/dev/null | wc -l; }
 servers() { pidof trueno-ublk | wc -w; }
+# 1 MiB of the corpus sample (its files back to back).
+cat /opt/trueno/corpus/*.pages | head -c $((1 << 20)) >/tmp/add-del.pages
+[ "$(wc -c </tmp/add-del.pages)" -eq $((1 << 20)) ] || fail "corpus sample under 1 MiB"
 sync; echo 3 > /proc/sys/vm/drop_caches
 m0=$(avail)
 t0=$(now)
@@ -16,9 +19,9 @@ while [ $i -le 20 ]; do
     fail "add #$i failed"
   [ -b "$dev" ] || fail "add #$i: $dev is not a block device"
   # Some data through it: a pattern in, the same back.
-  dd if=/opt/trueno/corpus/gcc-sqlite.pages of="$dev" bs=64k count=16 oflag=direct status=none ||
+  dd if=/tmp/add-del.pages of="$dev" bs=64k count=16 oflag=direct status=none ||
     fail "write #$i to $dev failed"
-  a=$(dd if=/opt/trueno/corpus/gcc-sqlite.pages bs=64k count=16 status=none | md5sum)
+  a=$(md5sum </tmp/add-del.pages)
   b=$(dd if="$dev" bs=64k count=16 iflag=direct status=none | md5sum)
   [ "$a" = "$b" ] || fail "read back #$i from $dev differs"
   id=${dev#/dev/ublkb}

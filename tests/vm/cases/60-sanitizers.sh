@@ -14,7 +14,10 @@
 # sanitizer wrote a report (log_path=/tmp/san).
 # SPDX-License-Identifier: MIT
 . "$TRUENO_VM_LIB"
-C=/opt/trueno/corpus # 512 pages (2 MiB) of each file
+# 2 MiB of the corpus sample (its files back to back).
+SIDE=/tmp/san-side.pages
+cat /opt/trueno/corpus/*.pages | head -c $((2 << 20)) >$SIDE
+[ "$(wc -c <$SIDE)" -eq $((2 << 20)) ] || fail "corpus sample under 2 MiB"
 R=/run/trueno/ublk
 rm -f /tmp/san.*
 export TSAN_OPTIONS="log_path=/tmp/san exitcode=66"
@@ -89,9 +92,9 @@ for SAN in tsan asan; do
   fiopid=$!
   side=0
   while kill -0 $fiopid 2>/dev/null; do
-    dd if=$C/gcc-sqlite.pages of="$DEV" bs=64k count=32 seek=768 oflag=direct \
+    dd if=$SIDE of="$DEV" bs=64k count=32 seek=768 oflag=direct \
        status=none || fail "$SAN: side write failed"
-    a=$(dd if=$C/gcc-sqlite.pages bs=64k count=32 status=none | md5sum)
+    a=$(md5sum <$SIDE)
     b=$(dd if="$DEV" bs=64k count=32 skip=768 iflag=direct status=none | md5sum)
     [ "$a" = "$b" ] || fail "$SAN: side read back differs (round $side)"
     dd if="$DEV" of=/dev/null bs=1M count=16 skip=$((side % 3 * 16)) \
@@ -130,7 +133,7 @@ for SAN in tsan asan; do
   dd if="$DEV" of=/dev/null bs=1M count=32 iflag=direct status=none ||
     fail "$SAN: reads failed at the limit"
   blkdiscard "$DEV" || fail "$SAN: discard at the limit failed"
-  dd if=$C/python-ast.pages of="$DEV" bs=64k count=16 oflag=direct status=none ||
+  dd if=$SIDE of="$DEV" bs=64k count=16 oflag=direct status=none ||
     fail "$SAN: write after the discard failed"
   say "$SAN: $fw writes failed at the limit; reads went on; writes work after the discard"
   stop
