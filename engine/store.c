@@ -67,6 +67,7 @@ int trueno_store_create(const struct trueno_config *cfg,
     pthread_rwlock_init(&st->locks[i], NULL);
   ws_pool_init(&st->ws);
   pthread_mutex_init(&st->compact_lock, NULL);
+  pthread_mutex_init(&st->maintain_lock, NULL);
   *out = st;
   return 0;
 fail_arena:
@@ -102,6 +103,7 @@ void trueno_store_destroy(struct trueno_store *st) {
     pthread_rwlock_destroy(&st->locks[i]);
   ws_pool_destroy(&st->ws);
   pthread_mutex_destroy(&st->compact_lock);
+  pthread_mutex_destroy(&st->maintain_lock);
   recompressor_destroy(&st->recomp);
   free(st);
 }
@@ -779,7 +781,16 @@ static int waste_low(uint64_t waste, uint64_t ideal) {
   return waste < ideal / WASTE_STOP + WASTE_ALLOWED;
 }
 
+static int maintain_locked(struct trueno_store *st);
+
 int trueno_maintain(struct trueno_store *st) {
+  pthread_mutex_lock(&st->maintain_lock);
+  int r = maintain_locked(st);
+  pthread_mutex_unlock(&st->maintain_lock);
+  return r;
+}
+
+static int maintain_locked(struct trueno_store *st) {
   if (st->recomp.kind)
     trueno_recompress(st, st->recomp.idle,
                       (uint64_t)st->recomp.rate * RECOMPRESS_SCAN_PER_TRY,

@@ -46,6 +46,9 @@ struct trueno_store {
   struct timespec born;
   _Atomic uint32_t tick;
   struct recompressor recomp;
+  /* Taken by trueno_maintain for its whole call: callers on several
+   * threads take turns over the state below. */
+  pthread_mutex_t maintain_lock;
   /* trueno_maintain's alone: compaction under way from call to call;
    * calls in a row that gave back little; waste left when compaction last
    * stopped short (it starts again once the waste has grown past it). */
