@@ -22,7 +22,12 @@ static size_t page_round(size_t n) {
   return (n + pg - 1) / pg * pg;
 }
 
+void ublk_queue_clear(struct ublk_queue *q) { q->efd = -1; }
+
 int ublk_queue_init(struct ublk_queue *q) {
+  /* Before anything can fail: a failed init is freed, and 0 is a
+   * descriptor. */
+  ublk_queue_clear(q);
   q->descs_len = page_round((size_t)q->depth * sizeof(struct ublksrv_io_desc));
   /* Queue q's descriptors sit at q times the area of the deepest queue. */
   off_t off = (off_t)q->q_id * (off_t)page_round(TRUENO_UBLK_MAX_DESC_BYTES);
@@ -65,7 +70,6 @@ int ublk_queue_init(struct ublk_queue *q) {
     return r;
   }
   q->ring_ok = true;
-  q->efd = -1;
   pthread_mutex_init(&q->done_lock, NULL);
   if (q->pool) {
     q->efd = eventfd(0, EFD_CLOEXEC);

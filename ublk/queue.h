@@ -62,6 +62,9 @@ struct ublk_queue {
   void *cb_arg;
 };
 
+/* Makes a zeroed queue safe to free before (or without) init: no
+ * descriptor of its own. */
+void ublk_queue_clear(struct ublk_queue *q);
 /* Maps the descriptors, allocates the buffers and the ring (in the calling
  * thread, so a failure is reported before anything is started). */
 int ublk_queue_init(struct ublk_queue *q);

@@ -112,6 +112,9 @@ static int setup_queues(struct server *s) {
   s->qs = calloc((size_t)s->nq, sizeof *s->qs);
   if (!s->qs)
     return -ENOMEM;
+  /* teardown frees every queue, also those after one whose init failed. */
+  for (int i = 0; i < s->nq; i++)
+    ublk_queue_clear(&s->qs[i]);
   for (int i = 0; i < s->nq; i++) {
     struct ublk_queue *q = &s->qs[i];
     q->q_id = i;
