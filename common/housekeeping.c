@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE /* pthread_cond_clockwait */
 #include "housekeeping.h"
 
 #include <errno.h>
@@ -80,11 +81,14 @@ static void *housekeeper(void *arg) {
     trueno_maintain(sf.st);
     write_once();
     pthread_mutex_lock(&sf.lock);
+    /* A second on the monotonic clock: a step back of the wall clock
+     * would stall the stats and the store's maintenance. */
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += 1;
-    while (!sf.stop &&
-           pthread_cond_timedwait(&sf.cond, &sf.lock, &ts) != ETIMEDOUT)
+    while (!sf.stop && pthread_cond_clockwait(&sf.cond, &sf.lock,
+                                              CLOCK_MONOTONIC,
+                                              &ts) != ETIMEDOUT)
       ;
   }
   pthread_mutex_unlock(&sf.lock);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE /* pthread_cond_clockwait */
 #include "pagepool.h"
 
 #include <errno.h>
@@ -41,10 +42,12 @@ static void reserve_low(void) {
   pthread_mutex_unlock(&low_lock);
 }
 
-/* CLOCK_REALTIME (pthread_cond_timedwait's clock) ns nanoseconds from now. */
+/* ns nanoseconds from now on CLOCK_MONOTONIC, the clock every timed wait
+ * here uses (pthread_cond_clockwait): a step of the wall clock must not
+ * stretch or cut a wait. */
 static struct timespec deadline_in(long long ns) {
   struct timespec t;
-  clock_gettime(CLOCK_REALTIME, &t);
+  clock_gettime(CLOCK_MONOTONIC, &t);
   ns += t.tv_nsec;
   t.tv_sec += (time_t)(ns / 1000000000L);
   t.tv_nsec = (long)(ns % 1000000000L);
@@ -55,7 +58,8 @@ void trueno_pool_wait_low(unsigned ms) {
   struct timespec t = deadline_in((long long)ms * 1000000L);
   pthread_mutex_lock(&low_lock);
   while (!atomic_load(&low))
-    if (pthread_cond_timedwait(&low_cond, &low_lock, &t) == ETIMEDOUT)
+    if (pthread_cond_clockwait(&low_cond, &low_lock, CLOCK_MONOTONIC, &t) ==
+        ETIMEDOUT)
       break;
   atomic_store(&low, false);
   pthread_mutex_unlock(&low_lock);
@@ -354,7 +358,8 @@ static struct pp_chunk *reserve_wait(struct pagepool *p) {
   struct timespec t = deadline_in(RESERVE_WAIT_NS);
   reserve_low();
   while (LIST_EMPTY(&p->spare) && LIST_EMPTY(&p->partial))
-    if (pthread_cond_timedwait(&p->spare_cond, &p->lock, &t) == ETIMEDOUT)
+    if (pthread_cond_clockwait(&p->spare_cond, &p->lock, CLOCK_MONOTONIC,
+                               &t) == ETIMEDOUT)
       break;
   return LIST_EMPTY(&p->partial) ? spare_take(p) : NULL;
 }
