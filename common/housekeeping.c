@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE /* pthread_cond_clockwait */
 #include "housekeeping.h"
+#include "safefile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,19 +27,7 @@ static struct {
 } sf = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
 int stats_file_check(const char *path) {
-  struct stat sb;
-  if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-    return -EISDIR;
-  char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >=
-      (int)sizeof tmp)
-    return -ENAMETOOLONG;
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
-  if (fd < 0)
-    return -errno;
-  close(fd);
-  unlink(tmp);
-  return 0;
+  return safefile_check_dir_of(path);
 }
 
 static int write_once(void) {
@@ -57,20 +46,9 @@ static int write_once(void) {
       return -EOVERFLOW;
   }
   json[n++] = '\n';
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", sf.path, (long)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0)
-    return -errno;
-  /* Readers must never see a half-written file: write all, then rename. */
-  int r = write(fd, json, (size_t)n) == n ? 0 : -EIO;
-  if (close(fd) && !r)
-    r = -errno;
-  if (!r && rename(tmp, sf.path))
-    r = -errno;
-  if (r)
-    unlink(tmp);
-  return r;
+  /* Readers must never see a half-written file; and the directory may be
+   * /tmp, where a predictable temporary name is another user's to take. */
+  return safefile_replace(sf.path, json, (size_t)n, 0600);
 }
 
 static void *housekeeper(void *arg) {

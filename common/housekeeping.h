@@ -1,6 +1,7 @@
 /* The front ends' background thread: once a second it lets the engine do its
  * housekeeping (compaction) and writes the engine's counters to the stats
- * file as JSON, atomically (temporary file + rename); once more at exit.
+ * file as JSON (0600), atomically (a temporary file under a random name,
+ * then rename: see safefile.h); once more at exit.
  * SPDX-License-Identifier: MIT */
 #ifndef TRUENO_HOUSEKEEPING_H
 #define TRUENO_HOUSEKEEPING_H

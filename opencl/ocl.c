@@ -464,6 +464,9 @@ static void cache_note(struct trueno_ocl *o, const char *dir, int loaded,
     snprintf(n, cap, "kernels from the cache in %s", dir);
   else if (!*dir)
     snprintf(n, cap, "kernels built, no cache");
+  else if (loaded == -EPERM)
+    snprintf(n, cap, "kernels built, cache %s refused: it (or its file) is "
+             "not owned by this user or is writable by others", dir);
   else if (saved)
     snprintf(n, cap, "kernels built, not cached in %s: %s", dir,
              strerror(-saved));

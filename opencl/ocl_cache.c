@@ -2,10 +2,10 @@
  * SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
 #include "ocl_cache.h"
+#include "safefile.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,34 +41,18 @@ int ocl_cache_resolve(const char *opt, char *dir, size_t cap) {
 }
 
 int ocl_cache_mkdir(const char *dir) {
-  char p[4096];
-  if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
-    return -ENAMETOOLONG;
-  /* Each parent in turn, as mkdir -p. */
-  for (char *s = p + 1;; s++) {
-    if (*s != '/' && *s)
-      continue;
-    char c = *s;
-    *s = 0;
-    if (mkdir(p, 0700) && errno != EEXIST)
-      return -errno;
-    *s = c;
-    if (!c)
-      break;
-  }
-  struct stat sb;
-  if (stat(dir, &sb))
-    return -errno;
-  if (!S_ISDIR(sb.st_mode))
-    return -ENOTDIR;
-  return access(dir, W_OK | X_OK) ? -errno : 0;
+  int fd = safefile_dir(dir, 1);
+  if (fd < 0)
+    return fd;
+  int r = faccessat(fd, ".", W_OK | X_OK, AT_EACCESS) ? -errno : 0;
+  close(fd);
+  return r;
 }
 
-static int file_path(const char *dir, const char *key, char *path,
-                     size_t cap) {
+/* The file's name in the directory: a hash of the key. */
+static void file_name(const char *key, char *name, size_t cap) {
   uint64_t h = ocl_cache_fnv(OCL_CACHE_FNV_INIT, key, strlen(key));
-  int n = snprintf(path, cap, "%s/%016llx.bin", dir, (unsigned long long)h);
-  return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+  snprintf(name, cap, "%016llx.bin", (unsigned long long)h);
 }
 
 static void put64(unsigned char *p, uint64_t v) {
@@ -93,21 +77,38 @@ static char *header(const char *key, size_t *n) {
   return h;
 }
 
-static unsigned char *read_all(const char *path, size_t *n, int *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    *err = -errno;
+/* The file, only if it is ours (the checksum is no defence: anyone can
+ * compute it, and the driver runs what it loads). */
+static unsigned char *read_all(const char *dir, const char *name, size_t *n,
+                               int *err) {
+  int dfd = safefile_dir(dir, 0);
+  int fd = dfd < 0 ? dfd
+                   : openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  *err = fd >= 0 ? 0 : dfd < 0 ? dfd : errno == ELOOP ? -EPERM : -errno;
+  if (dfd >= 0)
+    close(dfd);
+  if (fd < 0)
     return NULL;
-  }
   unsigned char *buf = NULL;
   struct stat sb;
-  *err = -EBADMSG;
-  if (fstat(fileno(f), &sb) == 0 && sb.st_size > 0 &&
-      sb.st_size < (1 << 30) && (buf = malloc((size_t)sb.st_size))) {
-    *n = fread(buf, 1, (size_t)sb.st_size, f);
-    *err = *n == (size_t)sb.st_size ? 0 : -EBADMSG;
+  *err = safefile_owned(fd);
+  if (*err) {
+    close(fd);
+    return NULL;
   }
-  fclose(f);
+  *err = -EBADMSG;
+  if (fstat(fd, &sb) == 0 && sb.st_size > 0 && sb.st_size < (1 << 30) &&
+      (buf = malloc((size_t)sb.st_size))) {
+    size_t got = 0;
+    ssize_t r;
+    while (got < (size_t)sb.st_size &&
+           ((r = read(fd, buf + got, (size_t)sb.st_size - got)) > 0 ||
+            (r < 0 && errno == EINTR)))
+      got += r > 0 ? (size_t)r : 0;
+    *n = got;
+    *err = got == (size_t)sb.st_size ? 0 : -EBADMSG;
+  }
+  close(fd);
   if (*err) {
     free(buf);
     buf = NULL;
@@ -117,10 +118,11 @@ static unsigned char *read_all(const char *path, size_t *n, int *err) {
 
 int ocl_cache_load(const char *dir, const char *key, unsigned char **bin,
                    size_t *len) {
-  char path[4200];
-  int r = file_path(dir, key, path, sizeof path);
+  char name[64];
+  file_name(key, name, sizeof name);
   size_t n = 0, hn = 0;
-  unsigned char *buf = r ? NULL : read_all(path, &n, &r);
+  int r;
+  unsigned char *buf = read_all(dir, name, &n, &r);
   char *h = buf ? header(key, &hn) : NULL;
   if (!buf)
     return r;
@@ -142,54 +144,28 @@ int ocl_cache_load(const char *dir, const char *key, unsigned char **bin,
   return r;
 }
 
-static int write_all(int fd, const void *p, size_t n) {
-  const unsigned char *b = p;
-  while (n) {
-    ssize_t w = write(fd, b, n);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return w < 0 ? -errno : -EIO;
-    b += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
 int ocl_cache_save(const char *dir, const char *key, const void *bin,
                    size_t len) {
-  char path[4200], tmp[4300];
-  int r = ocl_cache_mkdir(dir);
-  if (!r)
-    r = file_path(dir, key, path, sizeof path);
-  if (r)
-    return r;
-  /* Two servers (or two opens in one) saving at once each write their
-   * own temporary file; the last rename wins, and either file is whole. */
-  static _Atomic unsigned seq;
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", path, (long)getpid(),
-           atomic_fetch_add(&seq, 1));
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return -errno;
+  int dfd = safefile_dir(dir, 1);
+  if (dfd < 0)
+    return dfd;
+  char name[64];
+  file_name(key, name, sizeof name);
   size_t hn = 0;
   char *h = header(key, &hn);
-  unsigned char lens[16];
-  put64(lens, len);
-  put64(lens + 8, ocl_cache_fnv(OCL_CACHE_FNV_INIT, bin, len));
-  r = h ? 0 : -ENOMEM;
-  if (!r)
-    r = write_all(fd, h, hn);
-  if (!r)
-    r = write_all(fd, lens, sizeof lens);
-  if (!r)
-    r = write_all(fd, bin, len);
-  if (close(fd) && !r)
-    r = -errno;
-  if (!r && rename(tmp, path))
-    r = -errno;
-  if (r)
-    unlink(tmp);
+  unsigned char *buf = h ? malloc(hn + 16 + len) : NULL;
+  int r = buf ? 0 : -ENOMEM;
+  if (buf) {
+    memcpy(buf, h, hn);
+    put64(buf + hn, len);
+    put64(buf + hn + 8, ocl_cache_fnv(OCL_CACHE_FNV_INIT, bin, len));
+    memcpy(buf + hn + 16, bin, len);
+    /* Two servers saving at once each write their own temporary file; the
+     * last rename wins, and either file is whole. */
+    r = safefile_replace_at(dfd, name, buf, hn + 16 + len, 0600);
+  }
+  free(buf);
   free(h);
+  close(dfd);
   return r;
 }

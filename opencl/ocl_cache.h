@@ -10,6 +10,9 @@
  * A file whose key, length or hash does not match is ignored (and later
  * replaced): a truncated, corrupt or foreign file is never handed to the
  * driver as ours.  Files are written to a temporary name and renamed.
+ * The checksum is no defence against another user: the driver runs what
+ * it loads, so a directory or file not owned by the effective uid, or
+ * writable by group or others, is refused (-EPERM; safefile.h).
  *
  * No OpenCL here: file I/O and hashing only.
  *
@@ -30,11 +33,13 @@ uint64_t ocl_cache_fnv(uint64_t h, const void *p, size_t n);
  * $HOME/.cache/trueno-zram (none: off); "" or "off" = off, dir[0] = 0.
  * -ENAMETOOLONG. */
 int ocl_cache_resolve(const char *opt, char *dir, size_t cap);
-/* Creates dir and its parents (0700) when missing; -ENOTDIR when it is
- * not a directory, -EACCES when it cannot be written, other errnos. */
+/* Creates dir (0700) and its parents when missing; -ENOTDIR when it is
+ * not a directory, -EPERM when it is not ours, -EACCES when it cannot be
+ * written, other errnos. */
 int ocl_cache_mkdir(const char *dir);
 /* The binary stored for key in dir, malloc'd: -ENOENT when there is none,
- * -EBADMSG when the file is not a whole binary for this key. */
+ * -EPERM when the directory or file is not ours, -EBADMSG when the file is
+ * not a whole binary for this key. */
 int ocl_cache_load(const char *dir, const char *key, unsigned char **bin,
                    size_t *len);
 /* Stores bin for key in dir (created if missing), replacing any file. */

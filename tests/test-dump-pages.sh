@@ -2,7 +2,9 @@
 # scripts/dump-pages on a live process: its anonymous memory comes out as
 # whole pages (a 16 MiB buffer of marked pages is found page by page),
 # --max-pages samples exactly that many, a missing process is a clear
-# error, and trueno-bench reads the dump.
+# error, and trueno-bench reads the dump.  The dump is 0600 (another
+# process's memory), and a symlink planted at OUT is refused, its target
+# unchanged.
 # SPDX-License-Identifier: MIT
 source "$(dirname "$0")/functions.sh"
 require_python
@@ -35,6 +37,20 @@ size=$(stat -c %s "$TMPD/all.pages")
 found=$(grep -ao 'TRUENO-DUMP-[0-9]\{8\};' "$TMPD/all.pages" | sort -u | wc -l)
 [ "$found" -ge 4096 ] || fail "only $found of the 4096 marked pages dumped"
 ok "all 4096 marked pages dumped ($((size / 4096)) pages in all)"
+mode=$(stat -c %a "$TMPD/all.pages")
+[ "$mode" = 600 ] || fail "the dump is mode $mode, not 600"
+ok "the dump is 0600"
+
+echo "not yours" >"$TMPD/victim" && chmod 600 "$TMPD/victim"
+ln -s "$TMPD/victim" "$TMPD/planted.pages"
+if "$PYTHON" "$dump" --max-pages 10 "$holder" "$TMPD/planted.pages" \
+       >/dev/null 2>"$TMPD/err"; then
+    fail "dump-pages wrote through a symlink at OUT"
+fi
+[ "$(cat "$TMPD/victim")" = "not yours" ] || fail "the symlink's target was overwritten"
+grep -q "symlink" "$TMPD/err" || fail "unclear error for a symlink: $(cat "$TMPD/err")"
+[ -z "$(ls -A "$TMPD" | grep '^\.dump-pages\.')" ] || fail "temporary file left behind"
+ok "a symlink at OUT: $(cat "$TMPD/err")"
 
 tmo 120 "$PYTHON" "$dump" --max-pages 100 "$holder" "$TMPD/some.pages" \
     >/dev/null || fail "dump-pages --max-pages failed"

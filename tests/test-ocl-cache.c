@@ -9,7 +9,10 @@
  * replaces the file (the next open loads it).  Another kernel source is
  * another key, another file.  "off" caches nothing; the default directory
  * is $XDG_CACHE_HOME/trueno-zram, else $HOME/.cache/trueno-zram; a cache
- * that cannot be written only says so.
+ * that cannot be written only says so.  A directory or file another user
+ * could have written (writable by group or others, or, as root, owned by
+ * someone else) is refused: the kernels are built from source and the
+ * planted binary, with a checksum anyone can compute, is never loaded.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -158,6 +161,35 @@ static void damaged(const char *dir, const char *path, const char *how) {
   CHECK(open_and_use(&opt, what, "from the cache") == 1, "%s: loaded", what);
 }
 
+/* A binary someone else could have planted: refused, built from source. */
+static void planted(const char *dir, const char *path) {
+  struct trueno_ocl_options opt = {.cache_dir = dir};
+  CHECK(open_and_use(&opt, "before planting", "from the cache") == 1,
+        "before planting: loaded");
+  CHECK(chmod(path, 0666) == 0, "chmod %s", path);
+  CHECK(open_and_use(&opt, "file writable by others", "refused") == 0,
+        "file writable by others: built from source");
+  CHECK(open_and_use(&opt, "after the replaced file", "from the cache") == 1,
+        "the refused file was replaced by ours");
+  CHECK(chmod(dir, 0777) == 0, "chmod %s", dir);
+  CHECK(open_and_use(&opt, "dir writable by others", "refused") == 0,
+        "dir writable by others: built from source");
+  CHECK(chmod(dir, 0700) == 0, "chmod %s", dir);
+  if (geteuid() != 0) {
+    printf("not root: foreign owners not tried\n");
+    return;
+  }
+  CHECK(chown(path, 65534, 65534) == 0, "chown %s", path);
+  CHECK(open_and_use(&opt, "file of another user", "refused") == 0,
+        "file of another user: built from source");
+  CHECK(chown(dir, 65534, 65534) == 0, "chown %s", dir);
+  CHECK(open_and_use(&opt, "dir of another user", "refused") == 0,
+        "dir of another user: built from source");
+  CHECK(chown(dir, 0, 0) == 0, "chown %s", dir);
+  CHECK(open_and_use(&opt, "dir ours again", "from the cache") == 1,
+        "dir ours again: loaded");
+}
+
 static void defaults(void) {
   char xdg[128], home[128], p[512];
   snprintf(xdg, sizeof xdg, "%s/xdg", top);
@@ -194,6 +226,12 @@ int main(void) {
   damaged(dir, path, "flipped");
   damaged(dir, path, "truncated");
   damaged(dir, path, "foreign");
+  planted(dir, path);
+  struct stat sb;
+  CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600,
+        "cache file mode %o, not 0600", (unsigned)(sb.st_mode & 0777));
+  CHECK(stat(dir, &sb) == 0 && (sb.st_mode & 0777) == 0700,
+        "cache dir mode %o, not 0700", (unsigned)(sb.st_mode & 0777));
   struct trueno_ocl_options other = {.cache_dir = dir,
                                      .extra_source = "\n/* another */\n"};
   CHECK(open_and_use(&other, "other source", "cached in") == 0,

@@ -2,6 +2,10 @@
 # stats=FILE: the file appears within ~2 s of start, is one valid JSON object
 # with the documented keys, is never seen half-written, follows the writes
 # while the server runs, and holds the final counters after the server exits.
+# As root, in a directory another user can write: that user's symlinks at
+# the stats file's name and at the temporary name the writer once used
+# (FILE.tmp.PID) do not make the server write through them; the file is
+# 0600.
 . "$(dirname "$0")/functions.sh"
 require_nbd_python
 require_python
@@ -169,5 +173,35 @@ print("    pages_stored=%s writes=%s" % (s.get("pages_stored"), s.get("writes"))
 sys.exit(0 if s.get("pages_stored") == n and s.get("writes") == n else 1)
 EOF
 ok "SIGTERM: final stats file shows all $n pages and writes"
+
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+    note "stats= in a directory another user writes, with their symlinks"
+    chmod 711 "$TMPD"
+    pub=$TMPD/pub secret=$TMPD/secret
+    mkdir "$pub" && chmod 777 "$pub"
+    echo "root only" >"$secret" && chmod 600 "$secret"
+    as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+    as_nobody ln -s "$secret" "$pub/stats.json" ||
+        fail "nobody could not plant a symlink in $pub"
+    nbdkit -f -U "$TMPD/sock2" "$TRUENO_PLUGIN" size=64M stats="$pub/stats.json" \
+        2>"$TMPD/nbdkit2.err" &
+    bgpid=$!
+    for _ in $(seq 100); do [ -S "$TMPD/sock2" ] && break; sleep 0.1; done
+    # Once running: the temporary name the writer once used, then two
+    # seconds of writes.
+    as_nobody ln -sf "$secret" "$pub/stats.json.tmp.$bgpid" ||
+        fail "nobody could not plant a symlink in $pub"
+    sleep 2.5
+    kill -TERM "$bgpid" 2>/dev/null || :
+    wait "$bgpid" || :
+    [ "$(cat "$secret")" = "root only" ] ||
+        fail "the root-only file was overwritten through a symlink: $(head -c 80 "$secret")"
+    [ -f "$pub/stats.json" ] && [ ! -L "$pub/stats.json" ] ||
+        fail "no stats file in place of the planted symlink: $(cat "$TMPD/nbdkit2.err")"
+    "$PYTHON" -m json.tool "$pub/stats.json" >/dev/null || fail "stats file in $pub is not JSON"
+    mode=$(stat -c '%a %U' "$pub/stats.json")
+    [ "$mode" = "600 root" ] || fail "stats file is '$mode', not '600 root'"
+    ok "planted symlinks not followed; the stats file is root's, 0600"
+fi
 
 note "passed in $(elapsed)s"

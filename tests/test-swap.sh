@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # trueno-swap's argument and environment checks, and the plugin's swap=
 # parameter, on the host (which may have no nbd module and no
-# CAP_SYS_RESOURCE).  The real swap tests run in a VM: tests/vm/run.
+# CAP_SYS_RESOURCE): reserved keys anywhere, sizes that would overflow,
+# status with devices, down with a stale pid file naming an unrelated live
+# process (left alone), the name's lock, the run directory's owner and mode.
+# The real swap tests run in a VM: tests/vm/run (swap-helper: concurrent
+# up, the connection limit, status with swap up).
 # SPDX-License-Identifier: MIT
 . "$(dirname "$0")/functions.sh"
 ts=$test_dir/../scripts/trueno-swap
@@ -16,6 +20,12 @@ expect_err "invalid name" "$ts" up --name '../x'
 expect_err "unknown option" "$ts" up --bogus
 expect_err "unknown command" "$ts" frobnicate
 expect_err "set by trueno-swap" "$ts" up swap=off
+# Every key=value, not only the first.
+expect_err "swap= is set by trueno-swap" "$ts" up algorithm=zstd swap=off
+expect_err "stats= is set by trueno-swap" "$ts" up algorithm=zstd mem-limit=1G stats=/tmp/x
+# 16777216T is 2^64 bytes: it wrapped to 0.
+expect_err "invalid size '16777216T': too large" "$ts" up --size 16777216T
+expect_err "too large" "$ts" up --size 99999999999999999999G
 if command -v setpriv >/dev/null; then
     expect_err "must be run as root" setpriv --reuid=65534 --regid=65534 --clear-groups "$ts" up --size 1G
 fi
@@ -30,6 +40,58 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 out=$("$ts" status) || fail "status failed"
 case "$out" in *"no trueno swap devices"*) ok "status with nothing up" ;; *) fail "status: $out" ;; esac
+
+# status with something up (here: the files a crashed server left).
+mkdir -p "$TRUENO_SWAP_RUNDIR"
+echo /dev/nbd7 >"$TRUENO_SWAP_RUNDIR/one.dev"
+echo /dev/nbd8 >"$TRUENO_SWAP_RUNDIR/two.dev"
+out=$("$ts" status 2>&1) || fail "status with devices: $out"
+case "$out" in
+    *"one: /dev/nbd7 (nbd), server NOT RUNNING"*"two: /dev/nbd8 (nbd)"*) ok "status with two devices" ;;
+    *) fail "status with devices: $out" ;;
+esac
+rm -f "$TRUENO_SWAP_RUNDIR"/*.dev
+
+if [ "$(id -u)" -eq 0 ]; then
+    # A stale pid file naming an unrelated live process: down leaves it be.
+    sleep 1000 &
+    victim=$!
+    echo "$victim" >"$TRUENO_SWAP_RUNDIR/stale.pid"
+    : >"$TRUENO_SWAP_RUNDIR/stale.sock"
+    out=$("$ts" down stale 2>&1) || fail "down with a stale pid file: $out"
+    sleep 0.3
+    kill -0 "$victim" 2>/dev/null || fail "down killed the unrelated process $victim"
+    kill "$victim"; wait "$victim" 2>/dev/null || :
+    [ ! -e "$TRUENO_SWAP_RUNDIR/stale.pid" ] && [ ! -e "$TRUENO_SWAP_RUNDIR/stale.sock" ] ||
+        fail "stale pid or socket file left: $(ls "$TRUENO_SWAP_RUNDIR")"
+    ok "down with a stale pid file: the unrelated process lives, files removed ($out)"
+
+    # down waits for an up or down of the same name (the name's lock).
+    echo /dev/nbd9 >"$TRUENO_SWAP_RUNDIR/busy.dev"
+    flock "$TRUENO_SWAP_RUNDIR/busy.lock" sleep 2 &
+    holder=$!
+    sleep 0.3
+    t0=$(date +%s%N)
+    "$ts" down busy >/dev/null 2>&1
+    t1=$(date +%s%N)
+    wait "$holder"
+    [ $(( (t1 - t0) / 1000000 )) -ge 1000 ] ||
+        fail "down did not wait for the name's lock ($(( (t1 - t0) / 1000000 )) ms)"
+    ok "down waits for the name's lock"
+
+    # The run directory is root's alone (the VM's swap-helper case checks
+    # that up makes it 0700), its files 0600.
+    mode=$(stat -c %a "$TRUENO_SWAP_RUNDIR/stale.lock")
+    [ "$mode" = 600 ] || fail "lock file mode $mode, not 600"
+    mkdir -m 777 "$TMPD/open"
+    echo /dev/nbd9 >"$TMPD/open/x.dev"
+    expect_err "writable by group or others" env TRUENO_SWAP_RUNDIR="$TMPD/open" "$ts" down x
+    mkdir "$TMPD/theirs" && chown nobody "$TMPD/theirs"
+    echo /dev/nbd9 >"$TMPD/theirs/x.dev"
+    expect_err "not by us: refused" env TRUENO_SWAP_RUNDIR="$TMPD/theirs" "$ts" down x
+    ln -s "$TMPD/theirs" "$TMPD/link"
+    expect_err "is a symlink: refused" env TRUENO_SWAP_RUNDIR="$TMPD/link" "$ts" down x
+fi
 
 # The plugin's swap= parameter.
 out=$(nbdkit "$TRUENO_PLUGIN" size=1M swap=maybe 2>&1) && fail "swap=maybe accepted"

@@ -29,6 +29,7 @@
 #include "args.h"
 #include "ctrl.h"
 #include "engine-params.h"
+#include "safefile.h"
 #include "server.h"
 
 static const char *prog = "trueno-ublk";
@@ -79,22 +80,6 @@ static int open_control(struct ublk_ctrl *c) {
                "(Linux >= 6.0 is needed): %s", strerror(-r));
   if (r)
     return die("cannot open %s: %s", path, strerror(-r));
-  return 0;
-}
-
-static int mkdir_p(const char *dir) {
-  char p[PATH_MAX];
-  if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
-    return -ENAMETOOLONG;
-  for (char *s = p + 1; *s; s++)
-    if (*s == '/') {
-      *s = 0;
-      if (mkdir(p, 0755) && errno != EEXIST)
-        return -errno;
-      *s = '/';
-    }
-  if (mkdir(p, 0755) && errno != EEXIST)
-    return -errno;
   return 0;
 }
 
@@ -155,9 +140,15 @@ static int cmd_add(int argc, char **argv) {
   if (open_control(&c))
     return 1;
   ublk_ctrl_close(&c); /* the server opens its own */
-  int r = mkdir_p(o.run_dir);
-  if (r)
+  /* Root writes its pid, stats and log files there: the directory must be
+   * root's alone (safefile.h). */
+  int r = safefile_dir(o.run_dir, 1);
+  if (r == -EPERM)
+    return die("run directory %s refused: it is not owned by this user or "
+               "is writable by others (TRUENO_UBLK_RUNDIR)", o.run_dir);
+  if (r < 0)
     return die("cannot create %s: %s", o.run_dir, strerror(-r));
+  close(r);
   char abs[PATH_MAX];
   if (!realpath(o.run_dir, abs))
     return die("cannot resolve %s: %s", o.run_dir, strerror(errno));

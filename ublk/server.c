@@ -20,6 +20,7 @@
 #include "housekeeping.h"
 #include "pin-mappings.h"
 #include "queue.h"
+#include "safefile.h"
 #include "server-guard.h"
 
 int ublk_run_file(char *buf, size_t cap, const char *run_dir, int id,
@@ -213,7 +214,10 @@ static int setup(struct server *s) {
     /* From now on the daemon's own messages go to ublkN.log. */
     char log[4096];
     ublk_run_file(log, sizeof log, o->run_dir, s->id, "log");
-    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int dfd = safefile_dir(o->run_dir, 0);
+    int fd = dfd < 0 ? -1 : safefile_create_at(dfd, strrchr(log, '/') + 1, 0600);
+    if (dfd >= 0)
+      close(dfd);
     if (fd >= 0) {
       dup2(fd, STDERR_FILENO);
       close(fd);
@@ -284,9 +288,10 @@ static int setup(struct server *s) {
   snprintf(dev, sizeof dev, "/dev/ublkb%d", s->id);
   if ((r = wait_node(dev, 5000)))
     return FAIL(s, "%s did not appear", dev);
-  FILE *f = fopen(s->pid_file, "w");
-  if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f))
-    return FAIL(s, "cannot write %s: %s", s->pid_file, strerror(errno));
+  char pid[32];
+  int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  if ((r = safefile_replace(s->pid_file, pid, (size_t)n, 0600)))
+    return FAIL(s, "cannot write %s: %s", s->pid_file, strerror(-r));
   report(s, "OK");
   return 0;
 }

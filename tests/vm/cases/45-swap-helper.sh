@@ -1,0 +1,99 @@
+# vm-ram: 512
+# vm-transports: nbd ublk
+# trueno-swap itself on the real kernel: two names brought up at once get
+# different devices; status with both up as swap; the run directory and
+# its files root's alone (0700, 0600); two concurrent ups of one name: one
+# wins, the other is refused, and down leaves no server behind (4 tries).
+# Over nbd also: a connection past --connections is refused (nbdkit's
+# limit filter), and down after a crashed server whose pid file now names
+# an unrelated live process leaves that process alone.
+# SPDX-License-Identifier: MIT
+. "$TRUENO_VM_LIB"
+run=/run/trueno
+[ "$TRANSPORT" = ublk ] && tr="--transport ublk" || tr=""
+[ "$TRANSPORT" = ublk ] && comm=trueno-ublk || comm=nbdkit
+servers() {
+  _n=0
+  for _c in /proc/[0-9]*/comm; do
+    [ "$(cat "$_c" 2>/dev/null)" = "$comm" ] && _n=$((_n + 1))
+  done
+  echo $_n
+}
+mode() { stat -L -c %a "$1"; }
+
+trueno-swap up $tr --name a --size 64M --priority 10 >/tmp/a.out 2>&1 &
+pa=$!
+trueno-swap up $tr --name b --size 64M --priority 5 >/tmp/b.out 2>&1 &
+pb=$!
+wait $pa || fail "up a: $(cat /tmp/a.out)"
+wait $pb || fail "up b: $(cat /tmp/b.out)"
+da=$(cat $run/a.dev) db=$(cat $run/b.dev)
+[ "$da" != "$db" ] || fail "a and b both on $da"
+grep -q "^$da " /proc/swaps && grep -q "^$db " /proc/swaps || fail "not both swap: $(cat /proc/swaps)"
+say "a on $da, b on $db, up at once"
+
+out=$(trueno-swap status 2>&1) || fail "status with two devices up exited $?: $out"
+echo "$out"
+case "$out" in
+  *"a: $da"*"swap: "*"MiB used of"*"b: $db"*"swap: "*"MiB used of"*) ;;
+  *) fail "status does not show both: $out" ;;
+esac
+
+[ "$(mode $run)" = 700 ] || fail "$run is $(mode $run), not 700"
+for f in $run/a.dev $run/a.pid $run/a.json $run/a.log $run/a.lock; do
+  [ "$(mode "$f")" = 600 ] || fail "$f is $(mode "$f"), not 600"
+done
+if [ "$TRANSPORT" = ublk ]; then
+  [ "$(mode $run/ublk)" = 700 ] || fail "$run/ublk is $(mode $run/ublk), not 700"
+  for f in $run/ublk/*; do
+    [ "$(mode "$f")" = 600 ] || fail "$f is $(mode "$f"), not 600"
+  done
+fi
+say "run files: $run 700, files 600"
+
+base=$(servers)
+for i in 1 2 3 4; do
+  trueno-swap up $tr --name r --size 32M --no-swapon >/tmp/r1.out 2>&1 &
+  p1=$!
+  trueno-swap up $tr --name r --size 32M --no-swapon >/tmp/r2.out 2>&1 &
+  p2=$!
+  r1=0 r2=0
+  wait $p1 || r1=$?
+  wait $p2 || r2=$?
+  [ $((r1 == 0)) -ne $((r2 == 0)) ] ||
+    fail "try $i: two ups of r: exit $r1 and $r2: $(cat /tmp/r1.out /tmp/r2.out)"
+  grep -q "already up" /tmp/r1.out /tmp/r2.out || fail "try $i: no 'already up': $(cat /tmp/r1.out /tmp/r2.out)"
+  [ "$(servers)" -eq $((base + 1)) ] || fail "try $i: $(servers) servers, expected $((base + 1))"
+  trueno-swap down r >/dev/null || fail "try $i: down r failed"
+  [ "$(servers)" -eq "$base" ] || fail "try $i: down r left $(($(servers) - base)) server(s) behind"
+done
+say "two ups of one name at once, 4 times: one up, one refused, down leaves no server"
+
+if [ "$TRANSPORT" = nbd ]; then
+  free=""
+  for n in 0 1 2 3 4 5 6 7; do
+    [ "/dev/nbd$n" = "$da" ] || [ "/dev/nbd$n" = "$db" ] || { free=/dev/nbd$n; break; }
+  done
+  if timeout 30 nbd-client -unix $run/a.sock "$free" -b 4096 >/tmp/extra.out 2>&1; then
+    nbd-client -d "$free" >/dev/null 2>&1
+    fail "a second connection to a's server was accepted ($free)"
+  fi
+  say "a second connection refused: $(tail -1 /tmp/extra.out)"
+
+  trueno-swap up --name c --size 32M --no-swapon >/dev/null || fail "up c failed"
+  kill -9 "$(cat $run/c.pid)"
+  sleep 1000 &
+  victim=$!
+  echo $victim > $run/c.pid
+  out=$(trueno-swap down c 2>&1) || fail "down c after a crash: $out"
+  kill -0 $victim 2>/dev/null || fail "down c killed the unrelated process $victim ($out)"
+  kill $victim
+  [ ! -e $run/c.pid ] && [ ! -e $run/c.sock ] && [ ! -e $run/c.dev ] ||
+    fail "down c left files: $(ls $run)"
+  say "crashed server, pid reused: $out"
+fi
+
+trueno-swap down a >/dev/null && trueno-swap down b >/dev/null || fail "down a/b failed"
+case "$(trueno-swap status)" in *"no trueno swap devices"*) ;; *) fail "status after down: $(trueno-swap status)" ;; esac
+[ "$(servers)" -eq 0 ] || fail "$(servers) servers left after down"
+pass "status with swap up, concurrent ups, root-only run files$([ "$TRANSPORT" = nbd ] && echo ', connection limit, stale pid')"
