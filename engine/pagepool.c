@@ -285,7 +285,7 @@ static void chunk_touch(struct pp_chunk *c) {
     ((volatile uint8_t *)c->base)[i * PP_PAGE] = 0;
 }
 
-/* Keeps an empty chunk as a spare, waking writers in reserve_wait();
+/* Keeps an empty chunk as a spare, waking writers in pagepool_wait;
  * caller holds the lock (or owns the pool). */
 static void spare_push(struct pagepool *p, struct pp_chunk *c) {
   LIST_INSERT_HEAD(&p->spare, c, link);
@@ -351,17 +351,28 @@ static struct pp_chunk *spare_take(struct pagepool *p) {
  * failing at once would turn that into I/O errors. */
 #define RESERVE_WAIT_NS (200 * 1000 * 1000L)
 
-/* Waits (releasing the lock) until a refill adds a spare chunk or pages
- * come back to a chunk; a spare chunk if the latter did not happen, else
- * NULL.  Caller holds the lock. */
-static struct pp_chunk *reserve_wait(struct pagepool *p) {
-  struct timespec t = deadline_in(RESERVE_WAIT_NS);
+struct timespec pagepool_wait_deadline(void) {
+  return deadline_in(RESERVE_WAIT_NS);
+}
+
+/* Whether a page can be had without mapping memory; caller holds the
+ * lock. */
+static int page_ready(const struct pagepool *p) {
+  return p->cache || !LIST_EMPTY(&p->partial) || !LIST_EMPTY(&p->spare);
+}
+
+int pagepool_wait(struct pagepool *p, const struct timespec *deadline) {
+  pthread_mutex_lock(&p->lock);
+  p->waiters++;
   reserve_low();
-  while (LIST_EMPTY(&p->spare) && LIST_EMPTY(&p->partial))
-    if (pthread_cond_clockwait(&p->spare_cond, &p->lock, CLOCK_MONOTONIC,
-                               &t) == ETIMEDOUT)
-      break;
-  return LIST_EMPTY(&p->partial) ? spare_take(p) : NULL;
+  int timed_out = 0;
+  while (!page_ready(p) && !timed_out)
+    timed_out = pthread_cond_clockwait(&p->spare_cond, &p->lock,
+                                       CLOCK_MONOTONIC, deadline) == ETIMEDOUT;
+  int r = page_ready(p) ? 0 : -ENOMEM;
+  p->waiters--;
+  pthread_mutex_unlock(&p->lock);
+  return r;
 }
 
 /* A page from the cache or a chunk, charged; caller holds the lock. */
@@ -378,14 +389,13 @@ static int page_get(struct pagepool *p, void **page) {
       struct pp_chunk *c = spare_take(p);
       /* With a reserve, a writer never maps fresh memory: that is the
        * refill thread's job (trueno_pool_refill).  When the reserve is
-       * used up the writer waits for it a little (reserve_wait), then the
-       * write fails cleanly with ENOMEM instead of blocking on the kernel. */
+       * used up the writer waits for it a little outside its locks
+       * (pagepool_wait), then the write fails cleanly with ENOMEM instead
+       * of blocking on the kernel. */
       if (!c && p->reserve_chunks) {
-        c = reserve_wait(p);
-        if (!c && LIST_EMPTY(&p->partial)) {
-          memacct_uncharge(p->acct, PP_PAGE);
-          return -ENOMEM;
-        }
+        reserve_low();
+        memacct_uncharge(p->acct, PP_PAGE);
+        return -EAGAIN;
       } else if (!c) {
         r = chunk_new(p, &c);
         if (r) {
@@ -417,7 +427,7 @@ static void release_to_chunk(struct pagepool *p, void *page) {
     c->hint = (uint32_t)(idx / 64);
   if (c->nfree++ == 0) {
     LIST_INSERT_HEAD(&p->partial, c, link);
-    pthread_cond_broadcast(&p->spare_cond); /* for reserve_wait() */
+    pthread_cond_broadcast(&p->spare_cond); /* for pagepool_wait */
   }
   if (c->nfree == PP_CHUNK_PAGES) {
     LIST_REMOVE(c, link);
@@ -442,6 +452,8 @@ static void page_put(struct pagepool *p, void *page) {
     *(void **)page = p->cache;
     p->cache = page;
     p->ncache++;
+    if (p->waiters)
+      pthread_cond_broadcast(&p->spare_cond); /* for pagepool_wait */
   } else {
     release_to_chunk(p, page);
   }

@@ -43,7 +43,9 @@ struct pagepool {
   size_t nspare;
   size_t reserve_chunks;      /* spares kept resident ahead of the writes;
                                  when set, writers never map memory */
-  pthread_cond_t spare_cond;  /* a refill added spares */
+  pthread_cond_t spare_cond;  /* a refill added spares, or pages came back
+                                 while writers wait (pagepool_wait) */
+  unsigned waiters;           /* threads in pagepool_wait */
   struct pagepool *next_pool; /* on the list trueno_pool_refill() walks */
   void *cache;                /* resident free pages, linked through page[0] */
   size_t ncache;
@@ -58,8 +60,17 @@ struct pagepool {
 int pagepool_init(struct pagepool *p, struct memacct *acct);
 void pagepool_destroy(struct pagepool *p);
 /* One page-aligned 4 KiB page of undefined contents; -ENOSPC at the limit,
- * -ENOMEM when the kernel refuses memory. */
+ * -ENOMEM when the kernel refuses memory, -EAGAIN when the pool has a
+ * reserve and it is used up: it never sleeps, as callers hold locks that
+ * readers need.  They drop them, pagepool_wait, and try again. */
 int pagepool_alloc(struct pagepool *p, void **page);
+/* The end of the wait a writer may make for the reserve (pagepool_wait),
+ * from now. */
+struct timespec pagepool_wait_deadline(void);
+/* Waits, holding no lock of the caller's, until the pool has a page to
+ * give (a refill, or pages freed meanwhile): 0, else -ENOMEM once the
+ * deadline passes. */
+int pagepool_wait(struct pagepool *p, const struct timespec *deadline);
 void pagepool_free(struct pagepool *p, void *page);
 /* One 2 KiB-aligned half page; same errors.  near, if not NULL, is a half
  * the caller holds: its sibling is preferred when free.  Else, by default,

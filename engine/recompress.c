@@ -160,6 +160,11 @@ static int recompress_page(struct trueno_store *st, struct workspace *ws,
       store_slot_swap(st, s, &next, &old);
       kept = 1;
     }
+  } else if (r == 0 && n < 0) {
+    /* The codec failed (no memory for its work): not this page's fault,
+     * so it stays a candidate for a later step. */
+    pthread_rwlock_unlock(l);
+    return 0;
   } else {
     __atomic_store_n(&s->stamp, stamp | SLOT_RECOMPRESSED, __ATOMIC_RELAXED);
     r = 0;
@@ -220,6 +225,10 @@ int trueno_recompress(struct trueno_store *st, uint32_t min_idle,
         done++;
         r = 0;
         full = 0;
+      } else if (r == -EAGAIN) {
+        /* The pool's reserve is used up: it is the writers', not ours. */
+        r = 0;
+        max_tries = 0;
       } else if (r == -ENOSPC && ++full < ENOSPC_TRIES) {
         /* At the limit, where recompression helps most: a smaller size
          * class may still have room, and each page moved out of a raw

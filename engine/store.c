@@ -275,6 +275,17 @@ static int page_read(struct trueno_store *st, struct workspace *ws,
   return r;
 }
 
+/* After an install found the pool's reserve used up (-EAGAIN, swap mode):
+ * waits for the refill or for pages freed meanwhile, holding no lock, so
+ * readers and writers of the stripe go on.  *deadline starts zeroed and
+ * is set on the first wait: one request waits RESERVE_WAIT at most.
+ * 0: try the install again; else -ENOMEM. */
+static int reserve_wait(struct trueno_store *st, struct timespec *deadline) {
+  if (deadline->tv_sec == 0 && deadline->tv_nsec == 0)
+    *deadline = pagepool_wait_deadline();
+  return pagepool_wait(&st->pool, deadline);
+}
+
 /* Writes plen bytes at pofs of page idx; src NULL writes zeros. */
 static int page_write(struct trueno_store *st, struct workspace *ws,
                       uint64_t idx, const uint8_t *src, uint32_t pofs,
@@ -290,35 +301,41 @@ static int page_write(struct trueno_store *st, struct workspace *ws,
   }
   pthread_rwlock_t *l = lock_of(st, idx);
   struct slot next, old;
+  struct timespec deadline = {0};
   if (plen == PAGE && src) {
     /* Compress before locking: the lock is held only to install. */
     r = page_compress(st, ws, src, &next);
     if (r)
       return r;
-    pthread_rwlock_wrlock(l);
-    r = slot_install(st, ws->buf, s, src, &next, &old);
-    pthread_rwlock_unlock(l);
+    do {
+      pthread_rwlock_wrlock(l);
+      r = slot_install(st, ws->buf, s, src, &next, &old);
+      pthread_rwlock_unlock(l);
+    } while (r == -EAGAIN && (r = reserve_wait(st, &deadline)) == 0);
     if (r)
       return r;
   } else {
-    /* Read-modify-write must be atomic against other writers of the page. */
+    /* Read-modify-write must be atomic against other writers of the page:
+     * after a wait for memory the page is read again. */
     uint8_t *tmp = ws->page;
-    pthread_rwlock_wrlock(l);
-    if (!src && s->type == SLOT_EMPTY) {
+    do {
+      pthread_rwlock_wrlock(l);
+      if (!src && s->type == SLOT_EMPTY) {
+        pthread_rwlock_unlock(l);
+        return 0;
+      }
+      r = store_page_decode(ws, s, tmp);
+      if (!r) {
+        if (src)
+          memcpy(tmp + pofs, src, plen);
+        else
+          memset(tmp + pofs, 0, plen);
+        r = page_compress(st, ws, tmp, &next);
+      }
+      if (!r)
+        r = slot_install(st, ws->buf, s, tmp, &next, &old);
       pthread_rwlock_unlock(l);
-      return 0;
-    }
-    r = store_page_decode(ws, s, tmp);
-    if (!r) {
-      if (src)
-        memcpy(tmp + pofs, src, plen);
-      else
-        memset(tmp + pofs, 0, plen);
-      r = page_compress(st, ws, tmp, &next);
-    }
-    if (!r)
-      r = slot_install(st, ws->buf, s, tmp, &next, &old);
-    pthread_rwlock_unlock(l);
+    } while (r == -EAGAIN && (r = reserve_wait(st, &deadline)) == 0);
     if (r)
       return r;
   }
@@ -522,9 +539,12 @@ static int batch_install(struct trueno_store *st, uint64_t idx,
     next.len = (uint16_t)len;
   }
   pthread_rwlock_t *l = lock_of(st, idx);
-  pthread_rwlock_wrlock(l);
-  r = slot_install(st, payload, s, page, &next, &old);
-  pthread_rwlock_unlock(l);
+  struct timespec deadline = {0};
+  do {
+    pthread_rwlock_wrlock(l);
+    r = slot_install(st, payload, s, page, &next, &old);
+    pthread_rwlock_unlock(l);
+  } while (r == -EAGAIN && (r = reserve_wait(st, &deadline)) == 0);
   if (!r)
     store_payload_release(st, &old);
   return r;
@@ -694,6 +714,8 @@ static int page_compact(struct trueno_store *st, struct workspace *ws,
   uint64_t old = s->val, fresh;
   const void *obj = arena_view(old, s->len, ws->buf);
   int r = arena_store(st->arena, obj, s->len, &fresh);
+  if (r == -EAGAIN)
+    r = -ENOMEM; /* the reserve is the writers' */
   if (!r)
     s->val = fresh;
   pthread_rwlock_unlock(l);
