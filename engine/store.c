@@ -385,6 +385,8 @@ static size_t batch_pages(const struct trueno_store *st, int reading,
   if ((reading ? !st->batch.decompress : !st->batch.compress) || pos % PAGE)
     return 0;
   uint64_t n = remaining / PAGE;
+  if (n > TRUENO_BATCH_MAX_PAGES)
+    n = TRUENO_BATCH_MAX_PAGES;
   return n >= st->batch.min_pages ? (size_t)n : 0;
 }
 
@@ -500,7 +502,8 @@ int trueno_read(struct trueno_store *st, void *buf, uint64_t len,
     }
     struct piece p = piece_at(off + done, len - done);
     r = page_read(st, ws, p.idx, (uint8_t *)buf + done, p.pofs, p.plen);
-    store_counter_add(&st->cnt.pages_read, 1);
+    if (!r)
+      store_counter_add(&st->cnt.pages_read, 1);
     done += p.plen;
   }
   if (ws)
@@ -570,6 +573,15 @@ static int write_batch(struct trueno_store *st, const uint8_t *src,
     free(off);
     return 1;
   }
+  /* The blocks must lie within what was handed out: a codec that says
+   * otherwise is not believed, and the CPU compresses the batch. */
+  for (size_t i = 0; i < n; i++)
+    if (off[n + i] && off[n + i] <= cap && off[i] > n * cap - off[n + i]) {
+      store_counter_add(&st->cnt.offload_fallbacks, 1);
+      free(dst);
+      free(off);
+      return 1;
+    }
   store_counter_add(&st->cnt.offload_batches, 1);
   store_counter_add(&st->cnt.offload_pages, (int64_t)n);
   for (size_t i = 0; !r && i < n; i++) {

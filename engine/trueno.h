@@ -220,6 +220,9 @@ void trueno_pool_wait_low(unsigned ms);
  * off[i], len[i] bytes (1..cap), into n pages at pages + i * 4096.
  * Returns 0 or a negative errno; on error the engine decodes the copies
  * itself and counts a read fallback. */
+/* Pages a batch holds at most, either way: a longer request is cut into
+ * batches, so the copies a batch needs stay bounded (~28 MiB of blocks). */
+#define TRUENO_BATCH_MAX_PAGES 8192u
 struct trueno_batch_codec {
   int (*compress)(void *ctx, const void *pages, size_t n, unsigned cap,
                   void *dst, uint32_t *off, uint32_t *len);

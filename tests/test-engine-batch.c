@@ -3,8 +3,10 @@
  * under ASan and valgrind without OpenCL: a store fed through the hook
  * holds exactly the data and the counters of a store that compressed
  * every page itself; requests with unaligned edges; a codec that fails
- * (the engine compresses on the CPU, nothing lost); a codec that flags
- * every page raw; the memory limit (pages before the failing one are new, the
+ * (the engine compresses on the CPU, nothing lost); a codec whose
+ * offsets point past its output (not believed: the CPU compresses); a
+ * request longer than TRUENO_BATCH_MAX_PAGES (cut into batches); a codec
+ * that flags every page raw; the memory limit (pages before the failing one are new, the
  * rest old); stores that refuse a batch codec.
  *
  * Batch reads (the codec's decompress): reads of every shape hold what
@@ -30,8 +32,8 @@
 #define PG TRUENO_PAGE_SIZE
 
 struct fake {
-  int calls, fail, all_raw;
-  size_t pages;
+  int calls, fail, all_raw, lie;
+  size_t pages, max_n;
   /* Reads may run in many threads. */
   _Atomic int dec_calls, dec_fail, dec_bad;
   _Atomic size_t dec_pages;
@@ -60,6 +62,8 @@ static int fake_compress(void *ctx, const void *pages, size_t n, unsigned cap,
                          void *dst, uint32_t *off, uint32_t *len) {
   struct fake *f = ctx;
   f->calls++;
+  if (n > f->max_n)
+    f->max_n = n;
   if (f->fail)
     return -EIO;
   static struct lz4page_state state;
@@ -72,6 +76,10 @@ static int fake_compress(void *ctx, const void *pages, size_t n, unsigned cap,
     off[i] = at;
     len[i] = (uint32_t)l;
     at += (uint32_t)l;
+  }
+  if (f->lie && n) { /* a block past the end of dst */
+    off[n - 1] = (uint32_t)(n * cap);
+    len[n - 1] = len[n - 1] ? len[n - 1] : 1;
   }
   f->pages += n;
   return 0;
@@ -358,6 +366,38 @@ int main(void) {
         "failing codec: %llu fallbacks for %d calls, payload %llu vs %llu",
         (ull)bat.offload_fallbacks, f.calls, (ull)bat.compr_data_size,
         (ull)cpu.compr_data_size);
+
+  /* A codec whose offsets point past its output is not believed: the CPU
+   * compresses those batches, and under ASan nothing is read out of
+   * bounds. */
+  f = (struct fake){.lie = 1};
+  run_with(&bc, cf->data, n, "lying codec", &bat);
+  CHECK(bat.offload_pages == 0 && bat.offload_fallbacks == (ull)f.calls &&
+            bat.compr_data_size == cpu.compr_data_size,
+        "lying codec: %llu fallbacks for %d calls, payload %llu vs %llu",
+        (ull)bat.offload_fallbacks, f.calls, (ull)bat.compr_data_size,
+        (ull)cpu.compr_data_size);
+
+  /* A request longer than a batch is cut into batches of at most
+   * TRUENO_BATCH_MAX_PAGES (bounded copies; block offsets fit 32 bits). */
+  {
+    size_t big = TRUENO_BATCH_MAX_PAGES + 100;
+    uint8_t *data = malloc(big * PG), *got = malloc(big * PG);
+    for (size_t i = 0; i < big; i++)
+      memcpy(data + i * PG, cf->data + (i % n) * PG, PG);
+    f = (struct fake){0};
+    st = store(big, 0);
+    trueno_store_set_batch_codec(st, &bc);
+    CHECK(trueno_write(st, data, big * PG, 0) == 0, "big write");
+    CHECK(trueno_read(st, got, big * PG, 0) == 0 &&
+              memcmp(got, data, big * PG) == 0,
+          "big write reads back");
+    CHECK(f.calls == 2 && f.max_n == TRUENO_BATCH_MAX_PAGES,
+          "big write: %d calls, the largest of %zu pages", f.calls, f.max_n);
+    trueno_store_destroy(st);
+    free(data);
+    free(got);
+  }
 
   /* Every page flagged raw: stored raw (same-filled ones still same). */
   f = (struct fake){.all_raw = 1};
