@@ -40,7 +40,7 @@
 #endif
 
 /* The largest read or write nbdkit accepts (its MAX_REQUEST_SIZE, 64 MiB
- * from 1.20 on); each in-flight one is a buffer of that size. */
+ * in 1.32); each one in flight is a buffer of that size. */
 #define MAX_REQUEST (64u << 20)
 
 /* The engine's configuration (cfg) and swap=: common/engine-params.c. */
