@@ -89,9 +89,11 @@ build_initramfs() {
   # util-linux's swap tools (busybox swapon has no -p priority); they come
   # before busybox on the VM's PATH.
   copy_bin "$root" "$(command -v swapon)" "$(command -v swapoff)" "$(command -v mkswap)" || return 1
-  # nbdkit's own plugins/filters are not needed (ours is loaded by path),
-  # but keep its plugin directory so `nbdkit --dump-config` is sane.
+  # nbdkit's own plugins are not needed (ours is loaded by path), but keep
+  # its plugin directory so `nbdkit --dump-config` is sane.  trueno-swap
+  # puts the limit filter in front of the plugin.
   mkdir -p "$root/usr/lib/x86_64-linux-gnu/nbdkit"
+  copy_bin "$root" "$(nbdkit --dump-config | sed -n 's/^filterdir=//p')/nbdkit-limit-filter.so" || return 1
   copy_bin "$root" "$top/.libs/nbdkit-trueno-plugin.so" || return 1
   cp "$top/.libs/nbdkit-trueno-plugin.so" "$root/opt/trueno/trueno.so"
   cp "$top/tests/vm/stress" "$root/opt/trueno/stress" || return 1
