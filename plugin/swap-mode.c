@@ -57,7 +57,12 @@ void swap_mode_set(bool on) { enabled = on; }
 
 int swap_mode_enabled(void) { return enabled; }
 
-int swap_mode_prepare(void) {
+void swap_mode_prepare(void) {
+  if (enabled)
+    guard_keep_memory();
+}
+
+int swap_mode_protect(void) {
   if (!enabled)
     return 0;
   int r = guard_io_flusher();
@@ -74,7 +79,6 @@ int swap_mode_prepare(void) {
                  strerror(-r));
     return -1;
   }
-  guard_keep_memory();
   nbdkit_debug("swap: I/O flusher, oom_score_adj -1000, %u MiB reserve",
                GUARD_POOL_RESERVE >> 20);
   return 0;

@@ -10,10 +10,15 @@
 /* swap= as common/engine-params.c parsed it, before swap_mode_prepare. */
 void swap_mode_set(bool on);
 int swap_mode_enabled(void);
-/* Before the store is created (main thread, before nbdkit forks): marks the
- * process an I/O flusher, shields it from the OOM killer and sets the
- * engine's memory reserve.  0 or -1 after nbdkit_error. */
-int swap_mode_prepare(void);
+/* Before the store is created (main thread, before nbdkit forks): sets the
+ * engine's memory reserve and tunes malloc to keep what it has. */
+void swap_mode_prepare(void);
+/* Once the store and its page table exist: marks the process an I/O
+ * flusher and shields it from the OOM killer.  Not before: a page table
+ * too large for the machine must meet the OOM killer as any other
+ * allocation does, not push it onto other processes.  0 or -1 after
+ * nbdkit_error. */
+int swap_mode_protect(void);
 /* In the (possibly daemonised) server after fork: locks all memory and
  * starts the thread that keeps the engine's reserve topped up. */
 int swap_mode_after_fork(void);

@@ -18,13 +18,30 @@
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
+#include "client-access.h"
 #include "engine-params.h"
 #include "housekeeping.h"
 #include "offload.h"
+#include "size-check.h"
 #include "swap-mode.h"
 #include "trueno.h"
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+
+/* nbdkit before 1.33.10 (upstream commit 9d82aa4f) aborts when a client
+ * hangs up while two worker threads of its connection hold replies: the
+ * second sends on the socket the first closed (docs/nbdkit-disconnect.md).
+ * One request at a time per connection has no second worker; connections
+ * still run in parallel (multi-conn). */
+#if NBDKIT_VERSION_MAJOR == 1 &&                                            \
+    (NBDKIT_VERSION_MINOR < 33 ||                                          \
+     (NBDKIT_VERSION_MINOR == 33 && NBDKIT_VERSION_MICRO < 10))
+#define NBDKIT_SEND_RACE 1
+#endif
+
+/* The largest read or write nbdkit accepts (its MAX_REQUEST_SIZE, 64 MiB
+ * in 1.32); each one in flight is a buffer of that size. */
+#define MAX_REQUEST (64u << 20)
 
 /* The engine's configuration (cfg) and swap=: common/engine-params.c. */
 static struct engine_params params;
@@ -122,6 +139,10 @@ static int plugin_config(const char *key, const char *value) {
     }
     return 0;
   }
+  if (strcmp(key, "allow-unauthenticated") == 0)
+    return client_access_config(value);
+  if (strcmp(key, "overcommit") == 0)
+    return size_check_config(value);
   if (strcmp(key, "stats") == 0) {
     if (!*value) {
       nbdkit_error("stats: needs a file name");
@@ -146,7 +167,10 @@ static int plugin_config_complete(void) {
     nbdkit_error("%s", err);
     return -1;
   }
+  if (size_check(cfg->size, cfg->mem_limit) == -1)
+    return -1;
   swap_mode_set(params.swap);
+  client_access_complete(params.swap);
   if (opencl_cache && strcmp(opencl_cache, "off") != 0) {
     int r = trueno_offload_cache_prepare(opencl_cache);
     if (r) {
@@ -182,7 +206,7 @@ static int plugin_config_complete(void) {
   "offload-min-pages=<N>  offload=opencl: smallest write offloaded (2).\n" \
   "opencl-cache=<DIR>|off  Kernel binary cache (default\n"                 \
   "                    $XDG_CACHE_HOME/trueno-zram).\n"                   \
-  SWAP_MODE_CONFIG_HELP
+  SWAP_MODE_CONFIG_HELP "\n" CLIENT_ACCESS_CONFIG_HELP SIZE_CHECK_CONFIG_HELP
 
 static void plugin_dump_plugin(void) {
   printf("trueno_algorithms=lz4,zstd\n");
@@ -196,13 +220,15 @@ static void plugin_dump_plugin(void) {
   printf("trueno_recompress_rate_default=%u\n", TRUENO_RECOMPRESS_RATE);
   printf("trueno_recompress_rate_max=%u\n", TRUENO_RECOMPRESS_RATE_MAX);
   printf("trueno_swap_mode=yes\n");
+  printf("trueno_allow_unauthenticated=yes,no\n");
+  printf("trueno_swap_serves=root-unix,tls\n");
+  printf("trueno_max_request=%u\n", MAX_REQUEST);
   printf("trueno_offload=off,auto,opencl\n");
   printf("trueno_opencl=%s\n", trueno_offload_available() ? "yes" : "no");
 }
 
 static int plugin_get_ready(void) {
-  if (swap_mode_prepare() == -1)
-    return -1;
+  swap_mode_prepare();
   int r = trueno_store_create(cfg, &store);
   if (r == -ENOSPC)
     nbdkit_error("mem-limit: too small to hold even the slot table of a "
@@ -224,7 +250,10 @@ static int plugin_get_ready(void) {
                  cfg->size);
     return -1;
   }
-  return 0;
+  if (swap_mode_enabled())
+    nbdkit_debug("swap: page table of %" PRIu64 " pages allocated",
+                 cfg->size / TRUENO_PAGE_SIZE);
+  return swap_mode_protect();
 }
 
 /* The offload's decisions and fallbacks: one line each.  nbdkit has no
@@ -262,8 +291,18 @@ static void plugin_cleanup(void) {
   offload = NULL;
 }
 
+static int plugin_thread_model(void) {
+#ifdef NBDKIT_SEND_RACE
+  return NBDKIT_THREAD_MODEL_SERIALIZE_REQUESTS;
+#else
+  return NBDKIT_THREAD_MODEL_PARALLEL;
+#endif
+}
+
 static void *plugin_open(int readonly) {
   (void)readonly;
+  if (client_access_check() == -1)
+    return NULL;
   return NBDKIT_HANDLE_NOT_NEEDED;
 }
 
@@ -277,7 +316,7 @@ static int plugin_block_size(void *h, uint32_t *minimum, uint32_t *preferred,
   (void)h;
   *minimum = 1;
   *preferred = TRUENO_PAGE_SIZE;
-  *maximum = 0xffffffff;
+  *maximum = MAX_REQUEST;
   return 0;
 }
 
@@ -381,6 +420,7 @@ static struct nbdkit_plugin plugin = {
     .get_ready = plugin_get_ready,
     .after_fork = plugin_after_fork,
     .cleanup = plugin_cleanup,
+    .thread_model = plugin_thread_model,
     .open = plugin_open,
     .get_size = plugin_get_size,
     .block_size = plugin_block_size,

@@ -88,6 +88,10 @@ print("  block sizes: minimum %d preferred %d maximum %d" % (bmin, bpref, bmax))
 check(bpref == 4096, "preferred block size is 4096 (got %d)" % bpref)
 check(bmin in (0, 1, 512, 4096) and (bmin or 1) <= bpref, "minimum block size sane (got %d)" % bmin)
 A = max(bmin, 1)   # alignment for our unaligned tests
+# nbdkit refuses reads and writes above 64 MiB: the advertised maximum must
+# say so, and a request of exactly that size must be served.
+check(bmax == 64 << 20, "maximum block size is nbdkit's 64 MiB (got %d)" % bmax)
+check(h.pread(64 << 20, 0) == bytes(64 << 20), "a 64 MiB read is served")
 
 print("never-written space")
 fl = extents(h, 0, size)

@@ -117,4 +117,17 @@ else
         *) fail "swap=on: $out" ;;
     esac
 fi
+# The page table (16 bytes per 4 KiB page, allocated up front under
+# swap=on) comes before the server is made OOM-proof: a table the machine
+# cannot afford must meet the OOM killer itself, not push it onto others.
+# nbdkit -v shows the order (here or where swap=on is refused, after it).
+tmo 60 nbdkit -v -U - "$TRUENO_PLUGIN" size=256M swap=on --run true \
+    >"$TMPD/order" 2>&1 || true
+pt=$(awk '/swap: page table of 65536 pages allocated/ { print NR; exit }' "$TMPD/order")
+guard=$(awk '/swap: (I\/O flusher, oom_score_adj|prctl\(PR_SET_IO_FLUSHER\)|cannot set \/proc\/self\/oom_score_adj)/ { print NR; exit }' "$TMPD/order")
+[ -n "$pt" ] || fail "swap=on: no 'page table allocated' line: $(grep 'swap' "$TMPD/order")"
+[ -n "$guard" ] || fail "swap=on: no OOM protection line: $(grep 'swap' "$TMPD/order")"
+[ "$pt" -lt "$guard" ] ||
+    fail "swap=on: the page table was allocated after the server became OOM-proof"
+ok "swap=on: page table allocated (line $pt) before the OOM protection (line $guard)"
 note "passed in $SECONDS s"

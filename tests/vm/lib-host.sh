@@ -92,10 +92,10 @@ build_initramfs() {
   # trueno-swap's locks (busybox may have no flock applet).
   copy_bin "$root" "$(command -v flock)" || return 1
   # nbdkit's own plugins are not needed (ours is loaded by path), but keep
-  # its plugin directory so `nbdkit --dump-config` is sane; trueno-swap
-  # uses its limit filter.
+  # its plugin directory so `nbdkit --dump-config` is sane.  trueno-swap
+  # puts the limit filter in front of the plugin.
   mkdir -p "$root/usr/lib/x86_64-linux-gnu/nbdkit"
-  copy_bin "$root" /usr/lib/x86_64-linux-gnu/nbdkit/filters/nbdkit-limit-filter.so || return 1
+  copy_bin "$root" "$(nbdkit --dump-config | sed -n 's/^filterdir=//p')/nbdkit-limit-filter.so" || return 1
   copy_bin "$root" "$top/.libs/nbdkit-trueno-plugin.so" || return 1
   cp "$top/.libs/nbdkit-trueno-plugin.so" "$root/opt/trueno/trueno.so"
   cp "$top/tests/vm/stress" "$root/opt/trueno/stress" || return 1

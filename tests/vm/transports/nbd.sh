@@ -19,7 +19,8 @@ transport_up() {
     esac
     shift
   done
-  trueno-swap up --name "$_name" --size "$_size" $_swap $_t "$@" || return 1
+  # The rig's devices are larger than its RAM on purpose (swap-stress: 3x).
+  trueno-swap up --name "$_name" --size "$_size" $_swap $_t "$@" overcommit=yes || return 1
   DEV=$(cat /run/trueno/$_name.dev)
   SERVER_PID=$(cat /run/trueno/$_name.pid)
   STATS=/run/trueno/$_name.json
