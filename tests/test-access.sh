@@ -109,7 +109,7 @@ bad=$TMPD/bad.psk
 "$PYTHON" -c 'import os; print("alice:" + os.urandom(32).hex())' >"$psk"
 "$PYTHON" -c 'import os; print("alice:" + os.urandom(32).hex())' >"$bad"
 chmod 0600 "$psk" "$bad"
-head -c 8M "$TRUENO_CORPUS/gcc-sqlite.pages" >"$TMPD/in"
+corpus_data $((8 << 20)) "$TMPD/in"
 export psk bad TMPD
 port=$(free_port)
 serve tls -i 127.0.0.1 -p "$port" --tls=require --tls-psk="$psk" \
