@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 static const char *const names[TRUENO_ISA_COUNT] = {
@@ -23,7 +24,7 @@ int trueno_isa_parse(const char *name, enum trueno_isa *isa) {
       return 0;
     }
   }
-  return -1;
+  return -EINVAL;
 }
 
 /* Bit i set: path i usable.  0 = not asked yet. */

@@ -22,7 +22,7 @@ enum trueno_isa {
 };
 
 const char *trueno_isa_name(enum trueno_isa isa);
-/* Parses a name from trueno_isa_name; -1 if unknown. */
+/* Parses a name from trueno_isa_name; -EINVAL if unknown. */
 int trueno_isa_parse(const char *name, enum trueno_isa *isa);
 /* Built into this binary and supported by this CPU. */
 bool trueno_isa_supported(enum trueno_isa isa);

@@ -189,14 +189,12 @@ int pagepool_init(struct pagepool *p, struct memacct *acct) {
   if (r)
     return r;
   p->table = calloc(p->table_cap, sizeof *p->table);
-  if (!p->table)
-    return -ENOMEM;
-  r = -pthread_mutex_init(&p->lock, NULL);
+  r = p->table ? -pthread_mutex_init(&p->lock, NULL) : -ENOMEM;
   if (r)
-    return r;
+    goto fail_table;
   r = -pthread_cond_init(&p->spare_cond, NULL);
   if (r)
-    return r;
+    goto fail_lock;
   uint64_t want = atomic_load(&reserve_bytes);
   p->reserve_chunks = (size_t)((want + PP_CHUNK_BYTES - 1) / PP_CHUNK_BYTES);
   /* Best effort: a store with less reserve (small mem-limit, little
@@ -210,6 +208,13 @@ int pagepool_init(struct pagepool *p, struct memacct *acct) {
     pthread_mutex_unlock(&pools_lock);
   }
   return 0;
+fail_lock:
+  pthread_mutex_destroy(&p->lock);
+fail_table:
+  free(p->table);
+  p->table = NULL;
+  memacct_uncharge(acct, p->table_cap * sizeof *p->table);
+  return r;
 }
 
 void pagepool_destroy(struct pagepool *p) {

@@ -456,17 +456,18 @@ static int decode_gathered(struct trueno_store *st, struct workspace *ws,
   return r;
 }
 
-/* Reads n whole pages from page idx into dst through the batch codec.
- * Returns 1 when there is no memory for the batch (the caller reads the
- * pages one by one), else 0 or an error. */
+/* Reads n whole pages from page idx into dst through the batch codec:
+ * 0 or a negative errno; *cpu set, and nothing read, when there is no
+ * memory for the batch (the caller reads the pages one by one). */
 static int read_batch(struct trueno_store *st, struct workspace *ws,
-                      uint8_t *dst, uint64_t idx, size_t n) {
+                      uint8_t *dst, uint64_t idx, size_t n, int *cpu) {
   struct gathered g = {.blocks = malloc(n * ARENA_MAX_OBJ),
                        .off = malloc(n * 3 * sizeof(uint32_t))};
-  if (!g.blocks || !g.off) {
+  *cpu = !g.blocks || !g.off;
+  if (*cpu) {
     free(g.blocks);
     free(g.off);
-    return 1;
+    return 0;
   }
   g.len = g.off + n;
   g.at = g.len + n;
@@ -491,14 +492,17 @@ int trueno_read(struct trueno_store *st, void *buf, uint64_t len,
   for (uint64_t done = 0; !r && done < len;) {
     size_t nb = batch_ok ? batch_pages(st, 1, off + done, len - done) : 0;
     if (nb) {
-      r = read_batch(st, ws, (uint8_t *)buf + done, (off + done) / PAGE, nb);
-      if (r == 0) {
-        store_counter_add(&st->cnt.pages_read, (int64_t)nb);
-        done += (uint64_t)nb * PAGE;
-      }
-      if (r <= 0)
+      int cpu;
+      r = read_batch(st, ws, (uint8_t *)buf + done, (off + done) / PAGE, nb,
+                     &cpu);
+      if (!cpu) {
+        if (!r) {
+          store_counter_add(&st->cnt.pages_read, (int64_t)nb);
+          done += (uint64_t)nb * PAGE;
+        }
         continue;
-      r = batch_ok = 0; /* no memory for a batch: page by page */
+      }
+      batch_ok = 0; /* no memory for a batch: page by page */
     }
     struct piece p = piece_at(off + done, len - done);
     r = page_read(st, ws, p.idx, (uint8_t *)buf + done, p.pofs, p.plen);
@@ -553,13 +557,22 @@ static int batch_install(struct trueno_store *st, uint64_t idx,
   return r;
 }
 
-/* Compresses n whole pages through the batch codec and installs them.
- * Returns 1 when the codec failed (the caller compresses them itself),
- * else 0 or the first install error (pages before it hold their new
- * contents, it and those after it their old ones); *written counts the
- * pages installed. */
+/* Whether the codec's blocks all lie within the n * cap bytes it was
+ * given: one that says otherwise is not believed. */
+static int blocks_inside(const uint32_t *off, size_t n, unsigned cap) {
+  for (size_t i = 0; i < n; i++)
+    if (off[n + i] && off[n + i] <= cap && off[i] > n * cap - off[n + i])
+      return 0;
+  return 1;
+}
+
+/* Compresses n whole pages through the batch codec and installs them:
+ * 0 or the first install error (pages before it hold their new contents,
+ * it and those after it their old ones); *written counts the pages
+ * installed.  *cpu set, and nothing installed, when the codec failed:
+ * the caller compresses the pages itself. */
 static int write_batch(struct trueno_store *st, const uint8_t *src,
-                       uint64_t idx, size_t n, size_t *written) {
+                       uint64_t idx, size_t n, size_t *written, int *cpu) {
   const unsigned cap = ARENA_MAX_OBJ;
   *written = 0;
   uint8_t *dst = malloc(n * cap);
@@ -567,21 +580,13 @@ static int write_batch(struct trueno_store *st, const uint8_t *src,
   int r = dst && off ? 0 : -ENOMEM;
   if (!r)
     r = st->batch.compress(st->batch.ctx, src, n, cap, dst, off, off + n);
-  if (r) {
+  *cpu = r || !blocks_inside(off, n, cap);
+  if (*cpu) {
     store_counter_add(&st->cnt.offload_fallbacks, 1);
     free(dst);
     free(off);
-    return 1;
+    return 0;
   }
-  /* The blocks must lie within what was handed out: a codec that says
-   * otherwise is not believed, and the CPU compresses the batch. */
-  for (size_t i = 0; i < n; i++)
-    if (off[n + i] && off[n + i] <= cap && off[i] > n * cap - off[n + i]) {
-      store_counter_add(&st->cnt.offload_fallbacks, 1);
-      free(dst);
-      free(off);
-      return 1;
-    }
   store_counter_add(&st->cnt.offload_batches, 1);
   store_counter_add(&st->cnt.offload_pages, (int64_t)n);
   for (size_t i = 0; !r && i < n; i++) {
@@ -607,13 +612,14 @@ int trueno_write(struct trueno_store *st, const void *buf, uint64_t len,
     size_t nb = batch_ok ? batch_pages(st, 0, off + done, len - done) : 0;
     size_t wrote;
     if (nb) {
+      int cpu;
       r = write_batch(st, (const uint8_t *)buf + done, (off + done) / PAGE,
-                      nb, &wrote);
+                      nb, &wrote, &cpu);
       store_counter_add(&st->cnt.pages_written, (int64_t)wrote);
       done += (uint64_t)wrote * PAGE;
-      if (r <= 0)
+      if (!cpu)
         continue;
-      r = batch_ok = 0; /* the codec failed: the CPU compresses the rest */
+      batch_ok = 0; /* the codec failed: the CPU compresses the rest */
     }
     struct piece p = piece_at(off + done, len - done);
     r = page_write(st, ws, p.idx, (const uint8_t *)buf + done, p.pofs,
@@ -738,11 +744,12 @@ static int page_compact(struct trueno_store *st, struct workspace *ws,
   return r;
 }
 
-/* One pass: moves the objects of the zspages arena_compact_begin picks.
- * Returns 1 when it found none, else 0 or a negative errno. */
-static int compact_pass(struct trueno_store *st) {
-  if (!arena_compact_begin(st->arena))
-    return 1;
+/* One pass: moves the objects of the zspages arena_compact_begin picks;
+ * *none set when it found none.  0 or a negative errno. */
+static int compact_pass(struct trueno_store *st, int *none) {
+  *none = !arena_compact_begin(st->arena);
+  if (*none)
+    return 0;
   struct workspace *ws = ws_get(&st->ws);
   int r = ws ? 0 : -ENOMEM;
   /* No back-pointers from objects to slots (they would cost payload
@@ -764,20 +771,21 @@ static int compact_pass(struct trueno_store *st) {
  * others).  Passes go on while they find sources, up to COMPACT_PASSES. */
 #define COMPACT_PASSES 6
 
-/* Up to passes passes; stops at one that finds nothing to move (returns 1)
- * or fails (a negative errno); else 0. */
-static int compact_passes(struct trueno_store *st, int passes) {
+/* Up to passes passes; stops at one that finds nothing to move (*none
+ * set) or fails.  0 or a negative errno. */
+static int compact_passes(struct trueno_store *st, int passes, int *none) {
   pthread_mutex_lock(&st->compact_lock);
   int r = 0;
-  for (int pass = 0; !r && pass < passes; pass++)
-    r = compact_pass(st);
+  *none = 0;
+  for (int pass = 0; !r && !*none && pass < passes; pass++)
+    r = compact_pass(st, none);
   pthread_mutex_unlock(&st->compact_lock);
   return r;
 }
 
 int trueno_compact(struct trueno_store *st) {
-  int r = compact_passes(st, COMPACT_PASSES);
-  return r == 1 ? 0 : r;
+  int none;
+  return compact_passes(st, COMPACT_PASSES, &none);
 }
 
 /* Bytes of the arena's pages beyond what its objects would take packed
@@ -855,19 +863,20 @@ static int maintain_locked(struct trueno_store *st) {
   /* Passes until the waste is down, at most COMPACT_PASSES a call: a swap
    * device's server shares its CPUs with the workload that is swapping. */
   uint64_t before = waste;
-  int r = 0;
-  for (int pass = 0; !r && pass < COMPACT_PASSES && !waste_low(waste, ideal);
+  int r = 0, none = 0;
+  for (int pass = 0; !r && !none && pass < COMPACT_PASSES &&
+                     !waste_low(waste, ideal);
        pass++) {
-    r = compact_passes(st, 1);
+    r = compact_passes(st, 1, &none);
     waste = arena_waste(st, &ideal);
   }
   uint64_t gained = before > waste ? before - waste : 0;
   if (waste_low(waste, ideal)) {
     st->compacting = 0;
     st->waste_floor = 0;
-  } else if (r || (gained < before / 64 &&
-                   ++st->compact_stalls >= STALL_PATIENCE)) {
-    /* Nothing left to move (r 1) or no memory to move it, or calls in a
+  } else if (none || r || (gained < before / 64 &&
+                           ++st->compact_stalls >= STALL_PATIENCE)) {
+    /* Nothing left to move or no memory to move it, or calls in a
      * row gave back too little: what is left is not for compaction now;
      * try again once the waste has grown past it. */
     st->compacting = 0;
@@ -875,7 +884,7 @@ static int maintain_locked(struct trueno_store *st) {
   } else if (gained >= before / 64) {
     st->compact_stalls = 0;
   }
-  return r == 1 ? 0 : r;
+  return r;
 }
 
 void trueno_get_stats(struct trueno_store *st, struct trueno_stats *out) {

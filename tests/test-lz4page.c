@@ -19,6 +19,7 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -408,6 +409,15 @@ int main(void) {
   for (int i = 0; i < nisas; i++)
     printf(" %s", name_of(i));
   printf(" (dispatched: %s)\n", trueno_isa_name(trueno_isa_active()));
+  for (int i = 0; i < TRUENO_ISA_COUNT; i++) {
+    enum trueno_isa back = TRUENO_ISA_COUNT;
+    CHECK(trueno_isa_parse(trueno_isa_name((enum trueno_isa)i), &back) == 0 &&
+              back == (enum trueno_isa)i,
+          "isa name %d parses back", i);
+  }
+  enum trueno_isa none;
+  CHECK(trueno_isa_parse("pentium", &none) == -EINVAL,
+        "an unknown isa name is -EINVAL");
   CHECK(isas[0] == TRUENO_ISA_SCALAR, "scalar path missing");
 
   generated_pages();
