@@ -33,10 +33,6 @@ else
 fi
 export nobody
 
-free_port() {
-    "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # serve NAME NBDKIT-ARGS... -- RUN: nbdkit with a captive --run; nbdkit's stderr in $TMPD/NAME.err, the run's output
 # in $TMPD/NAME.out.  Returns the run command's status.
 serve() {

@@ -92,11 +92,6 @@ print("%s: %d abusive clients (%d reads of %d bytes each, closed unread); "
       "every page intact" % (kind, rounds, nreq, reqlen))
 EOF
 
-# A port on 127.0.0.1 that was free a moment ago (retried if taken since).
-free_port() {
-    "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # run_case NAME NBDKIT-LISTEN-ARGS... -- ABUSE-ARGS...
 run_case() {
     local name=$1 listen=() rc=0
