@@ -286,6 +286,23 @@ static int reserve_wait(struct trueno_store *st, struct timespec *deadline) {
   return pagepool_wait(&st->pool, deadline);
 }
 
+/* slot_install under the page's write lock l, waiting for the reserve
+ * (reserve_wait) outside it as long as that gives memory back.  For a
+ * whole new page only: a read-modify-write must read the page again. */
+static int install_locked(struct trueno_store *st, pthread_rwlock_t *l,
+                          const void *payload, struct slot *s,
+                          const void *page, struct slot *next,
+                          struct slot *old) {
+  struct timespec deadline = {0};
+  int r;
+  do {
+    pthread_rwlock_wrlock(l);
+    r = slot_install(st, payload, s, page, next, old);
+    pthread_rwlock_unlock(l);
+  } while (r == -EAGAIN && (r = reserve_wait(st, &deadline)) == 0);
+  return r;
+}
+
 /* Writes plen bytes at pofs of page idx; src NULL writes zeros. */
 static int page_write(struct trueno_store *st, struct workspace *ws,
                       uint64_t idx, const uint8_t *src, uint32_t pofs,
@@ -301,23 +318,19 @@ static int page_write(struct trueno_store *st, struct workspace *ws,
   }
   pthread_rwlock_t *l = lock_of(st, idx);
   struct slot next, old;
-  struct timespec deadline = {0};
   if (plen == PAGE && src) {
     /* Compress before locking: the lock is held only to install. */
     r = page_compress(st, ws, src, &next);
     if (r)
       return r;
-    do {
-      pthread_rwlock_wrlock(l);
-      r = slot_install(st, ws->buf, s, src, &next, &old);
-      pthread_rwlock_unlock(l);
-    } while (r == -EAGAIN && (r = reserve_wait(st, &deadline)) == 0);
+    r = install_locked(st, l, ws->buf, s, src, &next, &old);
     if (r)
       return r;
   } else {
     /* Read-modify-write must be atomic against other writers of the page:
      * after a wait for memory the page is read again. */
     uint8_t *tmp = ws->page;
+    struct timespec deadline = {0};
     do {
       pthread_rwlock_wrlock(l);
       if (!src && s->type == SLOT_EMPTY) {
@@ -545,13 +558,7 @@ static int batch_install(struct trueno_store *st, uint64_t idx,
     next.alg = (uint8_t)st->alg;
     next.len = (uint16_t)len;
   }
-  pthread_rwlock_t *l = lock_of(st, idx);
-  struct timespec deadline = {0};
-  do {
-    pthread_rwlock_wrlock(l);
-    r = slot_install(st, payload, s, page, &next, &old);
-    pthread_rwlock_unlock(l);
-  } while (r == -EAGAIN && (r = reserve_wait(st, &deadline)) == 0);
+  r = install_locked(st, lock_of(st, idx), payload, s, page, &next, &old);
   if (!r)
     store_payload_release(st, &old);
   return r;
