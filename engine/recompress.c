@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "slot.h"
 #include "store_impl.h"
 
 static const char *const names[TRUENO_RECOMPRESSOR_COUNT] = {
@@ -143,7 +144,7 @@ static int recompress_page(struct trueno_store *st, struct workspace *ws,
     return 0;
   }
   int cap = gain_cap(s), n = 0;
-  int r = cap > 0 ? store_page_decode(ws, s, ws->page) : 0;
+  int r = cap > 0 ? slot_decode(st, ws, s, ws->page) : 0;
   if (!r && cap > 0)
     n = rc->codec->compress(rc->state, ws->page, ws->buf, cap, rc->level);
   /* A page that does not decode is left for reads to report. */
@@ -157,7 +158,7 @@ static int recompress_page(struct trueno_store *st, struct workspace *ws,
       next.alg = (uint8_t)rc->alg;
       next.len = (uint16_t)n;
       next.stamp = stamp | SLOT_RECOMPRESSED;
-      store_slot_swap(st, s, &next, &old);
+      slot_swap(st, s, &next, &old);
       kept = 1;
     }
   } else if (r == 0 && n < 0) {
@@ -171,7 +172,7 @@ static int recompress_page(struct trueno_store *st, struct workspace *ws,
   }
   pthread_rwlock_unlock(l);
   if (kept) {
-    store_payload_release(st, &old);
+    slot_release(st, &old);
     store_counter_add(&st->cnt.pages_recompressed, 1);
     return 1;
   }

@@ -1,5 +1,6 @@
-/* The store's insides, shared by the files of the engine that work on its
- * slots (store.c: the I/O paths; recompress.c: idle-page recompression).
+/* The store's insides, shared by the files of the engine that work on it:
+ * store.c (lifecycle, request routing), slot.c (the only code that changes
+ * a slot), batch.c, compact.c, maintain.c, recompress.c.
  * Front ends see only trueno.h.
  *
  * SPDX-License-Identifier: MIT
@@ -69,14 +70,13 @@ static inline uint32_t store_tick(struct trueno_store *st) {
          SLOT_TICK_MASK;
 }
 /* Advances the clock to now. */
-void store_clock_update(struct trueno_store *st);
-
-/* Writes the page a slot holds into page; caller holds the slot's lock. */
-int store_page_decode(struct workspace *ws, const struct slot *s, void *page);
-/* Replaces a locked slot's value and accounts for the transition. */
-void store_slot_swap(struct trueno_store *st, struct slot *s,
-                     const struct slot *next, struct slot *old);
-/* Frees a slot's payload; the slot must already be unreachable. */
-void store_payload_release(struct trueno_store *st, const struct slot *s);
+static inline void store_clock_update(struct trueno_store *st) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  int64_t ns = (int64_t)(now.tv_sec - st->born.tv_sec) * 1000000000 +
+               (now.tv_nsec - st->born.tv_nsec);
+  atomic_store_explicit(&st->tick, (uint32_t)(ns / 1000000000),
+                        memory_order_relaxed);
+}
 
 #endif

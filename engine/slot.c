@@ -1,0 +1,141 @@
+/* Changing slots (slot.h).
+ * SPDX-License-Identifier: MIT */
+#include "slot.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "arena.h"
+#include "codec.h"
+#include "page.h"
+#include "pagepool.h"
+#include "store_impl.h"
+#include "workspace.h"
+
+#define PAGE TRUENO_PAGE_SIZE
+
+void slot_release(struct trueno_store *st, const struct slot *s) {
+  if (s->type == SLOT_COMP)
+    arena_free(st->arena, s->val);
+  else if (s->type == SLOT_RAW)
+    pagepool_free(&st->pool, (void *)(uintptr_t)s->val);
+}
+
+void slot_stamp_read(struct trueno_store *st, struct slot *s) {
+  uint32_t old = __atomic_load_n(&s->stamp, __ATOMIC_RELAXED);
+  uint32_t now = (old & SLOT_RECOMPRESSED) | store_tick(st);
+  if (old != now) /* no store, no dirty cache line, when nothing changed */
+    __atomic_store_n(&s->stamp, now, __ATOMIC_RELAXED);
+}
+
+void slot_swap(struct trueno_store *st, struct slot *s,
+               const struct slot *next, struct slot *old) {
+  *old = *s;
+  *s = *next;
+  store_counters_move(&st->cnt, old, next);
+}
+
+/* In place (same class) the write cannot fail at the memory limit, and
+ * the arena does not churn. */
+int slot_install(struct trueno_store *st, const void *payload, struct slot *s,
+                 const void *page, struct slot *next, struct slot *old) {
+  int r = 0;
+  next->stamp = store_tick(st); /* new contents: not recompressed yet */
+  if (next->type == SLOT_RAW && s->type == SLOT_RAW) {
+    memcpy((void *)(uintptr_t)s->val, page, PAGE);
+    next->val = s->val;
+    slot_swap(st, s, next, old);
+    old->type = SLOT_EMPTY; /* the payload lives on in the slot */
+    return 0;
+  }
+  if (next->type == SLOT_COMP && s->type == SLOT_COMP &&
+      arena_fits(s->val, next->len)) {
+    arena_overwrite(s->val, payload, next->len);
+    next->val = s->val;
+    slot_swap(st, s, next, old);
+    old->type = SLOT_EMPTY;
+    return 0;
+  }
+  if (next->type == SLOT_COMP) {
+    r = arena_store(st->arena, payload, next->len, &next->val);
+  } else if (next->type == SLOT_RAW) {
+    void *raw;
+    r = pagepool_alloc(&st->pool, &raw);
+    if (!r) {
+      memcpy(raw, page, PAGE);
+      next->val = (uintptr_t)raw;
+    }
+  }
+  if (!r)
+    slot_swap(st, s, next, old);
+  return r;
+}
+
+int slot_reserve_wait(struct trueno_store *st, struct timespec *deadline) {
+  if (deadline->tv_sec == 0 && deadline->tv_nsec == 0)
+    *deadline = pagepool_wait_deadline();
+  return pagepool_wait(&st->pool, deadline);
+}
+
+int slot_install_locked(struct trueno_store *st, pthread_rwlock_t *l,
+                        const void *payload, struct slot *s, const void *page,
+                        struct slot *next, struct slot *old) {
+  struct timespec deadline = {0};
+  int r;
+  do {
+    pthread_rwlock_wrlock(l);
+    r = slot_install(st, payload, s, page, next, old);
+    pthread_rwlock_unlock(l);
+  } while (r == -EAGAIN && (r = slot_reserve_wait(st, &deadline)) == 0);
+  return r;
+}
+
+int slot_decode(struct trueno_store *st, struct workspace *ws,
+                const struct slot *s, void *page) {
+  (void)st;
+  switch (s->type) {
+  case SLOT_EMPTY:
+    memset(page, 0, PAGE);
+    return 0;
+  case SLOT_SAME:
+    trueno_page_fill(page, s->val);
+    return 0;
+  case SLOT_RAW:
+    memcpy(page, (const void *)(uintptr_t)s->val, PAGE);
+    return 0;
+  case SLOT_COMP: {
+    const struct trueno_codec *c = trueno_codec_for(s->alg);
+    if (!c || s->len == 0 || s->len > ARENA_MAX_OBJ)
+      return -EIO;
+    void *state = ws_codec_state(ws, (enum trueno_algorithm)s->alg);
+    if (!state)
+      return -ENOMEM;
+    const void *src = arena_view(s->val, s->len, ws->buf);
+    return c->decompress(state, src, s->len, page);
+  }
+  }
+  return -EIO;
+}
+
+int slot_compact(struct trueno_store *st, struct workspace *ws, uint64_t idx,
+                 struct slot *s) {
+  pthread_rwlock_t *l = lock_of(st, idx);
+  pthread_rwlock_wrlock(l);
+  if (s->type != SLOT_COMP || !arena_is_isolated(s->val)) {
+    pthread_rwlock_unlock(l);
+    return 0;
+  }
+  uint64_t old = s->val, fresh;
+  const void *obj = arena_view(old, s->len, ws->buf);
+  int r = arena_store(st->arena, obj, s->len, &fresh);
+  if (r == -EAGAIN)
+    r = -ENOMEM; /* the reserve is the writers' */
+  if (!r)
+    s->val = fresh;
+  pthread_rwlock_unlock(l);
+  if (!r) {
+    arena_free(st->arena, old);
+    store_counter_add(&st->cnt.pages_compacted, 1);
+  }
+  return r;
+}
