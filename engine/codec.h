@@ -10,6 +10,8 @@
 #ifndef TRUENO_CODEC_H
 #define TRUENO_CODEC_H
 
+#include <stddef.h>
+
 #include "trueno.h"
 
 struct trueno_codec {
@@ -36,6 +38,18 @@ extern const struct trueno_codec trueno_codec_zstd;
 extern const struct trueno_codec trueno_codec_lz4hc;
 int trueno_lz4hc_level_min(void);
 int trueno_lz4hc_level_max(void);
+
+/* zstd over any length, with the page codec's state and frame format (cold
+ * groups: several pages in one frame).  compress_n: the length, 0 when it
+ * does not fit in cap, or a negative errno.  A frame is decoded in pieces:
+ * stream_begin, then stream_next for each piece in order, each adding to
+ * *done (bytes of dst written; never more than want); -EIO for a corrupt
+ * frame or one that holds more than want bytes. */
+int trueno_zstd_compress_n(void *state, const void *src, size_t len,
+                           void *dst, size_t cap, int level);
+int trueno_zstd_stream_begin(void *state);
+int trueno_zstd_stream_next(void *state, const void *src, size_t len,
+                            void *dst, size_t want, size_t *done);
 
 /* The default codec of an algorithm (for lz4: ours); NULL if unknown.
  * Decoding a stored page with it is always right. */

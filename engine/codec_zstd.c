@@ -5,6 +5,7 @@
  * slot already records the algorithm and the length. */
 #define ZSTD_STATIC_LINKING_ONLY /* ZSTD_c_format / ZSTD_f_zstd1_magicless */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <zstd.h>
 #include <zstd_errors.h>
@@ -76,6 +77,47 @@ static int zstd_decompress(void *state, const void *src, int len, void *page) {
     return -ENOMEM;
   size_t n = ZSTD_decompressDCtx(d, page, TRUENO_PAGE_SIZE, src, (size_t)len);
   return !ZSTD_isError(n) && n == TRUENO_PAGE_SIZE ? 0 : -EIO;
+}
+
+int trueno_zstd_compress_n(void *state, const void *src, size_t len,
+                           void *dst, size_t cap, int level) {
+  ZSTD_CCtx *c = cctx_of(state);
+  if (!c)
+    return -ENOMEM;
+  ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
+  size_t n = ZSTD_compress2(c, dst, cap, src, len);
+  if (ZSTD_isError(n))
+    return ZSTD_getErrorCode(n) == ZSTD_error_dstSize_tooSmall ? 0 : -EIO;
+  return n > INT32_MAX ? -EIO : (int)n;
+}
+
+int trueno_zstd_stream_begin(void *state) {
+  ZSTD_DCtx *d = dctx_of(state);
+  if (!d)
+    return -ENOMEM;
+  ZSTD_DCtx_reset(d, ZSTD_reset_session_only);
+  return 0;
+}
+
+int trueno_zstd_stream_next(void *state, const void *src, size_t len,
+                            void *dst, size_t want, size_t *done) {
+  ZSTD_inBuffer in = {src, len, 0};
+  ZSTD_outBuffer out = {dst, want, *done};
+  while (in.pos < in.size) {
+    size_t r = ZSTD_decompressStream(((struct zstd_state *)state)->d, &out,
+                                     &in);
+    if (ZSTD_isError(r))
+      return -EIO;
+    if (out.pos == out.size && in.pos < in.size) {
+      /* Full output: input left over is corrupt unless it is only the
+       * frame's end, which one more call with no room would take. */
+      r = ZSTD_decompressStream(((struct zstd_state *)state)->d, &out, &in);
+      if (ZSTD_isError(r) || in.pos < in.size)
+        return -EIO;
+    }
+  }
+  *done = out.pos;
+  return 0;
 }
 
 int trueno_zstd_level_min(void) { return ZSTD_minCLevel(); }

@@ -41,7 +41,11 @@ int trueno_maintain(struct trueno_store *st) {
 }
 
 static int maintain_locked(struct trueno_store *st) {
-  if (st->recomp.kind)
+  if (st->grouper.pages)
+    trueno_group(st, st->grouper.idle,
+                 (uint64_t)st->grouper.rate * RECOMPRESS_SCAN_PER_TRY,
+                 st->grouper.rate);
+  else if (st->recomp.kind)
     trueno_recompress(st, st->recomp.idle,
                       (uint64_t)st->recomp.rate * RECOMPRESS_SCAN_PER_TRY,
                       st->recomp.rate);

@@ -102,6 +102,12 @@ int recompressor_init(struct recompressor *r, const struct trueno_config *cfg) {
   return 0;
 }
 
+int recompressor_ready(struct recompressor *r) {
+  if (!r->state && !(r->state = r->codec->state_new()))
+    return -ENOMEM;
+  return 0;
+}
+
 void recompressor_destroy(struct recompressor *r) {
   if (r->state)
     r->codec->state_free(r->state);
@@ -126,15 +132,15 @@ static int gain_cap(const struct slot *s) {
   return (int)arena_class_size(s->len) - (int)ARENA_ALIGN;
 }
 
-/* Tries page idx.  The whole of it runs under the page's write lock: a
+/* The whole of it runs under the page's write lock: a
  * write could otherwise replace the page between our decode and install
  * (and an in-place overwrite keeps the handle, so we could not tell).  It
  * holds up only requests for this page's stripe, for one compression.
  * Returns 1 if the page was recompressed, 0 if not, or a negative errno
  * when the new copy could not be stored. */
-static int recompress_page(struct trueno_store *st, struct workspace *ws,
-                           uint64_t idx, struct slot *s, uint32_t now,
-                           uint32_t min_idle) {
+int recompress_page(struct trueno_store *st, struct workspace *ws,
+                    uint64_t idx, struct slot *s, uint32_t now,
+                    uint32_t min_idle) {
   struct recompressor *rc = &st->recomp;
   pthread_rwlock_t *l = lock_of(st, idx);
   pthread_rwlock_wrlock(l);
@@ -191,10 +197,8 @@ int trueno_recompress(struct trueno_store *st, uint32_t min_idle,
     return -EINVAL;
   store_clock_update(st);
   pthread_mutex_lock(&rc->lock);
-  int r = 0, done = 0, full = 0;
+  int r = recompressor_ready(rc), done = 0, full = 0;
   struct workspace *ws = NULL;
-  if (!rc->state && !(rc->state = rc->codec->state_new()))
-    r = -ENOMEM;
   if (!r && !(ws = ws_get(&st->ws)))
     r = -ENOMEM;
   uint32_t now = store_tick(st);

@@ -36,5 +36,17 @@ struct recompressor {
  * or rate. */
 int recompressor_init(struct recompressor *r, const struct trueno_config *cfg);
 void recompressor_destroy(struct recompressor *r);
+/* Makes the codec state a step needs; 0 or -ENOMEM.  Under r->lock. */
+int recompressor_ready(struct recompressor *r);
+
+struct trueno_store;
+struct workspace;
+struct slot;
+/* Tries page idx (its slot s), under r->lock with the state ready: 1 if
+ * it was recompressed, 0 if not (not idle, gained nothing), or a negative
+ * errno when the new copy could not be stored. */
+int recompress_page(struct trueno_store *st, struct workspace *ws,
+                    uint64_t idx, struct slot *s, uint32_t now,
+                    uint32_t min_idle);
 
 #endif

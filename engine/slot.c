@@ -7,6 +7,7 @@
 
 #include "arena.h"
 #include "codec.h"
+#include "group.h"
 #include "page.h"
 #include "pagepool.h"
 #include "store_impl.h"
@@ -19,6 +20,8 @@ void slot_release(struct trueno_store *st, const struct slot *s) {
     arena_free(st->arena, s->val);
   else if (s->type == SLOT_RAW)
     pagepool_free(&st->pool, (void *)(uintptr_t)s->val);
+  else if (s->type == SLOT_GROUP)
+    group_member_gone(st, (struct group *)(uintptr_t)s->val);
 }
 
 void slot_stamp_read(struct trueno_store *st, struct slot *s) {
@@ -92,7 +95,6 @@ int slot_install_locked(struct trueno_store *st, pthread_rwlock_t *l,
 
 int slot_decode(struct trueno_store *st, struct workspace *ws,
                 const struct slot *s, void *page) {
-  (void)st;
   switch (s->type) {
   case SLOT_EMPTY:
     memset(page, 0, PAGE);
@@ -113,6 +115,8 @@ int slot_decode(struct trueno_store *st, struct workspace *ws,
     const void *src = arena_view(s->val, s->len, ws->buf);
     return c->decompress(state, src, s->len, page);
   }
+  case SLOT_GROUP:
+    return group_read(st, ws, (struct group *)(uintptr_t)s->val, s->len, page);
   }
   return -EIO;
 }
@@ -121,6 +125,18 @@ int slot_compact(struct trueno_store *st, struct workspace *ws, uint64_t idx,
                  struct slot *s) {
   pthread_rwlock_t *l = lock_of(st, idx);
   pthread_rwlock_wrlock(l);
+  if (s->type == SLOT_GROUP) {
+    struct group *g = (struct group *)(uintptr_t)s->val;
+    int moving = group_isolated(g);
+    if (moving)
+      group_get(g); /* alive while its members move */
+    pthread_rwlock_unlock(l);
+    if (!moving)
+      return 0;
+    int r = group_move(st, ws, g);
+    group_put(st, g);
+    return r;
+  }
   if (s->type != SLOT_COMP || !arena_is_isolated(s->val)) {
     pthread_rwlock_unlock(l);
     return 0;
@@ -137,5 +153,68 @@ int slot_compact(struct trueno_store *st, struct workspace *ws, uint64_t idx,
     arena_free(st->arena, old);
     store_counter_add(&st->cnt.pages_compacted, 1);
   }
+  return r;
+}
+
+int slot_unchanged(const struct slot *s, const struct slot *seen) {
+  return s->type == seen->type && s->val == seen->val &&
+         s->len == seen->len && s->alg == seen->alg &&
+         (seen->type == SLOT_GROUP ||
+          (__atomic_load_n(&s->stamp, __ATOMIC_RELAXED) & SLOT_RECOMPRESSED));
+}
+
+int slot_join_group(struct trueno_store *st, uint64_t idx,
+                    const struct slot *seen, struct group *g, unsigned pos) {
+  struct slot *s = slots_peek(&st->slots, idx);
+  pthread_rwlock_t *l = lock_of(st, idx);
+  struct slot next = {.val = (uintptr_t)g, .len = (uint16_t)pos,
+                      .type = SLOT_GROUP, .alg = TRUENO_ALG_ZSTD},
+              old;
+  pthread_rwlock_wrlock(l);
+  int same = s && slot_unchanged(s, seen);
+  if (same) {
+    next.stamp = __atomic_load_n(&s->stamp, __ATOMIC_RELAXED);
+    slot_swap(st, s, &next, &old);
+  }
+  pthread_rwlock_unlock(l);
+  if (same)
+    slot_release(st, &old);
+  else
+    group_member_gone(st, g);
+  return same;
+}
+
+int slot_move_member(struct trueno_store *st, uint64_t idx,
+                     struct group *from, unsigned pos, struct group *to) {
+  struct slot *s = slots_peek(&st->slots, idx);
+  pthread_rwlock_t *l = lock_of(st, idx);
+  pthread_rwlock_wrlock(l);
+  int mine = s && s->type == SLOT_GROUP && s->val == (uintptr_t)from &&
+             s->len == pos;
+  if (mine)
+    s->val = (uintptr_t)to; /* same page, same contents: no accounting */
+  pthread_rwlock_unlock(l);
+  group_member_gone(st, mine ? from : to);
+  return mine;
+}
+
+int slot_replace_if(struct trueno_store *st, uint64_t idx,
+                    const struct slot *seen, struct slot *next,
+                    const void *payload, const void *page) {
+  struct slot *s = slots_peek(&st->slots, idx), old;
+  pthread_rwlock_t *l = lock_of(st, idx);
+  pthread_rwlock_wrlock(l);
+  int r = s && slot_unchanged(s, seen) ? 1 : 0;
+  if (r) {
+    uint32_t stamp = __atomic_load_n(&s->stamp, __ATOMIC_RELAXED);
+    r = slot_install(st, payload, s, page, next, &old);
+    if (!r) {
+      s->stamp = stamp; /* the same contents: as idle as before */
+      r = 1;
+    }
+  }
+  pthread_rwlock_unlock(l);
+  if (r == 1)
+    slot_release(st, &old);
   return r;
 }

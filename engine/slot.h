@@ -54,4 +54,26 @@ int slot_reserve_wait(struct trueno_store *st, struct timespec *deadline);
 int slot_compact(struct trueno_store *st, struct workspace *ws, uint64_t idx,
                  struct slot *s);
 
+/* Cold groups (group.h).  A slot someone looked at (seen) is unchanged
+ * when it holds the same value and, for a page, still has the flag
+ * SLOT_RECOMPRESSED the looker set under the lock: every write clears it,
+ * so an in-place overwrite (same handle) is seen too. */
+struct group;
+int slot_unchanged(const struct slot *s, const struct slot *seen);
+/* Makes page idx member pos of g if its slot is unchanged since seen, and
+ * releases its old value: 1; else g loses that member: 0. */
+int slot_join_group(struct trueno_store *st, uint64_t idx,
+                    const struct slot *seen, struct group *g, unsigned pos);
+/* Points member pos of from (page idx) to to, a copy of from: 1; if the
+ * page is no longer that member, to loses it: 0.  Either way the member
+ * is gone from one of them. */
+int slot_move_member(struct trueno_store *st, uint64_t idx,
+                     struct group *from, unsigned pos, struct group *to);
+/* Installs next (see slot_install) in page idx if its slot is unchanged
+ * since seen, keeping its stamp, and releases the old value: 1; 0 when it
+ * changed; or a negative errno (nothing changed). */
+int slot_replace_if(struct trueno_store *st, uint64_t idx,
+                    const struct slot *seen, struct slot *next,
+                    const void *payload, const void *page);
+
 #endif

@@ -22,11 +22,13 @@ enum slot_type {
   SLOT_SAME,      /* val is the word repeated over the page */
   SLOT_COMP,      /* val is an arena handle, len bytes of codec alg */
   SLOT_RAW,       /* val is a pool page holding the page as is */
+  SLOT_GROUP,     /* val is a cold group (group.h), len the position */
 };
 
 struct slot {
   uint64_t val;
-  uint16_t len;  /* payload bytes: compressed length, 4096 for raw */
+  uint16_t len;  /* payload bytes: compressed length, 4096 for raw; for
+                    a group member, its position in the group */
   uint8_t type;  /* enum slot_type */
   uint8_t alg;   /* enum trueno_algorithm, for SLOT_COMP */
   /* The store's clock (seconds) at the page's last read or write, and

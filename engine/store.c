@@ -49,6 +49,12 @@ int trueno_store_create(const struct trueno_config *cfg,
     free(st);
     return r;
   }
+  r = grouper_init(&st->grouper, cfg);
+  if (r) {
+    recompressor_destroy(&st->recomp);
+    free(st);
+    return r;
+  }
   clock_gettime(CLOCK_MONOTONIC, &st->born);
   st->size = cfg->size;
   st->npages = (cfg->size + PAGE - 1) / PAGE;
@@ -56,6 +62,11 @@ int trueno_store_create(const struct trueno_config *cfg,
   st->codec = trueno_codec_select(cfg->algorithm, cfg->lz4_impl);
   st->level = level;
   st->acct.limit = cfg->mem_limit;
+  gcache_init(&st->gc, &st->acct,
+              !cfg->group_pages ? 0
+              : cfg->group_cache ? cfg->group_cache
+                                 : TRUENO_GROUP_CACHE,
+              (size_t)cfg->group_pages * PAGE);
   r = pagepool_init(&st->pool, &st->acct);
   if (r)
     goto fail_st;
@@ -77,6 +88,8 @@ fail_arena:
 fail_pool:
   pagepool_destroy(&st->pool);
 fail_st:
+  gcache_destroy(&st->gc);
+  grouper_destroy(&st->grouper);
   recompressor_destroy(&st->recomp);
   free(st);
   return r;
@@ -92,6 +105,8 @@ void trueno_store_destroy(struct trueno_store *st) {
        i = slots_next_used(&st->slots, i + 1))
     slot_release(st, slots_peek(&st->slots, i));
   slots_destroy(&st->slots);
+  gcache_destroy(&st->gc);
+  grouper_destroy(&st->grouper);
   arena_destroy(st->arena);
   pagepool_destroy(&st->pool);
   for (unsigned i = 0; i < NSTRIPES; i++)
@@ -431,5 +446,9 @@ void trueno_get_stats(struct trueno_store *st, struct trueno_stats *out) {
   out->arena_pages = atomic_load(&st->pool.pages_out);
   out->metadata_bytes = atomic_load(&st->slots.bytes) +
                         arena_metadata_bytes(st->arena) +
-                        pagepool_overhead(&st->pool);
+                        pagepool_overhead(&st->pool) +
+                        atomic_load(&st->cnt.group_meta_bytes);
+  out->group_cache_hits = atomic_load(&st->gc.hits);
+  out->group_cache_misses = atomic_load(&st->gc.misses);
+  out->group_cache_bytes = atomic_load(&st->gc.bytes);
 }

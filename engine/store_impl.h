@@ -15,6 +15,8 @@
 
 #include "arena.h"
 #include "codec.h"
+#include "gcache.h"
+#include "grouping.h"
 #include "memacct.h"
 #include "pagepool.h"
 #include "recompress.h"
@@ -47,6 +49,9 @@ struct trueno_store {
   struct timespec born;
   _Atomic uint32_t tick;
   struct recompressor recomp;
+  struct grouper grouper;
+  struct gcache gc;
+  _Atomic uint64_t group_serial;
   /* Taken by trueno_maintain for its whole call: callers on several
    * threads take turns over the state below. */
   pthread_mutex_t maintain_lock;

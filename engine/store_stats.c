@@ -19,6 +19,9 @@ static void contribute(struct store_counters *c, const struct slot *s,
     store_counter_add(&c->alg_pages[s->alg], sign);
     store_counter_add(&c->compr_data_size, sign * s->len);
     break;
+  case SLOT_GROUP: /* its frame's bytes count with the group */
+    store_counter_add(&c->pages_grouped, sign);
+    break;
   }
   store_counter_add(&c->pages_stored, sign);
 }
@@ -55,6 +58,11 @@ void store_counters_read(struct store_counters *c, struct trueno_stats *out) {
   out->offload_read_fallbacks = atomic_load(&c->offload_read_fallbacks);
   out->pages_recompressed = atomic_load(&c->pages_recompressed);
   out->recompress_no_gain = atomic_load(&c->recompress_no_gain);
+  out->groups = atomic_load(&c->groups);
+  out->pages_grouped = atomic_load(&c->pages_grouped);
+  out->group_frame_bytes = atomic_load(&c->group_frame_bytes);
+  out->group_dead_bytes = atomic_load(&c->group_dead_bytes);
+  out->group_decodes = atomic_load(&c->group_decodes);
 }
 
 int trueno_stats_json(const struct trueno_stats *s, enum trueno_algorithm alg,
@@ -79,6 +87,10 @@ int trueno_stats_json(const struct trueno_stats *s, enum trueno_algorithm alg,
       "\"offload_read_batches\": %llu, \"offload_read_pages\": %llu, "
       "\"offload_read_fallbacks\": %llu, "
       "\"pages_recompressed\": %llu, \"recompress_no_gain\": %llu, "
+      "\"groups\": %llu, \"pages_grouped\": %llu, "
+      "\"group_frame_bytes\": %llu, \"group_dead_bytes\": %llu, "
+      "\"group_cache_hits\": %llu, \"group_cache_misses\": %llu, "
+      "\"group_decodes\": %llu, \"group_cache_bytes\": %llu, "
       "\"ratio\": %.4f}",
       trueno_algorithm_name(alg), (unsigned long long)s->disksize,
       (unsigned long long)s->orig_data_size,
@@ -104,5 +116,12 @@ int trueno_stats_json(const struct trueno_stats *s, enum trueno_algorithm alg,
       (unsigned long long)s->offload_read_pages,
       (unsigned long long)s->offload_read_fallbacks,
       (unsigned long long)s->pages_recompressed,
-      (unsigned long long)s->recompress_no_gain, ratio);
+      (unsigned long long)s->recompress_no_gain,
+      (unsigned long long)s->groups, (unsigned long long)s->pages_grouped,
+      (unsigned long long)s->group_frame_bytes,
+      (unsigned long long)s->group_dead_bytes,
+      (unsigned long long)s->group_cache_hits,
+      (unsigned long long)s->group_cache_misses,
+      (unsigned long long)s->group_decodes,
+      (unsigned long long)s->group_cache_bytes, ratio);
 }

@@ -22,6 +22,8 @@ struct store_counters {
   _Atomic uint64_t offload_read_batches, offload_read_pages;
   _Atomic uint64_t offload_read_fallbacks;
   _Atomic uint64_t pages_recompressed, recompress_no_gain;
+  _Atomic uint64_t groups, pages_grouped, group_frame_bytes;
+  _Atomic uint64_t group_dead_bytes, group_meta_bytes, group_decodes;
 };
 
 static inline void store_counter_add(_Atomic uint64_t *c, int64_t d) {

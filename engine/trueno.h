@@ -58,7 +58,26 @@ struct trueno_config {
    * many slots.  0 = TRUENO_RECOMPRESS_RATE; at most
    * TRUENO_RECOMPRESS_RATE_MAX (trueno_store_create: -EINVAL above). */
   uint32_t recompress_rate;
+  /* Cold groups (trueno_group): pages per group, 0 = off, else
+   * 2..TRUENO_GROUP_PAGES_MAX; the zstd level of their frames (0 =
+   * TRUENO_GROUP_LEVEL); seconds without a read or write before a page
+   * joins one (0 = TRUENO_RECOMPRESS_IDLE); pages trueno_maintain tries a
+   * call (0 = TRUENO_GROUP_RATE, at most TRUENO_RECOMPRESS_RATE_MAX); and
+   * decoded groups kept for reads (0 = TRUENO_GROUP_CACHE, at most
+   * TRUENO_GROUP_CACHE_MAX).  With groups on, trueno_maintain groups idle
+   * pages and recompresses (recompress) those without idle neighbours. */
+  uint32_t group_pages;
+  int group_level;
+  uint32_t group_idle;
+  uint32_t group_rate;
+  uint32_t group_cache;
 };
+
+#define TRUENO_GROUP_PAGES_MAX 64u
+#define TRUENO_GROUP_LEVEL 9
+#define TRUENO_GROUP_RATE 1024u
+#define TRUENO_GROUP_CACHE 16u
+#define TRUENO_GROUP_CACHE_MAX 64u
 
 #define TRUENO_RECOMPRESS_IDLE 120u
 /* ~10-40 us a page: a few percent of one CPU at most. */
@@ -100,6 +119,14 @@ struct trueno_stats {
   uint64_t offload_read_fallbacks; /* batches it failed: decoded on the CPU */
   uint64_t pages_recompressed; /* idle pages recompressed (and kept so) */
   uint64_t recompress_no_gain; /* idle pages it tried that gained nothing */
+  uint64_t groups;            /* cold groups (trueno_group) */
+  uint64_t pages_grouped;     /* pages stored in them */
+  uint64_t group_frame_bytes; /* their frames (in compr_data_size) */
+  uint64_t group_dead_bytes;  /* frame bytes of members that left */
+  uint64_t group_cache_hits;  /* member reads served by decoded groups */
+  uint64_t group_cache_misses;
+  uint64_t group_decodes;     /* frames decoded for reads */
+  uint64_t group_cache_bytes; /* the decoded-group cache (in mem_used) */
 };
 
 /* What a page range holds, for NBD extents. */
@@ -178,6 +205,18 @@ int trueno_compact(struct trueno_store *st);
  * (nothing is lost: a page keeps its old copy and is tried again later). */
 int trueno_recompress(struct trueno_store *st, uint32_t min_idle,
                       uint64_t max_slots, uint64_t max_tries);
+/* One step of cold grouping: examines the aligned windows of group_pages
+ * pages from where the last step stopped, up to max_slots pages (wrapping,
+ * once round at most), and compresses the pages of a window neither read
+ * nor written for min_idle seconds, two or more, into one zstd frame when
+ * that takes less memory than their separate copies; a lone idle page is
+ * recompressed (if the store has a recompressor).  Groups that lost half
+ * their members or more are formed again (or dissolved).  At most
+ * max_tries pages are compressed.  Runs alongside I/O.  Returns the
+ * number of groups made, -EINVAL when the store has no groups; when none
+ * was made and memory ran out, -ENOSPC or -ENOMEM (nothing is lost). */
+int trueno_group(struct trueno_store *st, uint32_t min_idle,
+                 uint64_t max_slots, uint64_t max_tries);
 /* Housekeeping for front ends to call every second or so: recompresses
  * idle pages a bounded step at a time (when configured: recompress_rate
  * pages tried a call at most) and compacts, from call to call, when the
