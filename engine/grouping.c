@@ -180,8 +180,11 @@ static int window_step(struct trueno_store *st, struct workspace *ws,
     pthread_rwlock_t *l = lock_of(st, idx);
     pthread_rwlock_rdlock(l);
     int c = classify(s, now, min_idle);
-    if (c != NOT_CANDIDATE)
-      m[k++] = (struct member){idx, (unsigned)(idx - base), 0, *s};
+    if (c != NOT_CANDIDATE) /* readers may stamp it meanwhile: atomic */
+      m[k++] = (struct member){
+          idx, (unsigned)(idx - base), 0,
+          {s->val, s->len, s->type, s->alg,
+           __atomic_load_n(&s->stamp, __ATOMIC_RELAXED)}};
     fresh += c == FRESH;
     pthread_rwlock_unlock(l);
   }

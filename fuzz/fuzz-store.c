@@ -2,11 +2,12 @@
  * requests, checked byte for byte against a model of the device.
  *
  * The input's first bytes choose the store (lz4 ours or liblz4, zstd, a
- * recompressor, a memory limit small enough to be reached); the rest is a
+ * recompressor, cold groups, a memory limit small enough to be reached); the rest is a
  * list of operations: writes of any offset and length (same-filled words,
  * repeats of input bytes, pseudo-random bytes: pages of every kind the
  * store keeps), reads, trims, zeroes, extents, compaction, idle-page
- * recompression and housekeeping.  Every read must give the model's bytes;
+ * recompression and grouping (with no idle time: at once) and
+ * housekeeping.  Every read must give the model's bytes;
  * a write refused with ENOSPC must have written a prefix of whole pages
  * and left the rest as it was (trueno.h), a trim at the limit may leave an
  * edge as it was; the whole device is compared at the end, and ASan's leak
@@ -133,6 +134,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cfg.lz4_impl = (conf & 3) == 1 ? TRUENO_LZ4_LIBLZ4 : TRUENO_LZ4_TRUENO;
   cfg.recompress = (conf >> 2) % 3; /* off, zstd, lz4hc */
   cfg.recompress_idle = 1;
+  if (conf & 0x40) { /* cold groups of 4 or 8 pages, formed at once */
+    cfg.group_pages = conf & 0x80 ? 4 : 8;
+    cfg.group_cache = 1 + (conf & 1);
+  }
   if (conf & 0x20) /* a limit from 16 to 143 KiB: reached by ~8-60 pages */
     cfg.mem_limit = (16 + (uint64_t)take(&in, 1) % 128) << 10;
 
@@ -215,6 +220,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 8:
       if (cfg.recompress) {
         r = trueno_recompress(st, 0, NPAGES, NPAGES);
+        if (r < 0 && !(r == -ENOSPC && cfg.mem_limit))
+          abort();
+      }
+      if (cfg.group_pages) {
+        r = trueno_group(st, 0, NPAGES, NPAGES);
         if (r < 0 && !(r == -ENOSPC && cfg.mem_limit))
           abort();
       }
