@@ -3,6 +3,8 @@
 
 #include "engine-params.h"
 
+#include "param-table.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -145,25 +147,29 @@ static int set_swap(struct engine_params *p, const char *v, char *err,
   return param_error(err, errlen, "swap: expected on or off, not '%s'", v);
 }
 
-static const struct {
-  const char *key;
-  int (*set)(struct engine_params *, const char *, char *, size_t);
-} setters[] = {
-    {"algorithm", set_algorithm},
-    {"level", set_level},
-    {"lz4-impl", set_lz4_impl},
-    {"recompress", set_recompress},
-    {"recompress-idle", set_recompress_idle},
-    {"recompress-rate", set_recompress_rate},
-    {"swap", set_swap},
-};
-
 int engine_params_set(struct engine_params *p, const char *key,
                       const char *value, char *err, size_t errlen) {
-  for (size_t i = 0; i < sizeof setters / sizeof *setters; i++)
-    if (!strcmp(key, setters[i].key))
-      return setters[i].set(p, value, err, errlen);
-  return -ENOENT;
+  const struct param_desc *d = param_find(key);
+  if (!d || !d->engine)
+    return -ENOENT;
+  switch (d->id) {
+  case PARAM_ALGORITHM:
+    return set_algorithm(p, value, err, errlen);
+  case PARAM_LEVEL:
+    return set_level(p, value, err, errlen);
+  case PARAM_LZ4_IMPL:
+    return set_lz4_impl(p, value, err, errlen);
+  case PARAM_RECOMPRESS:
+    return set_recompress(p, value, err, errlen);
+  case PARAM_RECOMPRESS_IDLE:
+    return set_recompress_idle(p, value, err, errlen);
+  case PARAM_RECOMPRESS_RATE:
+    return set_recompress_rate(p, value, err, errlen);
+  case PARAM_SWAP:
+    return set_swap(p, value, err, errlen);
+  default:
+    return -ENOENT;
+  }
 }
 
 int engine_params_check(const struct engine_params *p, char *err,

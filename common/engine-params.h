@@ -1,7 +1,6 @@
-/* The engine parameters both front ends accept (algorithm=, level=,
- * lz4-impl=, recompress=, recompress-idle=, recompress-rate=, swap=): one
- * parser, so the plugin and trueno-ublk take the same spellings and word
- * their refusals alike.  Sizes (size=, mem-limit=) stay with each front end:
+/* The engine parameters both front ends accept (those of param-table.h
+ * marked ENGINE): one parser, so the plugin and trueno-ublk take the same
+ * spellings and word their refusals alike.  Sizes (size=, mem-limit=) stay with each front end:
  * the plugin parses them as nbdkit does.  No side effects, no nbdkit: the
  * unit tests run it anywhere.
  * SPDX-License-Identifier: MIT

@@ -20,8 +20,4 @@ void client_access_complete(bool swap);
  * nbdkit_error saying why. */
 int client_access_check(void);
 
-#define CLIENT_ACCESS_CONFIG_HELP                                          \
-  "allow-unauthenticated=yes|no  Serve clients that are neither root over\n" \
-  "                    a Unix socket nor TLS (default: no with swap=on).\n"
-
 #endif

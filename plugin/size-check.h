@@ -19,7 +19,4 @@ int size_check_config(const char *value);
  * -1 after nbdkit_error naming size. */
 int size_check(uint64_t size, uint64_t mem_limit);
 
-#define SIZE_CHECK_CONFIG_HELP                                             \
-  "overcommit=yes      Allow a size (or mem-limit) beyond RAM plus swap.\n"
-
 #endif

@@ -25,7 +25,4 @@ int swap_mode_after_fork(void);
 /* Stops that thread (before the store is destroyed). */
 void swap_mode_stop(void);
 
-#define SWAP_MODE_CONFIG_HELP \
-  "swap=on             Serve as swap: lock memory, I/O flusher, no OOM kill."
-
 #endif

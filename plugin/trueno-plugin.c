@@ -22,6 +22,7 @@
 #include "engine-params.h"
 #include "housekeeping.h"
 #include "offload.h"
+#include "param-table.h"
 #include "size-check.h"
 #include "swap-mode.h"
 #include "trueno.h"
@@ -55,6 +56,12 @@ static char *opencl_cache; /* NULL: the default directory */
 static uint32_t offload_min_pages;
 static struct trueno_offload *offload;
 
+/* --help's parameter lines, from param-table.h.  nbdkit copies the plugin
+ * struct before it calls load, and calls load before it prints them: the
+ * pointer is fixed, load writes the text (test-param-docs checks it is all
+ * there). */
+static char config_help[2048];
+
 /* nbdkit serves each connection with many threads and glibc gives each
  * thread its own malloc arena (up to 8 per CPU), keeping freed request
  * buffers resident in them: that costs more memory than a small store
@@ -63,6 +70,7 @@ static struct trueno_offload *offload;
  * from raising it after each free) and give freed heap tops back early. */
 static void plugin_load(void) {
   engine_params_init(&params);
+  param_help(config_help, sizeof config_help, PARAM_PLUGIN, "");
   mallopt(M_ARENA_MAX, 2);
   mallopt(M_MMAP_THRESHOLD, 64 * 1024);
   mallopt(M_TRIM_THRESHOLD, 128 * 1024);
@@ -99,26 +107,25 @@ static int plugin_config(const char *key, const char *value) {
       nbdkit_error("%s", err);
     return r ? -1 : 0;
   }
-  if (strcmp(key, "size") == 0) {
+  const struct param_desc *d = param_find(key);
+  switch (d && (d->front_ends & PARAM_PLUGIN) ? d->id : PARAM_COUNT) {
+  case PARAM_SIZE:
     size_given = 1;
     return parse_positive_size(key, value, &cfg->size);
-  }
-  if (strcmp(key, "mem-limit") == 0)
+  case PARAM_MEM_LIMIT:
     return parse_positive_size(key, value, &cfg->mem_limit);
-  if (strcmp(key, "offload") == 0) {
+  case PARAM_OFFLOAD:
     if (trueno_offload_parse(value, &offload_mode)) {
       nbdkit_error("offload: unknown mode '%s' (use off, auto or opencl)",
                    value);
       return -1;
     }
     return 0;
-  }
-  if (strcmp(key, "opencl-device") == 0) {
+  case PARAM_OPENCL_DEVICE:
     free(opencl_device);
     opencl_device = strdup(value);
     return opencl_device ? 0 : -1;
-  }
-  if (strcmp(key, "opencl-cache") == 0) {
+  case PARAM_OPENCL_CACHE:
     if (!*value) {
       nbdkit_error("opencl-cache: needs a directory or off");
       return -1;
@@ -128,8 +135,7 @@ static int plugin_config(const char *key, const char *value) {
     opencl_cache = strcmp(value, "off") == 0 ? strdup(value)
                                              : nbdkit_absolute_path(value);
     return opencl_cache ? 0 : -1;
-  }
-  if (strcmp(key, "offload-min-pages") == 0) {
+  case PARAM_OFFLOAD_MIN_PAGES:
     if (nbdkit_parse_uint32_t("offload-min-pages", value,
                               &offload_min_pages) == -1)
       return -1;
@@ -138,12 +144,11 @@ static int plugin_config(const char *key, const char *value) {
       return -1;
     }
     return 0;
-  }
-  if (strcmp(key, "allow-unauthenticated") == 0)
+  case PARAM_ALLOW_UNAUTHENTICATED:
     return client_access_config(value);
-  if (strcmp(key, "overcommit") == 0)
+  case PARAM_OVERCOMMIT:
     return size_check_config(value);
-  if (strcmp(key, "stats") == 0) {
+  case PARAM_STATS:
     if (!*value) {
       nbdkit_error("stats: needs a file name");
       return -1;
@@ -152,9 +157,10 @@ static int plugin_config(const char *key, const char *value) {
     /* nbdkit may chdir("/") when it daemonises. */
     stats_path = nbdkit_absolute_path(value);
     return stats_path ? 0 : -1;
+  default:
+    nbdkit_error("unknown parameter '%s'", key);
+    return -1;
   }
-  nbdkit_error("unknown parameter '%s'", key);
-  return -1;
 }
 
 static int plugin_config_complete(void) {
@@ -190,40 +196,24 @@ static int plugin_config_complete(void) {
   return 0;
 }
 
-#define plugin_config_help                                                    \
-  "size=<SIZE>         (required) Virtual device size, e.g. 8G.\n"           \
-  "algorithm=lz4|zstd  Compression algorithm (default lz4).\n"               \
-  "level=<N>           zstd level (default 3).\n"                            \
-  "lz4-impl=trueno|liblz4  LZ4 implementation (default trueno).\n"       \
-  "mem-limit=<SIZE>    Memory the store may use; writes past it: ENOSPC.\n"  \
-  "recompress=off|zstd[:N]|lz4hc[:N]  Recompress idle pages (default off).\n" \
-  "recompress-idle=<S> Seconds without a read or write first (120).\n"   \
-  "recompress-rate=<N> Idle pages tried per second (1024).\n"          \
-  "stats=<FILE>        Write engine counters as JSON every second.\n"      \
-  "offload=off|auto|opencl  Batch compression of large writes on an\n"   \
-  "                    OpenCL device (default off; auto: when faster).\n"  \
-  "opencl-device=<P:D|NAME>  Which OpenCL device (default: first GPU).\n"  \
-  "offload-min-pages=<N>  offload=opencl: smallest write offloaded (2).\n" \
-  "opencl-cache=<DIR>|off  Kernel binary cache (default\n"                 \
-  "                    $XDG_CACHE_HOME/trueno-zram).\n"                   \
-  SWAP_MODE_CONFIG_HELP "\n" CLIENT_ACCESS_CONFIG_HELP SIZE_CHECK_CONFIG_HELP
-
 static void plugin_dump_plugin(void) {
-  printf("trueno_algorithms=lz4,zstd\n");
+  for (size_t i = 0; i < PARAM_COUNT; i++) {
+    const struct param_desc *d = &param_table[i];
+    char choices[128];
+    if (d->dump_key && (d->front_ends & PARAM_PLUGIN) &&
+        param_choices(d, choices, sizeof choices) < sizeof choices)
+      printf("trueno_%s=%s\n", d->dump_key, choices);
+  }
   printf("trueno_zstd_levels=%d..%d\n", trueno_zstd_level_min(),
          trueno_zstd_level_max());
   printf("trueno_zstd_level_default=%d\n", trueno_zstd_level_default());
   printf("trueno_page_size=%u\n", TRUENO_PAGE_SIZE);
-  printf("trueno_lz4_impls=trueno,liblz4\n");
-  printf("trueno_recompress=off,zstd,lz4hc\n");
   printf("trueno_recompress_idle_default=%u\n", TRUENO_RECOMPRESS_IDLE);
   printf("trueno_recompress_rate_default=%u\n", TRUENO_RECOMPRESS_RATE);
   printf("trueno_recompress_rate_max=%u\n", TRUENO_RECOMPRESS_RATE_MAX);
   printf("trueno_swap_mode=yes\n");
-  printf("trueno_allow_unauthenticated=yes,no\n");
   printf("trueno_swap_serves=root-unix,tls\n");
   printf("trueno_max_request=%u\n", MAX_REQUEST);
-  printf("trueno_offload=off,auto,opencl\n");
   printf("trueno_opencl=%s\n", trueno_offload_available() ? "yes" : "no");
 }
 
@@ -415,7 +405,7 @@ static struct nbdkit_plugin plugin = {
     .unload = plugin_unload,
     .config = plugin_config,
     .config_complete = plugin_config_complete,
-    .config_help = plugin_config_help,
+    .config_help = config_help,
     .dump_plugin = plugin_dump_plugin,
     .get_ready = plugin_get_ready,
     .after_fork = plugin_after_fork,

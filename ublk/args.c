@@ -4,6 +4,7 @@
 #include "args.h"
 
 #include "engine-params.h"
+#include "param-table.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -43,14 +44,17 @@ static int parse_param(struct engine_params *p, const char *key,
   int r = engine_params_set(p, key, v, err, errlen);
   if (r != -ENOENT)
     return r;
-  if (!strcmp(key, "mem-limit")) {
+  const struct param_desc *d = param_find(key);
+  switch (d ? d->id : PARAM_COUNT) {
+  case PARAM_MEM_LIMIT:
     if (ublk_parse_size(v, &p->cfg.mem_limit) || !p->cfg.mem_limit)
       return param_error(err, errlen, "mem-limit: invalid size '%s'", v);
     return 0;
-  }
-  if (!strcmp(key, "size"))
+  case PARAM_SIZE: /* the plugin's; here an option */
     return param_error(err, errlen, "size: use --size");
-  return param_error(err, errlen, "unknown parameter '%s'", key);
+  default:
+    return param_error(err, errlen, "unknown parameter '%s'", key);
+  }
 }
 
 /* --opt VALUE or --opt=VALUE; NULL if argv[*i] is not --opt. */

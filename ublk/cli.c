@@ -29,6 +29,7 @@
 #include "args.h"
 #include "ctrl.h"
 #include "engine-params.h"
+#include "param-table.h"
 #include "safefile.h"
 #include "server.h"
 
@@ -45,14 +46,15 @@ static int die(const char *fmt, ...) {
 }
 
 static void usage(FILE *f) {
+  char params[2048];
+  param_help(params, sizeof params, PARAM_UBLK, "  ");
   fprintf(f,
           "usage: %s add --size SIZE [--queues N] [--depth D] [--max-io SIZE] [--id N]\n"
           "                   [--run-dir DIR] [--foreground] [param=value...]\n"
           "       %s del ID|all\n"
           "       %s list\n"
-          "engine parameters: algorithm=lz4|zstd level=N mem-limit=SIZE\n"
-          "                   lz4-impl=trueno|liblz4 swap=on|off\n",
-          prog, prog, prog);
+          "parameters:\n%s",
+          prog, prog, prog, params);
 }
 
 static const char *run_dir(void) {
