@@ -132,6 +132,48 @@ static int set_recompress_rate(struct engine_params *p, const char *v,
                      &p->recompress_rate_given, err, errlen);
 }
 
+static int set_group(struct engine_params *p, const char *v, char *err,
+                     size_t errlen) {
+  long n;
+  if (!strcmp(v, "off")) {
+    p->cfg.group_pages = 0;
+  } else if (!strcmp(v, "on")) {
+    p->cfg.group_pages = TRUENO_GROUP_PAGES;
+  } else if (engine_params_parse_long(v, 2, TRUENO_GROUP_PAGES_MAX, &n) == 0) {
+    p->cfg.group_pages = (uint32_t)n;
+  } else {
+    return param_error(err, errlen,
+                       "group: expected off, on or a number of pages from 2 "
+                       "to %u, not '%s'",
+                       TRUENO_GROUP_PAGES_MAX, v);
+  }
+  return 0;
+}
+
+static int set_group_level(struct engine_params *p, const char *v, char *err,
+                           size_t errlen) {
+  long l;
+  int min = trueno_zstd_level_min(), max = trueno_zstd_level_max();
+  if (engine_params_parse_long(v, min, max, &l) || !l)
+    return param_error(err, errlen,
+                       "group-level: expected a zstd level from %d to %d, "
+                       "not 0, not '%s'",
+                       min, max, v);
+  p->cfg.group_level = (int)l;
+  p->group_tuning = "group-level";
+  return 0;
+}
+
+static int set_group_count(struct engine_params *p, const char *key,
+                           const char *v, long max, const char *unit,
+                           uint32_t *out, char *err, size_t errlen) {
+  bool given;
+  int r = parse_count(key, v, max, unit, out, &given, err, errlen);
+  if (!r)
+    p->group_tuning = key;
+  return r;
+}
+
 /* nbdkit_parse_bool's spellings, so swap= reads the same in both front
  * ends. */
 static int set_swap(struct engine_params *p, const char *v, char *err,
@@ -167,6 +209,19 @@ int engine_params_set(struct engine_params *p, const char *key,
     return set_recompress_rate(p, value, err, errlen);
   case PARAM_SWAP:
     return set_swap(p, value, err, errlen);
+  case PARAM_GROUP:
+    return set_group(p, value, err, errlen);
+  case PARAM_GROUP_LEVEL:
+    return set_group_level(p, value, err, errlen);
+  case PARAM_GROUP_IDLE:
+    return set_group_count(p, "group-idle", value, IDLE_MAX, "seconds",
+                           &p->cfg.group_idle, err, errlen);
+  case PARAM_GROUP_RATE:
+    return set_group_count(p, "group-rate", value, TRUENO_RECOMPRESS_RATE_MAX,
+                           "pages", &p->cfg.group_rate, err, errlen);
+  case PARAM_GROUP_CACHE:
+    return set_group_count(p, "group-cache", value, TRUENO_GROUP_CACHE_MAX,
+                           "groups", &p->cfg.group_cache, err, errlen);
   default:
     return -ENOENT;
   }
@@ -186,5 +241,8 @@ int engine_params_check(const struct engine_params *p, char *err,
   if (needs && p->cfg.recompress == TRUENO_RECOMPRESS_OFF)
     return param_error(err, errlen,
                        "%s: only applies with recompress=zstd or lz4hc", needs);
+  if (p->group_tuning && !p->cfg.group_pages)
+    return param_error(err, errlen, "%s: only applies with group=on or group=N",
+                       p->group_tuning);
   return 0;
 }

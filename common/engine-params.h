@@ -20,6 +20,7 @@ struct engine_params {
    * apply, rather than silently ignoring what the user asked for. */
   bool level_given, lz4_impl_given, recompress_idle_given,
       recompress_rate_given;
+  const char *group_tuning; /* a group-* parameter given, for the check */
 };
 
 /* The defaults: algorithm=lz4, everything else the engine's default. */

@@ -76,7 +76,8 @@ size_t param_choices(const struct param_desc *d, char *buf, size_t len) {
   for (const char *s = d->syntax;; s++) {
     size_t n = strcspn(s, "|");
     size_t word = strcspn(s, "[|");
-    append(buf, len, &pos, "%s%.*s", s == d->syntax ? "" : ",", (int)word, s);
+    if (*s != '<') /* a placeholder (<N>) is no choice */
+      append(buf, len, &pos, "%s%.*s", pos ? "," : "", (int)word, s);
     s += n;
     if (!*s)
       break;

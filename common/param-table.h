@@ -34,6 +34,17 @@
     "Seconds without a read or write first (120).")                           \
   X(RECOMPRESS_RATE, "recompress-rate", "<N>", BOTH, ENGINE, NULL,            \
     "Idle pages tried per second (1024).")                                    \
+  X(GROUP, "group", "off|on|<N>", BOTH, ENGINE, "group",                     \
+    "Cold groups: idle pages compressed N at a\n"                            \
+    "time in one zstd frame (default off; on: 32).")                          \
+  X(GROUP_LEVEL, "group-level", "<N>", BOTH, ENGINE, NULL,                    \
+    "zstd level of the groups' frames (9).")                                  \
+  X(GROUP_IDLE, "group-idle", "<S>", BOTH, ENGINE, NULL,                      \
+    "Seconds without a read or write first (120).")                           \
+  X(GROUP_RATE, "group-rate", "<N>", BOTH, ENGINE, NULL,                      \
+    "Idle pages grouped per second at most (1024).")                          \
+  X(GROUP_CACHE, "group-cache", "<N>", BOTH, ENGINE, NULL,                    \
+    "Decoded groups kept for reads (16).")                                    \
   X(STATS, "stats", "<FILE>", PLUGIN, FRONT, NULL,                            \
     "Write engine counters as JSON every second.")                            \
   X(OFFLOAD, "offload", "off|auto|opencl", PLUGIN, FRONT, "offload",          \

@@ -211,6 +211,9 @@ static void plugin_dump_plugin(void) {
   printf("trueno_recompress_idle_default=%u\n", TRUENO_RECOMPRESS_IDLE);
   printf("trueno_recompress_rate_default=%u\n", TRUENO_RECOMPRESS_RATE);
   printf("trueno_recompress_rate_max=%u\n", TRUENO_RECOMPRESS_RATE_MAX);
+  printf("trueno_group_pages_max=%u\n", TRUENO_GROUP_PAGES_MAX);
+  printf("trueno_group_pages_on=%u\n", TRUENO_GROUP_PAGES);
+  printf("trueno_group_level_default=%d\n", TRUENO_GROUP_LEVEL);
   printf("trueno_swap_mode=yes\n");
   printf("trueno_swap_serves=root-unix,tls\n");
   printf("trueno_max_request=%u\n", MAX_REQUEST);

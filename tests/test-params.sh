@@ -92,6 +92,18 @@ expect_refused recompress-rate size=64M recompress=zstd recompress-rate=abc
 expect_refused recompress-rate size=64M recompress=zstd recompress-rate=
 expect_refused recompress-rate size=64M recompress=zstd recompress-rate=-1
 expect_refused recompress-rate size=64M recompress=lz4hc recompress-rate=1048577
+expect_refused group size=64M group=1
+expect_refused group size=64M group=65
+expect_refused group size=64M group=yes
+expect_refused group size=64M group=
+expect_refused group-level size=64M group-level=3
+expect_refused group-level size=64M group=on group-level=0
+expect_refused group-level size=64M group=on group-level=99
+expect_refused group-idle size=64M group=off group-idle=30
+expect_refused group-idle size=64M group=on group-idle=0
+expect_refused group-rate size=64M group=16 group-rate=1048577
+expect_refused group-cache size=64M group=on group-cache=65
+expect_refused group-cache size=64M group=on group-cache=0
 expect_refused swap size=64M swap=maybe
 expect_refused opencl-cache size=64M opencl-cache=
 : >"$TMPD/afile"

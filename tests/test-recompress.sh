@@ -10,26 +10,16 @@ require_nbd_python
 require_python
 
 cat >"$TMPD/t.py" <<'PY'
-import json, os, subprocess, sys, time
+import os, subprocess, sys, time
 import nbd
 
 uri, stats, src, out = sys.argv[1:5]
 P = 4096
-failures = []
-
-def check(cond, what):
-    print(("  ok: " if cond else "  FAILED: ") + what)
-    if not cond:
-        failures.append(what)
+sys.path.insert(0, os.environ["TESTS_DIR"])
+from checks import check, load_stats, status
 
 def load():
-    for _ in range(50):
-        try:
-            with open(stats) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            time.sleep(0.1)
-    raise SystemExit("  FAILED: no stats file")
+    return load_stats(stats)
 
 size = os.path.getsize(src)
 subprocess.run(["nbdcopy", src, uri], check=True)
@@ -71,7 +61,7 @@ check(s["mem_used_total"] < s0["mem_used_total"] * want,
       "memory went down below %.2f: %d -> %d" % (want, s0["mem_used_total"], s["mem_used_total"]))
 h.shutdown()
 subprocess.run(["nbdcopy", uri, out], check=True)
-sys.exit(1 if failures else 0)
+sys.exit(status())
 PY
 
 src=$TMPD/src
@@ -81,7 +71,8 @@ fsize=$(stat -c %s "$src")
 for rc in ${RCS:-zstd lz4hc}; do
     note "recompress=$rc recompress-idle=3: $fsize bytes in, idle pages recompressed, out again"
     stats=$TMPD/stats-$rc.json out=$TMPD/out-$rc
-    export stats out src TMPD PYTHON
+    TESTS_DIR=$(cd "$(dirname "$0")" && pwd)
+    export stats out src TMPD PYTHON TESTS_DIR PYTHONDONTWRITEBYTECODE=1
     trueno_run 120 size="$fsize" recompress=$rc recompress-idle=3 stats="$stats" -- \
         '"$PYTHON" "$TMPD/t.py" "$uri" "$stats" "$src" "$out"' ||
         fail "recompress=$rc: failed (exit $?)"

@@ -84,6 +84,19 @@ int main(void) {
               sizeof err) == 0 &&
             o.cfg.recompress_rate == TRUENO_RECOMPRESS_RATE_MAX,
         "recompress-rate max: %s", err);
+  CHECK(parse("--size 4K group=on group-level=5 group-idle=7 group-rate=99 "
+              "group-cache=3",
+              &o, err, sizeof err) == 0 &&
+            o.cfg.group_pages == TRUENO_GROUP_PAGES &&
+            o.cfg.group_level == 5 && o.cfg.group_idle == 7 &&
+            o.cfg.group_rate == 99 && o.cfg.group_cache == 3,
+        "group: %s", err);
+  CHECK(parse("--size 4K group=16", &o, err, sizeof err) == 0 &&
+            o.cfg.group_pages == 16,
+        "group=16: %s", err);
+  expect_err("--size 1G group=1", "group: expected off, on or a number");
+  expect_err("--size 1G group-idle=5",
+             "group-idle: only applies with group=");
   expect_err("--size 1G recompress-rate=5",
              "recompress-rate: only applies with recompress=");
   expect_err("--size 1G recompress=off recompress-rate=5",
