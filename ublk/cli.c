@@ -29,6 +29,7 @@
 #include "args.h"
 #include "ctrl.h"
 #include "engine-params.h"
+#include "housekeeping.h"
 #include "safefile.h"
 #include "server.h"
 
@@ -51,7 +52,9 @@ static void usage(FILE *f) {
           "       %s del ID|all\n"
           "       %s list\n"
           "engine parameters: algorithm=lz4|zstd level=N mem-limit=SIZE\n"
-          "                   lz4-impl=trueno|liblz4 swap=on|off\n",
+          "                   lz4-impl=trueno|liblz4 swap=on|off\n"
+          "counters for Prometheus (node_exporter's textfile collector):\n"
+          "                   prometheus=FILE prometheus-mode=0600|0640|0644\n",
           prog, prog, prog);
 }
 
@@ -136,6 +139,20 @@ static int cmd_add(int argc, char **argv) {
   char err[512];
   if (ublk_parse_add(argc, argv, &o, err, sizeof err))
     return die("%s", err);
+  char prom[PATH_MAX], cwd[PATH_MAX];
+  if (o.prometheus) {
+    int n = o.prometheus[0] == '/'
+                ? snprintf(prom, sizeof prom, "%s", o.prometheus)
+            : getcwd(cwd, sizeof cwd)
+                ? snprintf(prom, sizeof prom, "%s/%s", cwd, o.prometheus)
+                : -1;
+    if (n < 0 || n >= (int)sizeof prom)
+      return die("prometheus: cannot resolve %s", o.prometheus);
+    int e = stats_file_check(prom);
+    if (e)
+      return die("prometheus: cannot write beside %s: %s", prom, strerror(-e));
+    o.prometheus = prom;
+  }
   struct ublk_ctrl c;
   if (open_control(&c))
     return 1;
