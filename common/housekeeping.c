@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE /* pthread_cond_clockwait */
 #include "housekeeping.h"
+#include "prometheus.h"
 #include "safefile.h"
 
 #include <errno.h>
@@ -15,10 +16,9 @@
 #include <unistd.h>
 
 static struct {
-  const char *path;
+  struct housekeeping_files files;
   struct trueno_store *st;
   enum trueno_algorithm alg;
-  const char *extra;
   pthread_t thread;
   bool running;
   pthread_mutex_t lock;
@@ -30,25 +30,35 @@ int stats_file_check(const char *path) {
   return safefile_check_dir_of(path);
 }
 
-static int write_once(void) {
-  if (!sf.path)
-    return 0;
-  struct trueno_stats s;
-  trueno_get_stats(sf.st, &s);
-  char json[8192];
-  int n = trueno_stats_json(&s, sf.alg, json, sizeof json);
+static int write_json(const struct trueno_stats *s) {
+  char json[TRUENO_STATS_TEXT_MAX];
+  int n = trueno_stats_json(s, sf.alg, json, sizeof json);
   if (n < 0 || n >= (int)sizeof json - 1)
     return -EOVERFLOW;
-  if (sf.extra && *sf.extra) {
+  const char *extra = sf.files.stats_extra;
+  if (extra && *extra) {
     n--; /* over the closing brace */
-    n += snprintf(json + n, sizeof json - (size_t)n, ", %s}", sf.extra);
+    n += snprintf(json + n, sizeof json - (size_t)n, ", %s}", extra);
     if (n >= (int)sizeof json - 1)
       return -EOVERFLOW;
   }
   json[n++] = '\n';
   /* Readers must never see a half-written file; and the directory may be
    * /tmp, where a predictable temporary name is another user's to take. */
-  return safefile_replace(sf.path, json, (size_t)n, 0600);
+  return safefile_replace(sf.files.stats, json, (size_t)n, 0600);
+}
+
+/* Both files from one snapshot. */
+static void write_once(void) {
+  if (!sf.files.stats && !sf.files.prometheus)
+    return;
+  struct trueno_stats s;
+  trueno_get_stats(sf.st, &s);
+  if (sf.files.stats)
+    write_json(&s);
+  if (sf.files.prometheus)
+    prometheus_write(sf.files.prometheus, sf.files.prometheus_mode, &s,
+                     sf.alg, sf.files.device);
 }
 
 static void *housekeeper(void *arg) {
@@ -73,10 +83,9 @@ static void *housekeeper(void *arg) {
   return NULL;
 }
 
-int housekeeping_start(const char *path, struct trueno_store *st,
-                       enum trueno_algorithm alg, const char *extra) {
-  sf.path = path;
-  sf.extra = extra;
+int housekeeping_start(const struct housekeeping_files *files,
+                       struct trueno_store *st, enum trueno_algorithm alg) {
+  sf.files = *files;
   sf.st = st;
   sf.alg = alg;
   sf.stop = false;

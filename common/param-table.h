@@ -47,6 +47,13 @@
     "Decoded groups kept for reads (16).")                                    \
   X(STATS, "stats", "<FILE>", PLUGIN, FRONT, NULL,                            \
     "Write engine counters as JSON every second.")                            \
+  X(PROMETHEUS, "prometheus", "<FILE>", BOTH, FRONT, NULL,                  \
+    "Write them for Prometheus (node_exporter's\n"                           \
+    "textfile collector) every second.")                                     \
+  X(PROMETHEUS_MODE, "prometheus-mode", "0600|0640|0644", BOTH, FRONT, NULL, \
+    "Its mode (default 0600; 0644 to share).")                               \
+  X(NAME, "name", "<NAME>", PLUGIN, FRONT, NULL,                             \
+    "Its device label (default: FILE's name\nwithout .prom).")               \
   X(OFFLOAD, "offload", "off|auto|opencl", PLUGIN, FRONT, "offload",          \
     "Batch compression of large writes on an\n"                               \
     "OpenCL device (default off; auto: when faster).")                        \

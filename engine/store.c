@@ -440,6 +440,7 @@ void trueno_get_stats(struct trueno_store *st, struct trueno_stats *out) {
   memset(out, 0, sizeof *out);
   store_counters_read(&st->cnt, out);
   out->disksize = st->size;
+  out->orig_data_size = out->pages_stored * TRUENO_PAGE_SIZE;
   out->mem_used_total = atomic_load(&st->acct.used);
   out->mem_used_max = atomic_load(&st->acct.max);
   out->mem_limit = st->acct.limit;

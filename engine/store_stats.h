@@ -12,18 +12,16 @@
 #include "slots.h"
 #include "trueno.h"
 
+/* The STORE and ALG counters of TRUENO_STATS (trueno.h). */
+#define STORE_COUNTER_STORE(name) _Atomic uint64_t name;
+#define STORE_COUNTER_ALG(name) _Atomic uint64_t name[TRUENO_ALG_COUNT];
+#define STORE_COUNTER_GET(name)
+#define STORE_COUNTER(name, prom, kind, unit, source, help)                  \
+  STORE_COUNTER_##source(name)
 struct store_counters {
-  _Atomic uint64_t compr_data_size, same_pages, huge_pages, pages_stored;
-  _Atomic uint64_t alg_pages[TRUENO_ALG_COUNT];
-  _Atomic uint64_t reads, writes, trims, failed_reads, failed_writes;
-  _Atomic uint64_t pages_read, pages_written, pages_trimmed;
-  _Atomic uint64_t compactions, pages_compacted;
-  _Atomic uint64_t offload_batches, offload_pages, offload_fallbacks;
-  _Atomic uint64_t offload_read_batches, offload_read_pages;
-  _Atomic uint64_t offload_read_fallbacks;
-  _Atomic uint64_t pages_recompressed, recompress_no_gain;
-  _Atomic uint64_t groups, pages_grouped, group_frame_bytes;
-  _Atomic uint64_t group_dead_bytes, group_meta_bytes, group_decodes;
+  TRUENO_STATS(STORE_COUNTER)
+  /* Not a statistic of its own: in metadata_bytes. */
+  _Atomic uint64_t group_meta_bytes;
 };
 
 static inline void store_counter_add(_Atomic uint64_t *c, int64_t d) {
@@ -33,6 +31,7 @@ static inline void store_counter_add(_Atomic uint64_t *c, int64_t d) {
 /* Removes old's contribution and adds next's. */
 void store_counters_move(struct store_counters *c, const struct slot *old,
                          const struct slot *next);
+/* Fills out's STORE and ALG fields. */
 void store_counters_read(struct store_counters *c, struct trueno_stats *out);
 
 #endif

@@ -88,47 +88,101 @@ struct trueno_config {
  * ~10 us a page already about ten seconds of one CPU per call. */
 #define TRUENO_RECOMPRESS_RATE_MAX 1048576u
 
-/* Counters, in the spirit of kernel zram's mm_stat and io_stat.  All sizes are
- * bytes.  A snapshot: each field is read atomically, the set is not. */
+/* Counters, in the spirit of kernel zram's mm_stat and io_stat: the one
+ * list that struct trueno_stats, the store's atomics, trueno_stats_json and
+ * trueno_stats_prometheus are made from, so adding a counter is one entry
+ * here (and the code that moves it).  A snapshot: each field is read
+ * atomically, the set is not.
+ *
+ *   X(name, prom, kind, unit, source, help)
+ *   name    the field of struct trueno_stats and the JSON key
+ *   prom    the Prometheus name between "trueno_" and the suffixes the
+ *           writer adds: "_bytes" for unit BYTES, "_total" for a COUNTER
+ *   kind    COUNTER (only grows while the store lives) or GAUGE
+ *   unit    BYTES, PAGES (of 4 KiB) or COUNT (of requests, passes...)
+ *   source  STORE: an atomic the store moves (store_stats.h);
+ *           ALG: the same, one per algorithm: an array indexed by enum
+ *           trueno_algorithm, its name starting "alg_", which the JSON key
+ *           replaces with the algorithm's name ("lz4_pages") and Prometheus
+ *           with an algorithm label;
+ *           GET: computed by trueno_get_stats
+ *   help    one line for Prometheus' HELP (no backslash, no newline) */
+#define TRUENO_STATS(X)                                                      \
+  X(disksize, disksize, GAUGE, BYTES, GET, "Device size")                    \
+  X(orig_data_size, orig_data_size, GAUGE, BYTES, GET,                       \
+    "Data stored, uncompressed: pages_stored times 4096")                    \
+  X(compr_data_size, compr_data_size, GAUGE, BYTES, STORE,                   \
+    "Compressed payload: compressed sizes, 4096 for a page stored raw")      \
+  X(mem_used_total, mem_used, GAUGE, BYTES, GET,                             \
+    "Memory used: arena pages and arena and slot metadata")                  \
+  X(mem_limit, mem_limit, GAUGE, BYTES, GET, "Memory limit, 0 for none")     \
+  X(mem_used_max, mem_used_max, GAUGE, BYTES, GET, "Peak of memory used")    \
+  X(same_pages, same_pages, GAUGE, PAGES, STORE,                             \
+    "Same-filled pages, stored without payload")                             \
+  X(huge_pages, huge_pages, GAUGE, PAGES, STORE, "Pages stored raw")         \
+  X(pages_stored, pages_stored, GAUGE, PAGES, STORE,                         \
+    "Pages holding data, same-filled included")                              \
+  X(alg_pages, compressed_pages, GAUGE, PAGES, ALG,                          \
+    "Compressed pages per algorithm")                                        \
+  X(reads, reads, COUNTER, COUNT, STORE, "Read requests")                    \
+  X(writes, writes, COUNTER, COUNT, STORE, "Write requests")                 \
+  X(trims, trims, COUNTER, COUNT, STORE, "Trim and zero requests")           \
+  X(failed_reads, failed_reads, COUNTER, COUNT, STORE,                       \
+    "Read requests that failed")                                             \
+  X(failed_writes, failed_writes, COUNTER, COUNT, STORE,                     \
+    "Write, trim and zero requests that failed")                             \
+  X(pages_read, pages_read, COUNTER, PAGES, STORE, "Pages touched by reads") \
+  X(pages_written, pages_written, COUNTER, PAGES, STORE,                     \
+    "Pages touched by writes")                                               \
+  X(pages_trimmed, pages_trimmed, COUNTER, PAGES, STORE,                     \
+    "Pages released by trim or zero")                                        \
+  X(arena_pages, arena_pages, GAUGE, PAGES, GET,                             \
+    "Pages of memory held by the arena")                                     \
+  X(metadata_bytes, metadata, GAUGE, BYTES, GET,                             \
+    "Slot tables and arena bookkeeping")                                     \
+  X(compactions, compactions, COUNTER, COUNT, STORE,                         \
+    "Compaction passes that found work")                                     \
+  X(pages_compacted, pages_compacted, COUNTER, PAGES, STORE,                 \
+    "Compressed pages moved by compaction")                                  \
+  X(offload_batches, offload_batches, COUNTER, COUNT, STORE,                 \
+    "Write batches the batch codec compressed")                              \
+  X(offload_pages, offload_pages, COUNTER, PAGES, STORE,                     \
+    "Pages in the write batches the batch codec compressed")                 \
+  X(offload_fallbacks, offload_fallbacks, COUNTER, COUNT, STORE,             \
+    "Write batches the batch codec failed, compressed on the CPU")           \
+  X(offload_read_batches, offload_read_batches, COUNTER, COUNT, STORE,       \
+    "Read batches the batch codec decoded")                                  \
+  X(offload_read_pages, offload_read_pages, COUNTER, PAGES, STORE,           \
+    "Pages in the read batches the batch codec decoded")                     \
+  X(offload_read_fallbacks, offload_read_fallbacks, COUNTER, COUNT, STORE,   \
+    "Read batches the batch codec failed, decoded on the CPU")               \
+  X(pages_recompressed, pages_recompressed, COUNTER, PAGES, STORE,           \
+    "Idle pages recompressed and kept so")                                   \
+  X(recompress_no_gain, recompress_no_gain, COUNTER, PAGES, STORE,           \
+    "Idle pages recompression tried that gained nothing")                    \
+  X(groups, groups, GAUGE, COUNT, STORE, "Cold groups (trueno_group)")       \
+  X(pages_grouped, pages_grouped, GAUGE, PAGES, STORE,                       \
+    "Pages stored in cold groups")                                           \
+  X(group_frame_bytes, group_frame, GAUGE, BYTES, STORE,                     \
+    "Cold groups' frames, counted in compr_data_size too")                   \
+  X(group_dead_bytes, group_dead, GAUGE, BYTES, STORE,                       \
+    "Frame bytes of members that left their groups")                         \
+  X(group_cache_hits, group_cache_hits, COUNTER, COUNT, GET,                 \
+    "Member reads served by the decoded-group cache")                        \
+  X(group_cache_misses, group_cache_misses, COUNTER, COUNT, GET,             \
+    "Member reads the decoded-group cache did not hold")                     \
+  X(group_decodes, group_decodes, COUNTER, COUNT, STORE,                     \
+    "Group frames decoded for reads")                                        \
+  X(group_cache_bytes, group_cache, GAUGE, BYTES, GET,                       \
+    "Memory of the decoded-group cache, counted in mem_used")
+
+#define TRUENO_STATS_FIELD_STORE(name) uint64_t name;
+#define TRUENO_STATS_FIELD_GET(name) uint64_t name;
+#define TRUENO_STATS_FIELD_ALG(name) uint64_t name[TRUENO_ALG_COUNT];
+#define TRUENO_STATS_FIELD(name, prom, kind, unit, source, help)             \
+  TRUENO_STATS_FIELD_##source(name)
 struct trueno_stats {
-  uint64_t disksize;
-  uint64_t orig_data_size;   /* pages_stored * 4096 */
-  uint64_t compr_data_size;  /* payload: compressed sizes, 4096 a raw page */
-  uint64_t mem_used_total;   /* arena pages + arena and slot metadata */
-  uint64_t mem_limit;        /* 0 = none */
-  uint64_t mem_used_max;
-  uint64_t same_pages;       /* same-filled pages (no payload) */
-  uint64_t huge_pages;       /* pages stored raw */
-  uint64_t pages_stored;     /* pages holding data, same-filled included */
-  uint64_t alg_pages[TRUENO_ALG_COUNT]; /* compressed pages per algorithm */
-  uint64_t reads;            /* read requests (front-end calls) */
-  uint64_t writes;           /* write requests */
-  uint64_t trims;            /* trim and zero requests */
-  uint64_t failed_reads;
-  uint64_t failed_writes;
-  uint64_t pages_read;       /* 4 KiB pages touched by reads */
-  uint64_t pages_written;    /* 4 KiB pages touched by writes */
-  uint64_t pages_trimmed;    /* pages released by trim or zero */
-  uint64_t arena_pages;      /* 4 KiB pages held by the arena */
-  uint64_t metadata_bytes;   /* slot tables and arena bookkeeping */
-  uint64_t compactions;      /* compaction passes that found work */
-  uint64_t pages_compacted;  /* compressed pages moved by them */
-  uint64_t offload_batches;  /* write batches the batch codec compressed */
-  uint64_t offload_pages;    /* pages in them */
-  uint64_t offload_fallbacks; /* batches it failed: compressed on the CPU */
-  uint64_t offload_read_batches;   /* read batches the codec decoded */
-  uint64_t offload_read_pages;     /* pages in them */
-  uint64_t offload_read_fallbacks; /* batches it failed: decoded on the CPU */
-  uint64_t pages_recompressed; /* idle pages recompressed (and kept so) */
-  uint64_t recompress_no_gain; /* idle pages it tried that gained nothing */
-  uint64_t groups;            /* cold groups (trueno_group) */
-  uint64_t pages_grouped;     /* pages stored in them */
-  uint64_t group_frame_bytes; /* their frames (in compr_data_size) */
-  uint64_t group_dead_bytes;  /* frame bytes of members that left */
-  uint64_t group_cache_hits;  /* member reads served by decoded groups */
-  uint64_t group_cache_misses;
-  uint64_t group_decodes;     /* frames decoded for reads */
-  uint64_t group_cache_bytes; /* the decoded-group cache (in mem_used) */
+  TRUENO_STATS(TRUENO_STATS_FIELD)
 };
 
 /* What a page range holds, for NBD extents. */
@@ -283,6 +337,18 @@ void trueno_get_stats(struct trueno_store *st, struct trueno_stats *out);
  * Returns the length it needs, like snprintf. */
 int trueno_stats_json(const struct trueno_stats *s, enum trueno_algorithm alg,
                       char *buf, size_t cap);
+/* Writes the stats in Prometheus' text exposition format (HELP and TYPE
+ * lines; a sample per line, each labelled device="device", and
+ * trueno_info{algorithm="..."} 1) into buf.  Returns the length it needs,
+ * like snprintf, or -EINVAL for a device label longer than
+ * TRUENO_STATS_LABEL_MAX bytes. */
+int trueno_stats_prometheus(const struct trueno_stats *s,
+                            enum trueno_algorithm alg, const char *device,
+                            char *buf, size_t cap);
+/* A buffer of TRUENO_STATS_TEXT_MAX bytes holds either text for any
+ * counters and a label of up to TRUENO_STATS_LABEL_MAX bytes. */
+#define TRUENO_STATS_LABEL_MAX 64
+#define TRUENO_STATS_TEXT_MAX 16384
 
 #ifdef __cplusplus
 }

@@ -23,6 +23,7 @@
 #include "housekeeping.h"
 #include "offload.h"
 #include "param-table.h"
+#include "prometheus.h"
 #include "size-check.h"
 #include "swap-mode.h"
 #include "trueno.h"
@@ -49,6 +50,12 @@ static struct engine_params params;
 static struct trueno_config *const cfg = &params.cfg;
 static int size_given;
 static char *stats_path;
+static char *prom_path;
+static mode_t prom_mode = PROMETHEUS_MODE_DEFAULT;
+static int prom_mode_given;
+/* The Prometheus device label: name=, else prom_path's base name. */
+static char prom_device[TRUENO_STATS_LABEL_MAX + 1];
+static int name_given;
 static struct trueno_store *store;
 static enum trueno_offload_mode offload_mode = TRUENO_OFFLOAD_OFF;
 static char *opencl_device;
@@ -79,6 +86,7 @@ static void plugin_load(void) {
 static void plugin_unload(void) {
   trueno_store_destroy(store);
   free(stats_path);
+  free(prom_path);
   free(opencl_device);
   free(opencl_cache);
 }
@@ -97,6 +105,18 @@ static int parse_positive_size(const char *key, const char *value,
   }
   *out = (uint64_t)v;
   return 0;
+}
+
+/* stats=FILE, prometheus=FILE: a file the housekeeping thread writes. */
+static int file_param(const char *key, const char *value, char **path) {
+  if (!*value) {
+    nbdkit_error("%s: needs a file name", key);
+    return -1;
+  }
+  free(*path);
+  /* nbdkit may chdir("/") when it daemonises. */
+  *path = nbdkit_absolute_path(value);
+  return *path ? 0 : -1;
 }
 
 static int plugin_config(const char *key, const char *value) {
@@ -149,18 +169,53 @@ static int plugin_config(const char *key, const char *value) {
   case PARAM_OVERCOMMIT:
     return size_check_config(value);
   case PARAM_STATS:
-    if (!*value) {
-      nbdkit_error("stats: needs a file name");
+    return file_param(key, value, &stats_path);
+  case PARAM_PROMETHEUS:
+    return file_param(key, value, &prom_path);
+  case PARAM_PROMETHEUS_MODE:
+    prom_mode_given = 1;
+    if (prometheus_mode_parse(value, &prom_mode, err, sizeof err)) {
+      nbdkit_error("%s", err);
       return -1;
     }
-    free(stats_path);
-    /* nbdkit may chdir("/") when it daemonises. */
-    stats_path = nbdkit_absolute_path(value);
-    return stats_path ? 0 : -1;
+    return 0;
+  case PARAM_NAME:
+    name_given = 1;
+    if (prometheus_label_check(key, value, err, sizeof err)) {
+      nbdkit_error("%s", err);
+      return -1;
+    }
+    snprintf(prom_device, sizeof prom_device, "%s", value);
+    return 0;
   default:
     nbdkit_error("unknown parameter '%s'", key);
     return -1;
   }
+}
+
+static int prometheus_complete(void) {
+  if (!prom_path) {
+    if (prom_mode_given || name_given) {
+      nbdkit_error("%s: only applies with prometheus=FILE",
+                   name_given ? "name" : "prometheus-mode");
+      return -1;
+    }
+    return 0;
+  }
+  char err[256];
+  if (!name_given &&
+      prometheus_label_of_path("prometheus", prom_path, prom_device,
+                               sizeof prom_device, err, sizeof err)) {
+    nbdkit_error("%s", err);
+    return -1;
+  }
+  int r = stats_file_check(prom_path);
+  if (r) {
+    nbdkit_error("prometheus: cannot write beside %s: %s", prom_path,
+                 strerror(-r));
+    return -1;
+  }
+  return 0;
 }
 
 static int plugin_config_complete(void) {
@@ -193,7 +248,7 @@ static int plugin_config_complete(void) {
       return -1;
     }
   }
-  return 0;
+  return prometheus_complete();
 }
 
 static void plugin_dump_plugin(void) {
@@ -217,6 +272,7 @@ static void plugin_dump_plugin(void) {
   printf("trueno_swap_mode=yes\n");
   printf("trueno_swap_serves=root-unix,tls\n");
   printf("trueno_max_request=%u\n", MAX_REQUEST);
+  printf("trueno_prometheus=yes\n");
   printf("trueno_opencl=%s\n", trueno_offload_available() ? "yes" : "no");
 }
 
@@ -268,8 +324,14 @@ static int plugin_after_fork(void) {
     nbdkit_error("offload: out of memory");
     return -1;
   }
-  int r = housekeeping_start(stats_path, store, cfg->algorithm,
-                             trueno_offload_json(offload));
+  struct housekeeping_files files = {
+      .stats = stats_path,
+      .stats_extra = trueno_offload_json(offload),
+      .prometheus = prom_path,
+      .prometheus_mode = prom_mode,
+      .device = prom_device,
+  };
+  int r = housekeeping_start(&files, store, cfg->algorithm);
   if (r) {
     nbdkit_error("cannot start the housekeeping thread: %s", strerror(-r));
     return -1;

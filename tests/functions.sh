@@ -11,7 +11,9 @@
 #                   first of python3 on PATH, /usr/bin/python3 that can)
 #   TEST_TIMEOUT    per-command time limit in seconds (default 120)
 #
-# A missing plugin, corpus file or tool is a failure (exit 1), never a skip.
+# A missing plugin, corpus file or tool is a failure (exit 1), never a skip;
+# the one exception, promtool in test-prometheus.sh, is a failure too under
+# scripts/test (TRUENO_TEST_NO_SKIP=1), which installs it.
 
 set -euo pipefail
 

@@ -102,7 +102,8 @@ $(fio_verify_lines)
 [san]
 EOF
 
-start size=64M recompress=zstd recompress-idle=1 stats="$TMPD/stats.json"
+start size=64M recompress=zstd recompress-idle=1 stats="$TMPD/stats.json" \
+    prometheus="$TMPD/san.prom"
 tmo 300 fio "$TMPD/job.fio" >"$TMPD/fio.out" 2>&1 ||
     fail "fio failed: $(tail -n 20 "$TMPD/fio.out")"
 sleep 3 # idle pages recompressed, the housekeeping thread at work
@@ -121,6 +122,8 @@ grep -q '"compactions": [1-9]' "$TMPD/stats.json" ||
     note "no compaction ran (stats: $(head -c 300 "$TMPD/stats.json"))"
 grep -q '"zstd_pages": [1-9]' "$TMPD/stats.json" ||
     fail "no page was recompressed: the housekeeping thread did not run"
+grep -q '^trueno_pages_recompressed_total{device="san"} [1-9]' "$TMPD/san.prom" ||
+    fail "the Prometheus file lacks the recompressed pages: $(grep recompressed "$TMPD/san.prom")"
 stop_server
 no_reports "4 fio connections writing and verifying, recompression, trims"
 

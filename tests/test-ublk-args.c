@@ -121,6 +121,22 @@ int main(void) {
     CHECK(parse(line, &o, err, sizeof err) == 0 && !o.swap, "%s: %s", line,
           err);
   }
+  CHECK(parse("--size 4K", &o, err, sizeof err) == 0 && !o.prometheus &&
+            o.prometheus_mode == 0600,
+        "no prometheus file, mode 0600: %s", err);
+  CHECK(parse("--size 4K prometheus=/x/ublk.prom prometheus-mode=0644", &o,
+              err, sizeof err) == 0 &&
+            o.prometheus && !strcmp(o.prometheus, "/x/ublk.prom") &&
+            o.prometheus_mode == 0644,
+        "prometheus=, prometheus-mode=: %s", err);
+  CHECK(parse("--size 4K prometheus-mode=640 prometheus=p.prom", &o, err,
+              sizeof err) == 0 && o.prometheus_mode == 0640,
+        "prometheus-mode=640: %s", err);
+  expect_err("--size 1G prometheus=", "prometheus: needs a file name");
+  expect_err("--size 1G prometheus=p prometheus-mode=0666", "prometheus-mode:");
+  expect_err("--size 1G prometheus=p prometheus-mode=0400", "prometheus-mode:");
+  expect_err("--size 1G prometheus=p prometheus-mode=rw", "prometheus-mode:");
+  expect_err("--size 1G prometheus-mode=0644", "prometheus-mode: only applies with prometheus=FILE");
   expect_err("--size 1G recompress=gzip", "unknown recompressor 'gzip'");
   expect_err("--size 1G recompress=lz4hc:13", "recompress: level out of range");
   expect_err("--size 1G recompress-idle=5", "only applies with recompress=");

@@ -12,6 +12,10 @@ expect_err "--size is required" "$tu" add
 expect_err "invalid size '8X'" "$tu" add --size 8X
 expect_err "multiple of 4096" "$tu" add --size 1000
 expect_err "unknown algorithm" "$tu" add --size 1G algorithm=lz5
+# Checked before anything needs root or the driver.
+expect_err "prometheus: cannot write beside $TMPD/none/u.prom" "$tu" add --size 1G prometheus="$TMPD/none/u.prom"
+expect_err "prometheus: cannot write beside" "$tu" add --size 1G prometheus="$TMPD"
+expect_err "prometheus-mode: '0666'" "$tu" add --size 1G prometheus=p.prom prometheus-mode=0666
 expect_err "unknown command 'frob'" "$tu" frob
 expect_err "invalid device id 'x'" "$tu" del x
 expect_err "usage" "$tu" del
@@ -36,6 +40,6 @@ if command -v setpriv >/dev/null; then
     expect_err "must be run as root" setpriv --reuid=65534 --regid=65534 --clear-groups "$tu" add --size 1G
 fi
 out=$("$tu" --help) || fail "--help failed"
-case "$out" in *"trueno-ublk add --size SIZE"*) ok "--help" ;; *) fail "--help: $out" ;; esac
+case "$out" in *"trueno-ublk add --size SIZE"*"prometheus=<FILE>"*) ok "--help" ;; *) fail "--help: $out" ;; esac
 pgrep -x trueno-ublk >/dev/null && fail "a trueno-ublk process is left running"
 note "passed in $SECONDS s"

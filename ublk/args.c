@@ -5,6 +5,7 @@
 
 #include "engine-params.h"
 #include "param-table.h"
+#include "prometheus.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -39,13 +40,21 @@ int ublk_parse_size(const char *s, uint64_t *out) {
 
 /* key=value: the engine parameters both front ends share
  * (common/engine-params.c), then this front end's own. */
-static int parse_param(struct engine_params *p, const char *key,
-                       const char *v, char *err, size_t errlen) {
+static int parse_param(struct engine_params *p, struct ublk_opts *o,
+                       const char *key, const char *v, char *err,
+                       size_t errlen) {
   int r = engine_params_set(p, key, v, err, errlen);
   if (r != -ENOENT)
     return r;
   const struct param_desc *d = param_find(key);
   switch (d ? d->id : PARAM_COUNT) {
+  case PARAM_PROMETHEUS:
+    if (!*v)
+      return param_error(err, errlen, "prometheus: needs a file name");
+    o->prometheus = v;
+    return 0;
+  case PARAM_PROMETHEUS_MODE:
+    return prometheus_mode_parse(v, &o->prometheus_mode, err, errlen);
   case PARAM_MEM_LIMIT:
     if (ublk_parse_size(v, &p->cfg.mem_limit) || !p->cfg.mem_limit)
       return param_error(err, errlen, "mem-limit: invalid size '%s'", v);
@@ -84,6 +93,7 @@ int ublk_parse_add(int argc, char **argv, struct ublk_opts *o, char *err,
   o->depth = UBLK_DEFAULT_DEPTH;
   o->id = -1;
   o->max_io = UBLK_DEFAULT_MAX_IO;
+  o->prometheus_mode = PROMETHEUS_MODE_DEFAULT;
   o->run_dir = getenv("TRUENO_UBLK_RUNDIR");
   if (!o->run_dir || !*o->run_dir)
     o->run_dir = UBLK_DEFAULT_RUN_DIR;
@@ -138,7 +148,7 @@ int ublk_parse_add(int argc, char **argv, struct ublk_opts *o, char *err,
         return param_error(err, errlen, "unknown parameter '%.*s'", (int)kl, argv[i]);
       memcpy(key, argv[i], kl);
       key[kl] = 0;
-      int r = parse_param(&ep, key, eq + 1, err, errlen);
+      int r = parse_param(&ep, o, key, eq + 1, err, errlen);
       if (r)
         return r;
     } else {
@@ -147,6 +157,8 @@ int ublk_parse_add(int argc, char **argv, struct ublk_opts *o, char *err,
   }
   if (!size_given)
     return param_error(err, errlen, "--size is required, e.g. --size 8G");
+  if (o->prometheus_mode != PROMETHEUS_MODE_DEFAULT && !o->prometheus)
+    return param_error(err, errlen, "prometheus-mode: only applies with prometheus=FILE");
   int r = engine_params_check(&ep, err, errlen);
   if (r)
     return r;

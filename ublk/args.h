@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "trueno.h"
 
@@ -31,6 +32,8 @@ struct ublk_opts {
   bool swap;                /* swap=on: engine reserve, malloc keeps memory */
   bool foreground;
   const char *run_dir;
+  const char *prometheus;   /* prometheus=FILE, NULL: none */
+  mode_t prometheus_mode;   /* prometheus-mode= */
 };
 
 /* "123", "512K", "8G", "1T", "4MiB" (binary units).  0 or -EINVAL. */

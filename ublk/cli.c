@@ -29,6 +29,7 @@
 #include "args.h"
 #include "ctrl.h"
 #include "engine-params.h"
+#include "housekeeping.h"
 #include "param-table.h"
 #include "safefile.h"
 #include "server.h"
@@ -46,7 +47,7 @@ static int die(const char *fmt, ...) {
 }
 
 static void usage(FILE *f) {
-  char params[2048];
+  char params[4096];
   param_help(params, sizeof params, PARAM_UBLK, "  ");
   fprintf(f,
           "usage: %s add --size SIZE [--queues N] [--depth D] [--max-io SIZE] [--id N]\n"
@@ -138,6 +139,20 @@ static int cmd_add(int argc, char **argv) {
   char err[512];
   if (ublk_parse_add(argc, argv, &o, err, sizeof err))
     return die("%s", err);
+  char prom[PATH_MAX], cwd[PATH_MAX];
+  if (o.prometheus) {
+    int n = o.prometheus[0] == '/'
+                ? snprintf(prom, sizeof prom, "%s", o.prometheus)
+            : getcwd(cwd, sizeof cwd)
+                ? snprintf(prom, sizeof prom, "%s/%s", cwd, o.prometheus)
+                : -1;
+    if (n < 0 || n >= (int)sizeof prom)
+      return die("prometheus: cannot resolve %s", o.prometheus);
+    int e = stats_file_check(prom);
+    if (e)
+      return die("prometheus: cannot write beside %s: %s", prom, strerror(-e));
+    o.prometheus = prom;
+  }
   struct ublk_ctrl c;
   if (open_control(&c))
     return 1;

@@ -47,6 +47,7 @@ struct server {
   pthread_cond_t cond;
   int ready, ended;
   char pid_file[4096], stats_file[4096];
+  char device[32]; /* ublkbN */
 };
 
 static void report(struct server *s, const char *fmt, ...) {
@@ -249,7 +250,13 @@ static int setup(struct server *s) {
   if (r)
     return FAIL(s, "setting up the queues: %s", strerror(-r));
 
-  if ((r = housekeeping_start(s->stats_file, s->st, o->cfg.algorithm, NULL)))
+  /* The label node_exporter's own disk metrics give the device. */
+  snprintf(s->device, sizeof s->device, "ublkb%d", s->id);
+  struct housekeeping_files files = {.stats = s->stats_file,
+                                     .prometheus = o->prometheus,
+                                     .prometheus_mode = o->prometheus_mode,
+                                     .device = s->device};
+  if ((r = housekeeping_start(&files, s->st, o->cfg.algorithm)))
     return FAIL(s, "cannot start the housekeeping thread: %s", strerror(-r));
   if (o->swap && (r = guard_refill_start()))
     return FAIL(s, "cannot start the reserve thread: %s", strerror(-r));
@@ -331,6 +338,10 @@ static void teardown(struct server *s) {
     unlink(s->pid_file);
   if (s->stats_file[0])
     unlink(s->stats_file);
+  /* A device that is gone has no metrics: node_exporter must not go on
+   * reporting its last ones. */
+  if (s->device[0] && s->o->prometheus)
+    unlink(s->o->prometheus);
 }
 
 int ublk_server_run(const struct ublk_opts *o, int report_fd) {

@@ -1,7 +1,9 @@
 # vm-ram: 512
 # vm-transports: ublk
 # trueno-ublk add/del 20 times in a row, each device written and read back:
-# no device, server or run file is left behind and memory comes back.
+# no device, server or run file is left behind and memory comes back.  The
+# first with prometheus=FILE: 0600, labelled device="ublkbN", its counters
+# follow the writes, gone with the device.
 # SPDX-License-Identifier: MIT
 . "$TRUENO_VM_LIB"
 avail() { awk '/MemAvailable/{print int($2/1024)}' /proc/meminfo; }
@@ -14,8 +16,12 @@ sync; echo 3 > /proc/sys/vm/drop_caches
 m0=$(avail)
 t0=$(now)
 i=1
+prom=/tmp/prom/ublk.prom
+mkdir -p /tmp/prom
 while [ $i -le 20 ]; do
-  dev=$(trueno-ublk add --size 64M algorithm=$( [ $((i % 2)) = 0 ] && echo zstd || echo lz4 )) ||
+  extra=
+  [ "$i" -gt 1 ] || extra=prometheus=$prom
+  dev=$(trueno-ublk add --size 64M algorithm=$( [ $((i % 2)) = 0 ] && echo zstd || echo lz4 ) $extra) ||
     fail "add #$i failed"
   [ -b "$dev" ] || fail "add #$i: $dev is not a block device"
   # Some data through it: a pattern in, the same back.
@@ -26,10 +32,22 @@ while [ $i -le 20 ]; do
   [ "$a" = "$b" ] || fail "read back #$i from $dev differs"
   id=${dev#/dev/ublkb}
   [ "$i" -gt 1 ] || trueno-ublk list
+  if [ "$i" = 1 ]; then
+    sample="trueno_pages_written_total{device=\"ublkb$id\"}"
+    for _ in $(seq 30); do
+      v=$(awk -v s="$sample" '$1 == s { print $2 }' "$prom" 2>/dev/null)
+      [ "${v:-0}" -ge 256 ] && break
+      sleep 0.1
+    done
+    [ "${v:-0}" -ge 256 ] || fail "prometheus=: $sample is '$v' 3 s after 256 pages: $(grep -c . "$prom" 2>&1) lines"
+    [ "$(stat -c %a "$prom")" = 600 ] || fail "prometheus=: mode $(stat -c %a "$prom")"
+    say "prometheus=: $sample $v, $(grep "^trueno_info" "$prom")"
+  fi
   trueno-ublk del "$id" >/dev/null || fail "del #$i ($id) failed"
   [ ! -e "$dev" ] || fail "del #$i: $dev still exists"
   [ "$(count_devs)" = 0 ] || fail "del #$i: $(count_devs) ublk devices left: $(ls /sys/class/ublk-char)"
   [ "$(servers)" = 0 ] || fail "del #$i: server still running: $(pidof trueno-ublk)"
+  [ ! -e "$prom" ] || fail "del #$i: $prom left behind"
   i=$((i + 1))
 done
 left=$(ls /run/trueno/ublk 2>/dev/null | wc -l)
