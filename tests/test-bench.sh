@@ -105,4 +105,22 @@ PY
 else
     note "no OpenCL device: $(cat "$TMPD/list")"
 fi
+
+# trueno-density: both stores per file and interleaved, every page verified
+# after grouping (a mismatch is an error exit); settled at least as dense
+# as per-page zstd on every file (a group is kept only when it saves).
+density=${abs_top_builddir:-$(dirname "$0")/..}/trueno-density
+[ -x "$density" ] || fail "no trueno-density at $density"
+tmo 300 "$density" --group 16 --interleave 8 "${files[@]}" >"$TMPD/density.md" ||
+    fail "trueno-density failed"
+"$PYTHON" - "$TMPD/density.md" "${#files[@]}" <<'PY' || fail "bad trueno-density table"
+import sys
+rows = [l.split("|")[1:-1] for l in open(sys.argv[1]) if l.startswith("| ")]
+rows = [[c.strip() for c in r] for r in rows if r[0].strip() != "data"]
+assert len(rows) == int(sys.argv[2]) + 1, rows  # each file, interleaved
+for r in rows:
+    per, settled = float(r[2]), float(r[3])
+    assert settled >= per * 0.99, r
+PY
+ok "trueno-density: $(grep -c '^| ' "$TMPD/density.md") rows"
 note "passed in $(elapsed)s"

@@ -67,6 +67,9 @@ dev_up() { # ROW
   [ "$_row" = "$1" ] || row_env=$(echo "${1#*+}" | tr + ' ')
   for _kv in $row_env; do export "$_kv"; done
   case "$_row" in
+    # A store left to settle: every page idle and grouped (ratio_settled).
+    trueno-nbd-settled) transport_up "b$_row" 1G algorithm=lz4 recompress=zstd \
+      recompress-idle=1 group=on group-idle=1 group-rate=1048576 >/dev/null ;;
     trueno-nbd-*) transport_up "b$_row" 1G "algorithm=${_row#trueno-nbd-}" >/dev/null ;;
     trueno-ublk-*) ublk_up "b$_row" "${_row#trueno-ublk-}" ;;
     zram-*) zram_setup "${_row#zram-}" ;;
@@ -93,6 +96,23 @@ ratio() { # ROW -> orig/mem
     # swap=on, as trueno-swap attaches).  Both rows count their table.
     zram-*) awk -v t="$(( $(cat /sys/block/zram0/disksize) / 4096 * 16 ))" '{ printf("%.2f", $3 > 0 ? $1 / ($3 + t) : 0) }' /sys/block/zram0/mm_stat ;;
   esac
+}
+
+# A settled store's ratio: once grouping has stopped finding pages and the
+# memory has not gone down for 3 s (compaction follows), at most 300 s.
+ratio_settled() {
+  _best=0 _still=0 _w=0 _last=-1
+  while [ $_still -lt 3 ] && [ $_w -lt 300 ]; do
+    sleep 1; _w=$((_w + 1))
+    _g=$(json_get "$STATS" pages_grouped) _m=$(json_get "$STATS" mem_used_total)
+    if [ "${_g:-0}" -gt 0 ] && [ "$_g" = "$_last" ] && [ "$_m" -ge "$_best" ] && [ "$_best" -gt 0 ]; then
+      _still=$((_still + 1))
+    else
+      _still=0
+    fi
+    _last=$_g _best=$_m
+  done
+  ratio trueno-nbd-settled
 }
 
 # median of the numbers on stdin ("-" if none)
@@ -149,4 +169,38 @@ while IFS='|' read -r a b c d e f g; do
   printf '%-16s %12s %12s %16s %10s %10s %14s\n' "$a" "$b" "$c" "$d" "$e" "$f" "$g"
 done < $out
 echo "(TCG-emulated CPU, $(nproc) vCPUs: compare rows only.  Median of $reps run(s), rows taking turns; QD1 latency is fio's total latency (submission + completion).  mem ratio = orig_data_size / (mem_used_total, zram: + its 16 B/page table) after writing the corpus files, $(ls $corpus | wc -l) files.)"
+# Memory ratio per program (each file alone, its pages in the program's
+# address order): kernel zram, trueno per page, and trueno settled.
+drows=$(echo "${BENCH_DENSITY_ROWS:-zram-zstd trueno-nbd-zstd trueno-nbd-settled}" | tr , ' ')
+dout=/tmp/bench.density
+: > $dout
+for f in $corpus/*.pages; do
+  line=$(basename "$f" .pages)
+  for row in $drows; do
+    say "$row: density of $line"
+    if dev_up "$row"; then
+      dd if="$f" of="$DEV" bs=1M oflag=direct status=none
+      sync
+      case "$row" in
+        trueno-nbd-settled) rat=$(ratio_settled) ;;
+        *) rat=$(ratio "$row") ;;
+      esac
+      dev_down "$row"
+    else
+      rat="-"
+    fi
+    line="$line|$rat"
+  done
+  echo "$line" >> $dout
+done
+echo
+printf '%-16s' "memory ratio"
+for row in $drows; do printf ' %20s' "$row"; done
+echo
+while IFS='|' read -r name rest; do
+  printf '%-16s' "$name"
+  echo "$rest" | tr '|' '\n' | while read -r v; do printf ' %20s' "$v"; done
+  echo
+done < $dout
+echo "(Each file alone on a fresh device; settled: lz4 on write, then recompress=zstd and group=on with 1 s idle times, read once grouping has stopped and memory stopped going down.)"
 echo "VMBENCH-TABLE-END"
