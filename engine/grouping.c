@@ -46,9 +46,17 @@ int grouper_init(struct grouper *g, const struct trueno_config *cfg) {
   return 0;
 }
 
-void grouper_destroy(struct grouper *g) {
+static void working_memory_free(struct grouper *g) {
   free(g->in);
   free(g->out);
+  if (g->zstate)
+    trueno_codec_zstd.state_free(g->zstate);
+  g->in = g->out = NULL;
+  g->zstate = NULL;
+}
+
+void grouper_destroy(struct grouper *g) {
+  working_memory_free(g);
   pthread_mutex_destroy(&g->lock);
 }
 
@@ -205,10 +213,7 @@ static int window_step(struct trueno_store *st, struct workspace *ws,
     cost += m[j].cost;
     mask |= 1ull << m[j].bit;
   }
-  void *state = ws_codec_state(ws, TRUENO_ALG_ZSTD);
-  if (!state)
-    return -ENOMEM;
-  int len = trueno_zstd_compress_n(state, gr->in, (size_t)n * PAGE, gr->out,
+  int len = trueno_zstd_compress_n(gr->zstate, gr->in, (size_t)n * PAGE, gr->out,
                                    gr->out_cap, gr->level);
   if (len < 0)
     return len;
@@ -225,17 +230,16 @@ static int window_step(struct trueno_store *st, struct workspace *ws,
   return 0;
 }
 
-static int buffers_ready(struct grouper *gr) {
+static int working_memory(struct grouper *gr) {
   if (gr->in)
     return 0;
   gr->out_cap = (size_t)gr->pages * PAGE;
   gr->in = malloc(gr->out_cap);
   gr->out = malloc(gr->out_cap);
-  if (gr->in && gr->out)
+  gr->zstate = trueno_codec_zstd.state_new();
+  if (gr->in && gr->out && gr->zstate)
     return 0;
-  free(gr->in);
-  free(gr->out);
-  gr->in = gr->out = NULL;
+  working_memory_free(gr);
   return -ENOMEM;
 }
 
@@ -249,7 +253,7 @@ int trueno_group(struct trueno_store *st, uint32_t min_idle,
   /* No recompression step alongside: its "gained nothing" flags a page
    * in place, which slot_unchanged could not tell from ours. */
   pthread_mutex_lock(&st->recomp.lock);
-  int r = buffers_ready(gr), made = 0;
+  int r = working_memory(gr), made = 0;
   if (!r && st->recomp.kind)
     r = recompressor_ready(&st->recomp);
   struct workspace *ws = NULL;
@@ -275,6 +279,8 @@ int trueno_group(struct trueno_store *st, uint32_t min_idle,
       w = 0;
   }
   gr->cursor = w;
+  if (!tried)
+    working_memory_free(gr);
   if (ws)
     ws_put(&st->ws, ws);
   pthread_mutex_unlock(&st->recomp.lock);

@@ -18,9 +18,13 @@ struct grouper {
   uint32_t idle, rate;
   pthread_mutex_t lock; /* one step at a time */
   uint64_t cursor;   /* the next window a step examines */
-  uint8_t *in;       /* the members' pages, made on first use */
+  /* Working memory, made when a step has pages to compress and freed
+   * after a step that had none: a settled store does not keep a level-9
+   * compression context (~1 MiB) and two frame buffers resident. */
+  uint8_t *in;       /* the members' pages */
   uint8_t *out;      /* the frame */
   size_t out_cap;
+  void *zstate;      /* zstd context for frames */
 };
 
 /* From the store's configuration: -EINVAL for a bad size, level, rate or
