@@ -1,7 +1,8 @@
 # vm-ram: 512
 # vm-transports: nbd ublk
 # trueno-swap itself on the real kernel: two names brought up at once get
-# different devices; status with both up as swap; the run directory and
+# different devices; status (the table, --raw, --watch) with both up as
+# swap; the run directory and
 # its files root's alone (0700, 0600); two concurrent ups of one name: one
 # wins, the other is refused, and down leaves no server behind (4 tries).
 # Over nbd also: a connection past --connections is refused (nbdkit's
@@ -34,10 +35,13 @@ say "a on $da, b on $db, up at once"
 
 out=$(trueno-swap status 2>&1) || fail "status with two devices up exited $?: $out"
 echo "$out"
-case "$out" in
-  *"a: $da"*"swap: "*"MiB used of"*"b: $db"*"swap: "*"MiB used of"*) ;;
-  *) fail "status does not show both: $out" ;;
-esac
+sa=$(cat $run/a.pid) sb=$(cat $run/b.pid)
+out=$(trueno-swap status -r -n -o name,instance,transport,pid,mountpoint,disksize 2>&1) ||
+  fail "status -r exited $?: $out"
+[ "$out" = "$(printf '%s a %s %s [SWAP] 64M\n%s b %s %s [SWAP] 64M' "$da" "$TRANSPORT" "$sa" "$db" "$TRANSPORT" "$sb")" ] ||
+  fail "status -r does not show both as swap: $out"
+trueno-swap status --watch 1 --count 2 || fail "status --watch exited $?"
+say "status: a and b, [SWAP], their servers"
 
 [ "$(mode $run)" = 700 ] || fail "$run is $(mode $run), not 700"
 for f in $run/a.dev $run/a.pid $run/a.json $run/a.log $run/a.lock; do
@@ -94,6 +98,6 @@ if [ "$TRANSPORT" = nbd ]; then
 fi
 
 trueno-swap down a >/dev/null && trueno-swap down b >/dev/null || fail "down a/b failed"
-case "$(trueno-swap status)" in *"no trueno swap devices"*) ;; *) fail "status after down: $(trueno-swap status)" ;; esac
+case "$(trueno-swap status)" in *"no trueno devices"*) ;; *) fail "status after down: $(trueno-swap status)" ;; esac
 [ "$(servers)" -eq 0 ] || fail "$(servers) servers left after down"
 pass "status with swap up, concurrent ups, root-only run files$([ "$TRANSPORT" = nbd ] && echo ', connection limit, stale pid')"
