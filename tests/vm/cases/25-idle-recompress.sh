@@ -64,6 +64,7 @@ s1=$(held b) mem1=$(val b mem_used_total) pay1=$(val b compr_data_size)
 rec=$(val b pages_recompressed) zp=$(val b zstd_pages)
 pp0=$(( pay0 / s0 )) pp1=$(( pay1 / s1 )) mp0=$(( mem0 / s0 )) mp1=$(( mem1 / s1 ))
 say "after $(( $(now) - t0 )) s: $s1 pages stored, $(val b compactions) compactions moved $(val b pages_compacted); $rec recompressed, $(val b recompress_no_gain) no gain, $zp zstd pages; per stored page: payload $pp0 -> $pp1 B, memory $mp0 -> $mp1 B (mem_used_total $mem0 -> $mem1 B)"
+trueno-swap status -o all || fail "trueno-swap status exited $?"
 touch "$hold"
 wait $sp
 rc=$?

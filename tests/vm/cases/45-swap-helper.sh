@@ -1,7 +1,8 @@
 # vm-ram: 512
 # vm-transports: nbd ublk
 # trueno-swap itself on the real kernel: two names brought up at once get
-# different devices; status with both up as swap; the run directory and
+# different devices; status (the table, --raw, --watch) with both up as
+# swap; up --config from /etc/trueno-swap; the run directory and
 # its files root's alone (0700, 0600); two concurrent ups of one name: one
 # wins, the other is refused, and down leaves no server behind (4 tries).
 # Over nbd also: a connection past --connections is refused (nbdkit's
@@ -34,10 +35,37 @@ say "a on $da, b on $db, up at once"
 
 out=$(trueno-swap status 2>&1) || fail "status with two devices up exited $?: $out"
 echo "$out"
-case "$out" in
-  *"a: $da"*"swap: "*"MiB used of"*"b: $db"*"swap: "*"MiB used of"*) ;;
-  *) fail "status does not show both: $out" ;;
-esac
+sa=$(cat $run/a.pid) sb=$(cat $run/b.pid)
+out=$(trueno-swap status -r -n -o name,instance,transport,pid,mountpoint,disksize 2>&1) ||
+  fail "status -r exited $?: $out"
+[ "$out" = "$(printf '%s a %s %s [SWAP] 64M\n%s b %s %s [SWAP] 64M' "$da" "$TRANSPORT" "$sa" "$db" "$TRANSPORT" "$sb")" ] ||
+  fail "status -r does not show both as swap: $out"
+trueno-swap status --watch 1 --count 2 || fail "status --watch exited $?"
+say "status: a and b, [SWAP], their servers"
+
+# up --config: a section of /etc/trueno-swap/*.conf (trueno-swap.conf(5)).
+mkdir -p /etc/trueno-swap
+cat > /etc/trueno-swap/vm.conf <<EOF
+[c]
+zram-size = min(ram / 8, 64)
+zram-resident-limit = 32
+compression-algorithm = zstd(level=3)
+swap-priority = 7
+transport = $TRANSPORT
+EOF
+trueno-swap config c || fail "config c exited $?"
+trueno-swap up --config c >/tmp/c.out 2>&1 || fail "up --config c: $(cat /tmp/c.out)"
+dc=$(cat $run/c.dev)
+want=$(( $(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) * 128 ))
+want=$(( want - want % 4096 ))
+[ "$want" -le 67108864 ] || want=67108864
+awk -v d="$dc" '$1 == d && $5 == 7 { f = 1 } END { exit !f }' /proc/swaps ||
+  fail "c is not swap with priority 7: $(cat /proc/swaps)"
+wait_for 5 sh -c "trueno-swap status -r -n -b -o disksize,algorithm,mem-limit | grep -q '^$want zstd 33554432\$'" ||
+  fail "status for c: $(trueno-swap status -r -b -o name,disksize,algorithm,mem-limit)"
+trueno-swap down c >/dev/null || fail "down c failed"
+rm -rf /etc/trueno-swap
+say "up --config c: $dc, $want bytes, zstd, mem-limit 32M, priority 7"
 
 [ "$(mode $run)" = 700 ] || fail "$run is $(mode $run), not 700"
 for f in $run/a.dev $run/a.pid $run/a.json $run/a.log $run/a.lock; do
@@ -94,6 +122,6 @@ if [ "$TRANSPORT" = nbd ]; then
 fi
 
 trueno-swap down a >/dev/null && trueno-swap down b >/dev/null || fail "down a/b failed"
-case "$(trueno-swap status)" in *"no trueno swap devices"*) ;; *) fail "status after down: $(trueno-swap status)" ;; esac
+case "$(trueno-swap status)" in *"no trueno devices"*) ;; *) fail "status after down: $(trueno-swap status)" ;; esac
 [ "$(servers)" -eq 0 ] || fail "$(servers) servers left after down"
-pass "status with swap up, concurrent ups, root-only run files$([ "$TRANSPORT" = nbd ] && echo ', connection limit, stale pid')"
+pass "status with swap up, up --config, concurrent ups, root-only run files$([ "$TRANSPORT" = nbd ] && echo ', connection limit, stale pid')"
