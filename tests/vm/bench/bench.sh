@@ -69,7 +69,7 @@ dev_up() { # ROW
   case "$_row" in
     # A store left to settle: every page idle and grouped (ratio_settled).
     trueno-nbd-settled) transport_up "b$_row" "${DEV_SIZE:-1G}" algorithm=lz4 recompress=zstd \
-      recompress-idle=1 group=on group-idle=1 group-rate=1048576 >/dev/null ;;
+      recompress-idle=1 group=${BENCH_GROUP:-on} group-idle=1 group-rate=1048576 >/dev/null ;;
     trueno-nbd-*) transport_up "b$_row" "${DEV_SIZE:-1G}" "algorithm=${_row#trueno-nbd-}" >/dev/null ;;
     trueno-ublk-*) ublk_up "b$_row" "${_row#trueno-ublk-}" ;;
     zram-*) zram_setup "${_row#zram-}" ;;

@@ -15,7 +15,7 @@ rounds=${STRESS_ROUNDS:-2}
 limit=${STRESS_LIMIT:-1500}
 [ "$(awk 'NR>1' /proc/swaps | wc -l)" -eq 0 ] || fail "there is already swap"
 # Headroom for the server: kswapd starts early (a 5% gap between the
-# watermarks) and a larger min reserve, as README's swap section advises.
+# watermarks) and a larger min reserve, as docs/swap.md advises.
 sysctl -q -w vm.min_free_kbytes=${MIN_FREE_KB:-12288} vm.watermark_scale_factor=${WSF:-500}
 # The device is sized to the working set and a little: the kernel discards
 # freed swap only by whole 1 MiB clusters, so with random rewrites the store
