@@ -17,24 +17,12 @@
  * then 16/32/64 bytes at a time.  One source (lz4page_impl.h) is compiled
  * once per instruction set; cpu.c picks one at first use.
  *
- * Speed (measured on the corpus and 4 more programs' memory, Zen 4 VM at
- * ~2.3 GHz, no hardware counters; instructions counted with cachegrind on
- * the AVX2 path): compression at about liblz4's speed (1.03x, 0.97-1.08x
- * by file) for a 5-7 % better ratio, decompression 1.02-1.05x liblz4's.
- * Both retire 3.4-3.9 instructions a cycle, so most of their time goes to
- * retiring instructions (on this 6-wide core at most 35-45 % of the
- * cycles can be stalls: mispredicts, memory): compression ~39k a page
- * (~150 a sequence, about a third of them in the match search at ~25 a
- * probe; liblz4 ~32k for a worse ratio), decompression ~11k a page (~44 a
- * sequence).  Cutting them (one load and one multiply for both hashes,
- * probes two to a bound check, the token written once, the last offset
- * tried only after a match) took 18 % of the compressor's instructions
- * and 8 % of its time.  A vector compare to
- * end a match (one 64-byte mask instead of two word compares) or the
- * first match length without a branch cost 1-11 %: latency on the serial
- * parse outweighs the mispredicts saved.  Cheaper parsing (one table,
- * longer minimum matches, a weaker 8-byte hash) buys speed only with ratio
- * below liblz4's.
+ * Both directions are bound by the instructions they retire, not by
+ * stalls, so the code is shaped to retire fewer (one load and one multiply
+ * for both hashes, probes two to a bound check, the token written once);
+ * vector compares that lengthen the serial parse are left out, and no
+ * parsing shortcut is taken that would put the ratio below liblz4's.
+ * Measurements and the variants tried: docs/lz4-codec.md.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -50,8 +38,8 @@
 /* Largest block lz4page_compress can make (LZ4_compressBound(4096)). */
 #define LZ4PAGE_BOUND (LZ4PAGE_SIZE + LZ4PAGE_SIZE / 255 + 16)
 /* Two tables of u16 positions (12 KiB in all, in L1): 4096 for 4-byte
- * sequences, 2048 for 8-byte ones (4096 gained 0.2 % ratio, cost 2 %
- * speed). */
+ * sequences, 2048 for 8-byte ones (a larger one costs more speed than it
+ * gains ratio: docs/lz4-codec.md). */
 #define LZ4PAGE_HASH_LOG 12
 #define LZ4PAGE_HASH8_LOG 11
 /* With cap >= LZ4PAGE_DIRECT_CAP the block is written straight into dst;

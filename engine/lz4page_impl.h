@@ -35,7 +35,7 @@
 #define MFLIMIT 12
 /* After 2^SKIP_TRIGGER failed probes in a row the search steps 2 bytes,
  * then 3, ...: sooner than liblz4 (6), which pays on text and other
- * literal-heavy pages (+4 % on redis-docs, -0.2 % ratio there). */
+ * literal-heavy pages for little ratio (docs/lz4-codec.md). */
 #define SKIP_TRIGGER 5
 
 #define LIKELY(x) __builtin_expect(!!(x), 1)
@@ -65,7 +65,7 @@ static inline void wr16(u8 *p, unsigned v) {
 
 /* Copies exactly W bytes.  16 on every vector path: wider moves that read
  * bytes written a moment ago by narrower ones stall on store forwarding,
- * and most sequences are short (measured: 32-byte moves were slower). */
+ * and most sequences are short (32-byte moves were slower). */
 #if defined(LZ4P_X86)
 #define W 16
 static inline void copyw(u8 *d, const u8 *s) {
@@ -219,8 +219,7 @@ static inline size_t count_match(const u8 *p, const u8 *m, const u8 *limit) {
   const u8 *const start = p;
   /* Most matches end within 16 bytes (half within 8): word compares answer
    * those sooner than a vector compare, whose mask takes longer to reach a
-   * branch (two words first: +7 % compression speed on the AVX-512 path
-   * over one, measured on 7 programs' memory). */
+   * branch (two words first rather than one: docs/lz4-codec.md). */
   for (int i = 0; i < 2 && LIKELY(p + 8 <= limit); i++) {
     uint64_t x = rd64(p) ^ rd64(m);
     if (x)
@@ -309,9 +308,9 @@ static inline size_t count_back(const u8 *p, const u8 *m, size_t lim) {
 /* Two tables, probed at each position: 8-byte sequences (long matches,
  * tried first) and 4-byte ones.  In memory pages of structures and pointers
  * the 8-byte table finds the longer match that the 4-byte table, where
- * frequent 4-byte values evict each other, misses: +5 % ratio on the corpus
- * (2.94 vs 2.80) for ~4 % of speed.  (Hashing 5 bytes instead of 4 gives
- * +6 % speed but -2.3 % ratio on text pages, below liblz4's there.)
+ * frequent 4-byte values evict each other, misses; the ratio it gains is
+ * worth its cost in speed (docs/lz4-codec.md).  The short hash stays at 4
+ * bytes: 5 is faster but puts the ratio on text pages below liblz4's.
  *
  * Both hashes come from one product: its low 32 bits depend only on the
  * low 4 bytes of v, its high bits on all 8. */
@@ -457,10 +456,10 @@ int FN(lz4page_compress)(struct lz4page_state *st, const void *page,
         goto last_literals;
       /* Insert a position inside the match into the 8-byte table, then
        * try one right here: the tables, then the last match's offset
-       * (structures repeat at a stride).  (Inserting it into the 4-byte
-       * table too, as liblz4 does, gained no ratio for 2.7 % of speed, 7
-       * programs; trying the last offset at every position of the search
-       * gained 0.03 % ratio for 2 % of speed.) */
+       * (structures repeat at a stride).  Inserting it into the 4-byte
+       * table too, as liblz4 does, or trying the last offset at every
+       * position of the search costs speed for (next to) no ratio
+       * (docs/lz4-codec.md). */
       const uint64_t v = rd64(ip);
       size_t h, h8;
       HASH2(v, h, h8);
@@ -576,18 +575,16 @@ int FN(lz4page_decompress)(const void *src, int len, void *page) {
       /* off - 1 wraps for off == 0: one compare rejects both. */
       if (UNLIKELY(off - 1 >= (size_t)(op - ostart)))
         return -1;
-      /* Measured and left out: adding a long match's first length byte
-       * without a branch (so matches up to 32 bytes all take the short
-       * copy) was +4 % on the corpus but -3.5 % on other memory: it puts
-       * two more operations between one token and the next (8.7 -> 10.2
-       * cycles a sequence on predictable input). */
+      /* A long match's first length byte is added after a branch, not
+       * without one: that would put two more operations between one token
+       * and the next: faster on the corpus, slower on other memory
+       * (docs/lz4-codec.md). */
       if (LIKELY(ml != 15)) {
         /* At most 18 bytes; op is FAST_OUT - 16 or more from the end.
          * Offsets of 8 or more take three 8-byte moves on every path, not
          * 16-byte ones: a match often reads output written a moment ago,
          * which an 8-byte load takes from one 8-byte store while a 16-byte
-         * load straddles two and waits for them to reach the cache (+7 %
-         * on 7 programs' memory, the same blocks decoded). */
+         * load straddles two and waits for them to reach the cache. */
         if (LIKELY(off >= 8)) {
           copy8(op, m);
           copy8(op + 8, m + 8);
