@@ -299,14 +299,13 @@ static void block_pairing(struct arena *a, const struct zspage *zs,
  * page becomes a source too: its objects go to blocks packed into fresh
  * pages, and its blocks' pages come free, within *budget bytes of objects.
  * Not one packed already (all its blocks paired on their pages but maybe
- * the last): a copy would be the same, and moving those moved a third of a
- * settled store on every pass, for nothing.
+ * the last): a copy would be the same, and a settled store would move on
+ * every pass, for nothing.
  * So does a zspage that frees more pages (its lone blocks, and pages both
  * of whose halves it holds) than its objects take: one too sparse for the
- * class's other zspages to take in, which the class rule leaves.  With it,
- * test-engine-compact's stores that shrank by trims come down to 6-14 %
- * less memory; the churn of scratch runs (0.5-10 % of the pages rewritten
- * or trimmed between maintain calls) ends within 0.4 % with no more CPU.
+ * class's other zspages to take in, which the class rule leaves: stores
+ * that shrank by trims give back much more memory with it
+ * (docs/housekeeping.md).
  * Caller holds the class lock. */
 static size_t isolate_lonely(struct arena *a, struct size_class *c,
                              uint64_t *budget) {

@@ -17,11 +17,9 @@
  * few pages' gain is not worth it. */
 #define WASTE_ALLOWED (256u * 1024)
 /* Compaction starts when the waste passes 1/WASTE_START of the least the
- * objects take and stops under 1/WASTE_STOP.  Swept on a churn of 0.5 %
- * of the pages trimmed or rewritten a call (60000 and 200000 corpus pages,
- * 200 calls): 1/64 and 1/128 hold 1.059x and 1.055x the payload against
- * 1.077x and 1.067x for 1/32 and 1/64, for ~0.5 ms more of one CPU a call;
- * 1/16 starts held 1.081x and 1.067x. */
+ * objects take and stops under 1/WASTE_STOP: lower thresholds hold less
+ * memory under churn for a little more CPU a call (the sweep that chose
+ * them: docs/housekeeping.md). */
 #define WASTE_START 64
 #define WASTE_STOP 128
 #define STALL_PATIENCE 4
@@ -53,11 +51,9 @@ static int maintain_locked(struct trueno_store *st) {
    * came (frees scattered by trims and overwrites, pages recompressed into
    * smaller classes): it starts when the waste passes 1/WASTE_START of
    * the least the objects take, and goes on from call to call until it is
-   * under 1/WASTE_STOP, or until it stops paying.  (It was decided by
-   * history: after a run of recompression steps had ended, until calls
-   * freed little, else by slack grown since the last pass.  A CI run of
-   * the VM's idle-recompress case left a store at 1.29x its payload that
-   * way, where compaction reaches 1.08x.)  With a pool reserve (swap=on)
+   * under 1/WASTE_STOP, or until it stops paying: a rule based on what
+   * ran before leaves waste that no such event announced
+   * (docs/housekeeping.md).  With a pool reserve (swap=on)
    * each pass moves a bounded amount (see arena.c), so the waste comes down
    * over several calls. */
   uint64_t ideal, waste = compact_waste(st, &ideal);

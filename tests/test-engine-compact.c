@@ -57,13 +57,8 @@ static void run(const char *name, const uint8_t *data, size_t npages,
    * their neighbours' halves alone in turn, and later passes gather those
    * only when the neighbours' zspages qualify as sources (arena.c's
    * isolate_lonely); when that chain stops short, the call ends a few pages
-   * up.  Measured on 4800 such calls (800 runs): 4097 equal, 703 lower, none
-   * higher; before sparse zspages became sources too, 5 of 4800 ended
-   * 4-8 KB higher (at most 0.09 % of the memory).  Stricter rules (move a
-   * zspage only when it frees more pages than its objects take, or only
-   * against halves writes took since) cost far more where the chain pays:
-   * after recompression to lz4hc they left 95-108 % of the memory before
-   * it, where this one leaves 85-95 % (test-engine-recompress). */
+   * up.  Measured on 4800 such calls: none higher (docs/housekeeping.md,
+   * with the stricter rules that cost more where the chain pays). */
   struct trueno_stats mid;
   trueno_get_stats(st, &mid);
   CHECK(trueno_compact(st) == 0, "%s: compact again", name);
@@ -97,9 +92,8 @@ static void run(const char *name, const uint8_t *data, size_t npages,
           slack(&after));
   }
 
-  /* A settled arena stays put: more passes move (next to) nothing.  (An
-   * earlier rule for lone half pages moved a third of the store on every
-   * pass, to the same memory.) */
+  /* A settled arena stays put: more passes move (next to) nothing
+   * (docs/housekeeping.md: a rule that did not). */
   struct trueno_stats settled;
   for (int k = 0; k < 3; k++)
     CHECK(trueno_compact(st) == 0, "%s: compact once more", name);
