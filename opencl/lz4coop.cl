@@ -16,9 +16,9 @@
  * table yet (without them a run of period < COOP_L would find nothing in
  * its first window): each lane claims a bucket of 64 with an atomic
  * minimum of its lane number, and takes the first lane of its bucket as
- * its candidate when their 4 bytes agree.  (A first version compared every
- * lane with every earlier one, 32 loads a lane a window: on an H200 that
- * loop was a third of the kernel, 12.4 -> 17.5 GB/s without it.)  The
+ * its candidate when their 4 bytes agree: one claim a lane, where comparing
+ * every lane with every earlier one took a third of the kernel
+ * (docs/opencl.md).  The
  * first lane that matches wins, as the serial loop would have stopped
  * there; the positions up to it go into the table, stored at the start of
  * the next window, behind the barrier that the bucket claims need anyway.

@@ -255,13 +255,11 @@ static size_t pow2_floor(size_t x) {
 }
 
 /* Which compress kernel (TRUENO_OCL_KERNEL=page|coop) and the coop
- * kernel's shape.  Measured on an H200 (opencl/gpu-check.sh with a file of
- * settings, 16384-page batches, geomean of the corpus): the coop kernel
- * with its table of 2^10 entries and the page read through the cache
- * compresses 20.1 GB/s end to end, the page kernel 13.4; the smaller the
- * group's local memory, the more groups a multiprocessor runs (2^11 and
- * the page staged: 17.1 GB/s; 2^9: no faster, ratio 2.74).  On a CPU
- * device (PoCL) the coop kernel's barriers cost 20x: the page kernel. */
+ * kernel's shape.  On a GPU the coop kernel, with a table of 2^10 entries
+ * and the page read through the cache: the smaller the group's local
+ * memory, the more groups a multiprocessor runs.  On a CPU device (PoCL)
+ * the coop kernel's barriers cost too much: the page kernel.  Figures:
+ * docs/opencl.md. */
 static void pick_kernel(struct trueno_ocl *o, int gpu) {
   const char *k = getenv("TRUENO_OCL_KERNEL");
   o->coop = k && *k ? strcmp(k, "coop") == 0 : gpu;
@@ -285,10 +283,8 @@ static void pick_shapes(struct trueno_ocl *o) {
                   &maxwg, NULL);
   clGetDeviceInfo(o->device, CL_DEVICE_TYPE, sizeof t, &t, NULL);
   /* On a GPU, 8 work-items a group leaves room for 2^11-entry tables in
-   * 48 KiB: measured on an H200 (opencl/gpu-check.sh and a sweep of
-   * TRUENO_OCL_HASH_LOG 9..11), 2^11 compresses 16384-page batches ~12%
-   * faster than 2^9 (fewer false candidates to check) and lifts the ratio
-   * from 2.74 to 2.81, level with liblz4. */
+   * 48 KiB: larger tables mean fewer false candidates to check, so both
+   * speed and ratio gain (docs/opencl.md). */
   size_t want_wg = 8;
   unsigned hl = 12;
   while (hl > 8 && ((size_t)2 << hl) * want_wg > lmem)
@@ -305,9 +301,9 @@ static void pick_shapes(struct trueno_ocl *o) {
   wg = env_unsigned("TRUENO_OCL_WG", (unsigned)wg);
   o->wg = pow2_floor(wg ? wg : 1);
   o->scan_wg = pow2_floor(maxwg < SCAN_WG_MAX ? maxwg : SCAN_WG_MAX);
-  /* A CPU device gains nothing from overlapping copies with kernels.  On
-   * the H200, 4 queues of 4096-page sub-chunks took the coop kernel from
-   * 20.1 to 22.8 GB/s at 16384-page batches (3 queues of 8192: 20.1). */
+  /* A CPU device gains nothing from overlapping copies with kernels; on a
+   * GPU, 4 queues of 4096-page sub-chunks overlap them best
+   * (docs/opencl.md). */
   int gpu = (t & CL_DEVICE_TYPE_GPU) != 0;
   o->nq = env_unsigned("TRUENO_OCL_QUEUES", gpu ? 4 : 1);
   if (o->nq < 1 || o->nq > MAX_QUEUES)
