@@ -435,7 +435,7 @@ static struct run run_codec(const struct input *in, const struct codec *c) {
      * (here each page holds its neighbour's contents, so the timed pass
      * changes most payloads' size class) and the memory it runs on
      * has been faulted in.  A fresh store also pays the kernel's first
-     * touch of each arena page, ~7% more on the corpus. */
+     * touch of each arena page, which the timed pass would count. */
     for (size_t p = 0; p < n; p++)
       if (trueno_write(st, src + ((p + 1) % n) * PAGE, PAGE,
                        (uint64_t)p * PAGE))

@@ -25,8 +25,9 @@ bool trueno_page_same_filled_isa(enum trueno_isa isa, const void *page,
                                  uint64_t *word);
 
 /* False when a sample of the page's bytes is so evenly spread that the page
- * would almost surely not compress to 3584 bytes (7/8 of a page).  About
- * 0.05 us for a page that looks compressible, 0.2 us for one that does not.
+ * would almost surely not compress to 3584 bytes (7/8 of a page).  Cheaper
+ * for a page that looks compressible than for one that does not
+ * (docs/measurements.md).
  * Never false for a same-filled page. */
 bool trueno_page_worth_compressing(const void *page);
 

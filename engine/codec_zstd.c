@@ -123,7 +123,8 @@ int trueno_zstd_stream_next(void *state, const void *src, size_t len,
 int trueno_zstd_level_min(void) { return ZSTD_minCLevel(); }
 int trueno_zstd_level_max(void) { return ZSTD_maxCLevel(); }
 /* Kernel zram's zstd level: algorithm=zstd is the density choice (lz4 is the
- * speed one), and level 3 stores ~3% more than 1 for ~10% of the speed. */
+ * speed one), and level 3 stores a little more than 1 for a little speed
+ * (docs/measurements.md). */
 int trueno_zstd_level_default(void) { return 3; }
 
 const struct trueno_codec trueno_codec_zstd = {

@@ -7,10 +7,10 @@
 #include "store_impl.h"
 
 /* A recompression step per call (about a second apart): a bounded number
- * of pages (the store's rate; ~10-40 us each, so by default housekeeping
- * takes a few percent of one CPU at most), found by a bounded scan: 64
- * slots a try, so a step on a store of mostly busy or already recompressed
- * pages ends soon too. */
+ * of pages (the store's rate; tens of microseconds each, so by default
+ * housekeeping takes a few percent of one CPU at most), found by a bounded
+ * scan: 64 slots a try, so a step on a store of mostly busy or already
+ * recompressed pages ends soon too. */
 #define RECOMPRESS_SCAN_PER_TRY 64u
 /* Waste allowed whatever the store's size: each size class in use keeps a
  * partly carved zspage (up to a block), and a scan of the slot table for a

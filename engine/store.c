@@ -122,11 +122,12 @@ int trueno_store_populate(struct trueno_store *st) {
   return slots_populate(&st->slots);
 }
 
-/* The compressibility estimate costs ~0.2 us a page; a failed LZ4 attempt
- * on an incompressible page ~1.3 us, a failed zstd one several times more.
- * So the estimate runs only while the recent share of raw pages (an
- * exponential average over the pages a workspace compressed, scaled to
- * RAW_SCALE) says it pays: above 1/8 for lz4, 1/32 for zstd. */
+/* The compressibility estimate costs a fraction of a failed LZ4 attempt on
+ * an incompressible page, and a failed zstd one costs several times more
+ * (docs/measurements.md).  So the estimate runs only while the recent share
+ * of raw pages (an exponential average over the pages a workspace
+ * compressed, scaled to RAW_SCALE) says it pays: above 1/8 for lz4, 1/32
+ * for zstd. */
 #define RAW_SCALE 4096u
 static const uint32_t estimate_above[TRUENO_ALG_COUNT] = {
     [TRUENO_ALG_LZ4] = RAW_SCALE / 8,

@@ -82,10 +82,10 @@ struct trueno_config {
 #define TRUENO_GROUP_CACHE_MAX 64u
 
 #define TRUENO_RECOMPRESS_IDLE 120u
-/* ~10-40 us a page: a few percent of one CPU at most. */
+/* Tens of microseconds a page: a few percent of one CPU at most. */
 #define TRUENO_RECOMPRESS_RATE 1024u
-/* A sanity bound: 4 GiB of pages a call and a scan of 64 Mi slots, at
- * ~10 us a page already about ten seconds of one CPU per call. */
+/* A sanity bound: 4 GiB of pages a call and a scan of 64 Mi slots, already
+ * seconds of one CPU per call (docs/measurements.md). */
 #define TRUENO_RECOMPRESS_RATE_MAX 1048576u
 
 /* Counters, in the spirit of kernel zram's mm_stat and io_stat: the one

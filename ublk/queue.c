@@ -253,7 +253,7 @@ static void complete(struct ublk_queue *q, const struct io_uring_cqe *cqe) {
  * SCHED_BATCH: a request does not preempt its submitter; we run when it
  * blocks (or at the next tick) and serve all it queued meanwhile, one
  * wake-up and two context switches for the lot, not for each request
- * (1.3-2.2x the IOPS at depth 32, tests/vm on TCG).  Under SCHED_OTHER a
+ * (docs/measurements.md).  Under SCHED_OTHER a
  * deep queue still shows ~2 per wake-up, hence the thresholds. */
 static void adapt_policy(struct ublk_queue *q, unsigned nreq) {
   q->per_wake += nreq * PER_WAKE_ONE - q->per_wake / 16;
