@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/dump-pages on a live process: its anonymous memory comes out as
 # whole pages (a 16 MiB buffer of marked pages is found page by page),
-# --max-pages samples exactly that many, a missing process is a clear
+# --max-pages samples exactly that many in runs of adjacent pages, a missing process is a clear
 # error, and trueno-bench reads the dump.  The dump is 0600 (another
 # process's memory), and a symlink planted at OUT is refused, its target
 # unchanged.
@@ -57,6 +57,30 @@ tmo 120 "$PYTHON" "$dump" --max-pages 100 "$holder" "$TMPD/some.pages" \
 [ "$(stat -c %s "$TMPD/some.pages")" -eq $((100 * 4096)) ] ||
     fail "--max-pages 100 gave $(stat -c %s "$TMPD/some.pages") bytes"
 ok "--max-pages 100: 100 pages"
+
+# Sampling keeps runs of adjacent pages (cold groups judge neighbours):
+# with --run 256 the marked pages come out in consecutive runs, with
+# --run 1 they are scattered.
+adjacent() {
+    "$PYTHON" -c '
+import re, sys
+m = [int(x) for x in re.findall(rb"TRUENO-DUMP-([0-9]{8});", open(sys.argv[1], "rb").read())]
+print(sum(1 for a, b in zip(m, m[1:]) if b == a + 1))' "$1"
+}
+tmo 120 "$PYTHON" "$dump" --max-pages 1024 --run 256 "$holder" "$TMPD/runs.pages" \
+    >/dev/null || fail "dump-pages --run 256 failed"
+[ "$(stat -c %s "$TMPD/runs.pages")" -eq $((1024 * 4096)) ] ||
+    fail "--max-pages 1024 --run 256 gave $(stat -c %s "$TMPD/runs.pages") bytes"
+tmo 120 "$PYTHON" "$dump" --max-pages 1024 --run 1 "$holder" "$TMPD/single.pages" \
+    >/dev/null || fail "dump-pages --run 1 failed"
+runs=$(adjacent "$TMPD/runs.pages") single=$(adjacent "$TMPD/single.pages")
+[ "$runs" -ge 200 ] || fail "--run 256: only $runs neighbours kept together"
+[ "$single" -lt "$runs" ] || fail "--run 1 kept $single neighbours, --run 256 $runs"
+if "$PYTHON" "$dump" --run 0 "$holder" "$TMPD/bad.pages" 2>"$TMPD/err"; then
+    fail "--run 0 was accepted"
+fi
+grep -q -- "--run" "$TMPD/err" || fail "unclear error for --run 0: $(cat "$TMPD/err")"
+ok "--run 256 keeps neighbours together ($runs adjacent pairs; --run 1: $single)"
 
 if "$PYTHON" "$dump" 999999999 "$TMPD/none.pages" 2>"$TMPD/err"; then
     fail "dump-pages of a missing process succeeded"
