@@ -36,7 +36,7 @@
     "Idle pages tried per second (1024).")                                    \
   X(GROUP, "group", "off|on|<N>", BOTH, ENGINE, "group",                     \
     "Cold groups: idle pages compressed N at a\n"                            \
-    "time in one zstd frame (default off; on: 32).")                          \
+    "time in one zstd frame (default off; on: 16).")                          \
   X(GROUP_LEVEL, "group-level", "<N>", BOTH, ENGINE, NULL,                    \
     "zstd level of the groups' frames (9).")                                  \
   X(GROUP_IDLE, "group-idle", "<S>", BOTH, ENGINE, NULL,                      \

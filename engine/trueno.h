@@ -75,7 +75,7 @@ struct trueno_config {
 
 #define TRUENO_GROUP_PAGES_MAX 64u
 /* The size "on" stands for in the front ends. */
-#define TRUENO_GROUP_PAGES 32u
+#define TRUENO_GROUP_PAGES 16u
 #define TRUENO_GROUP_LEVEL 9
 #define TRUENO_GROUP_RATE 1024u
 #define TRUENO_GROUP_CACHE 16u
