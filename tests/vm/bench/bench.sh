@@ -100,17 +100,23 @@ ratio() { # ROW -> orig/mem
 
 # A settled store's ratio: once grouping has stopped finding pages and the
 # memory has not gone down for 3 s (compaction follows), at most 300 s.
+# Only a fresh stats file counts: the housekeeping thread writes it after
+# each step, and under TCG one step can take seconds, during which the
+# file stands still as if grouping were over.
 ratio_settled() {
-  _best=0 _still=0 _w=0 _last=-1
+  _best=0 _still=0 _w=0 _last=-1 _tlast=
   while [ $_still -lt 3 ] && [ $_w -lt 300 ]; do
     sleep 1; _w=$((_w + 1))
+    _t=$(stat -c %y "$STATS" 2>/dev/null)
     _g=$(json_get "$STATS" pages_grouped) _m=$(json_get "$STATS" mem_used_total)
-    if [ "${_g:-0}" -gt 0 ] && [ "$_g" = "$_last" ] && [ "$_m" -ge "$_best" ] && [ "$_best" -gt 0 ]; then
+    if [ "$_t" = "$_tlast" ]; then
+      continue
+    elif [ "${_g:-0}" -gt 0 ] && [ "$_g" = "$_last" ] && [ "$_m" -ge "$_best" ] && [ "$_best" -gt 0 ]; then
       _still=$((_still + 1))
     else
       _still=0
     fi
-    _last=$_g _best=$_m
+    _last=$_g _best=$_m _tlast=$_t
   done
   ratio trueno-nbd-settled
 }
