@@ -2,7 +2,8 @@
 # memory ratio on the corpus files against trueno over NBD and over ublk
 # (lz4, zstd; attached as trueno-swap attaches) and kernel zram (lz4,
 # zstd), in one boot.
-# Prints one table between VMBENCH-TABLE-BEGIN/END.  The CPU is emulated
+# Prints one table between VMBENCH-TABLE-BEGIN/END, and each figure as a
+# "VMBENCH-JSON {...}" line, rows for scripts/bench-report (run --report).  The CPU is emulated
 # (TCG): only ratios between rows mean anything.  BENCH_REPEAT=N runs the
 # fio set N times, rows taking turns (a noisy host then weighs on every
 # row alike), and reports the median of each column.
@@ -121,6 +122,17 @@ ratio_settled() {
   ratio trueno-nbd-settled
 }
 
+# vmjson FILE ROW RATIO [|SEQWR|SEQRD|IOPS|P50|P99]: one row for
+# scripts/bench-report; "-" figures are left out.
+vmjson() {
+  echo "$4" | awk -F'|' -v f="$1" -v r="$2" -v rat="$3" '
+    function kv(k, v) { return (v ~ /^[0-9.]+$/) ? sprintf(", \"%s\": %s", k, v) : "" }
+    { printf("VMBENCH-JSON {\"file\": \"%s\", \"server\": \"%s\"%s%s%s%s%s%s}\n", f, r,
+             kv("ratio", rat), kv("seqwrite_mbps", $2), kv("seqread_mbps", $3),
+             kv("randread_qd32_iops", $4), kv("randread_qd1_p50_us", $5),
+             kv("randread_qd1_p99_us", $6)) }'
+}
+
 # median of the numbers on stdin ("-" if none)
 median() { sort -n | awk '{ v[NR] = $1 } END { if (!NR) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf("%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 
@@ -165,7 +177,11 @@ for row in $rows; do
   for c in 2 3 4 5 6; do
     m="$m|$(awk -v r="$row" -v c=$c '$1 == r { print $c }' $runs | median)"
   done
-  grep -qx "$row" /tmp/bench.failed 2>/dev/null && rat="$rat I/O-ERRORS"
+  if grep -qx "$row" /tmp/bench.failed 2>/dev/null; then
+    rat="$rat I/O-ERRORS"
+  else
+    vmjson "corpus (all files)" "$row" "$rat" "$m"
+  fi
   echo "$row$m|$rat" >> $out
   say "$row: $(tail -1 $out)"
 done
@@ -197,6 +213,7 @@ for f in $corpus/*.pages; do
     else
       rat="-"
     fi
+    vmjson "$(basename "$f")" "$row" "$rat" ""
     line="$line|$rat"
   done
   echo "$line" >> $dout
