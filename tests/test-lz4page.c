@@ -401,6 +401,51 @@ static void classifier(void) {
         "classify random");
 }
 
+/* Synthetic pages that LZ4 shrinks to ENGINE_CAP or less must never be
+ * estimated raw, wherever their redundancy lies: in a run of zeros
+ * anywhere (the estimate's cheap "raw" answer looks at half the page),
+ * in small integers, in repeated text, or in sparse noise on zeros. */
+static void classifier_synthetic(void) {
+  static uint8_t page[PAGE], blk[LZ4PAGE_DIRECT_CAP];
+  uint64_t rng = 777;
+  unsigned tried = 0;
+  for (unsigned kind = 0; kind < 4; kind++) {
+    for (unsigned k = 0; k < 256; k++) {
+      if (kind == 0) {
+        /* Random bytes with one run of zeros of 640-1024 bytes. */
+        tc_fill_random(page, PAGE, &rng);
+        size_t len = 640 + tc_below(&rng, 385);
+        memset(page + tc_below(&rng, PAGE - len + 1), 0, len);
+      } else if (kind == 1) {
+        /* Little-endian integers below 2^(8 + k % 16). */
+        for (unsigned i = 0; i < PAGE / 4; i++) {
+          uint32_t v = (uint32_t)tc_below(&rng, 1u << (8 + k % 16));
+          memcpy(page + 4 * i, &v, 4);
+        }
+      } else if (kind == 2) {
+        /* A random phrase of 64-512 bytes, repeated. */
+        size_t n = 64 + tc_below(&rng, 449);
+        tc_fill_random(page, n, &rng);
+        for (size_t i = n; i < PAGE; i++)
+          page[i] = page[i - n];
+      } else {
+        /* Zeros with 1-300 random bytes here and there. */
+        memset(page, 0, PAGE);
+        for (unsigned i = 1 + tc_below(&rng, 300); i; i--)
+          page[tc_below(&rng, PAGE)] = (uint8_t)(1 + tc_below(&rng, 255));
+      }
+      int n = lz4page_compress(&state, page, blk, sizeof blk);
+      if (n <= 0 || n > ENGINE_CAP)
+        continue;
+      tried++;
+      CHECK(trueno_page_worth_compressing(page),
+            "kind %u page %u compresses to %d but is estimated raw", kind, k,
+            n);
+    }
+  }
+  CHECK(tried >= 800, "only %u synthetic pages compressed", tried);
+}
+
 int main(void) {
   for (int i = 0; i < TRUENO_ISA_COUNT; i++)
     if (trueno_isa_supported((enum trueno_isa)i))
@@ -422,6 +467,7 @@ int main(void) {
 
   generated_pages();
   classifier();
+  classifier_synthetic();
   struct tc_corpus c;
   tc_corpus_load(&c);
   corpus_pages(&c);
