@@ -67,32 +67,10 @@ psk=$TMPD/keys.psk
 printf 'alice:%s\n' "$(openssl rand -hex 32)" >"$psk"
 printf 'alice:%s\n' "$(openssl rand -hex 32)" >"$TMPD/wrong.psk"
 
-# cert DIR CN EXT: DIR/$CN-key.pem and a certificate signed by DIR's CA.
-newkey() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
-ca() {
-    mkdir -p "$1"
-    newkey "$1/ca-key.pem"
-    openssl req -x509 -new -key "$1/ca-key.pem" -out "$1/ca-cert.pem" -days 2 \
-        -subj "/CN=trueno test CA ${1##*/}" -addext basicConstraints=critical,CA:TRUE \
-        -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null ||
-        fail "openssl: cannot make a CA in $1"
-}
-cert() {
-    local dir=$1 role=$2 ext=$3
-    newkey "$dir/$role-key.pem"
-    openssl req -new -key "$dir/$role-key.pem" -subj "/CN=$role" -out "$dir/$role.csr" 2>/dev/null
-    printf '%s\nkeyUsage=critical,digitalSignature\n' "$ext" >"$dir/$role.ext"
-    openssl x509 -req -in "$dir/$role.csr" -CA "$dir/ca-cert.pem" -CAkey "$dir/ca-key.pem" \
-        -set_serial "0x$(openssl rand -hex 8)" -days 2 -extfile "$dir/$role.ext" \
-        -out "$dir/$role-cert.pem" 2>/dev/null || fail "openssl: cannot sign $dir/$role"
-}
 pki=$TMPD/pki      # the CA, the server's and the client's certificates
-other=$TMPD/other  # another CA and a client certificate it signed
-ca "$pki"
-cert "$pki" server $'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth'
-cert "$pki" client extendedKeyUsage=clientAuth
-ca "$other"
-cert "$other" client extendedKeyUsage=clientAuth
+other=$TMPD/other  # another CA, and a client certificate it signed
+"$test_dir/make-pki" "$pki" || fail "tests/make-pki $pki failed"
+"$test_dir/make-pki" "$other" || fail "tests/make-pki $other failed"
 umask 022
 note "keys made in $(elapsed)s"
 
