@@ -108,6 +108,8 @@ build_initramfs() {
   cp "$vmsrc/init" "$root/init" && chmod +x "$root/init"
   cp "$vmsrc"/lib-vm.sh "$root/opt/trueno/" || return 1
   cp -r "$vmsrc/cases" "$vmsrc/transports" "$vmsrc/bench" "$root/opt/trueno/tests/" 2>/dev/null
+  # Throwaway certificates for the TLS case (the guest has no openssl).
+  "$top/tests/make-pki" "$root/opt/trueno/tls" || return 1
   # A sample of the corpus for the cases and the swap stress program:
   # 1536 pages (6 MiB) shared out over its files, each share from the
   # middle of its file (a bigger corpus would take RAM from a 256 MiB VM;
