@@ -5,29 +5,39 @@
 # and back out with nbdcopy is byte-identical; a client without TLS, with the
 # wrong key or with a certificate of another CA is refused; nbd-client (the
 # kernel client) completes the handshake with its X.509 options and fails
-# without them.
+# without them.  With allow-unauthenticated=no (swap=on's default) a TLS
+# client is served only when nbdkit authenticates it (PSK or
+# --tls-verify-peer), not on an encrypted connection alone.
 . "$(dirname "$0")/functions.sh"
 require_corpus
 require_cmd nbdcopy nbdinfo nbd-client openssl
 require_python
 
-# Servers started here run as daemons: stop them on the way out.
+# Servers started here run in the background: stop them on the way out.
 pids=()
+plugin_args=()
 cleanup() {
     local p
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     rm -rf "$TMPD"
 }
 
-# serve TLS-ARGS...: nbdkit serving a 64 MiB export on 127.0.0.1:$port.
-# Without -f nbdkit forks only once it listens, so the port is ready when
-# this returns.
+# serve TLS-ARGS...: nbdkit serving a 64 MiB export on 127.0.0.1:$port,
+# with the plugin parameters in plugin_args; its log (stderr) goes to
+# $TMPD/nbdkit.err.  Ready once it has written its pid file.
 serve() {
     port=$(free_port)
     rm -f "$TMPD/pid"
-    tmo 30 nbdkit -i 127.0.0.1 -p "$port" -P "$TMPD/pid" --tls=require "$@" \
-        "$TRUENO_PLUGIN" size=64M || fail "nbdkit $* did not start (exit $?)"
-    pids+=("$(cat "$TMPD/pid")")
+    nbdkit -f -i 127.0.0.1 -p "$port" -P "$TMPD/pid" --tls=require "$@" \
+        "$TRUENO_PLUGIN" size=64M "${plugin_args[@]}" 2>>"$TMPD/nbdkit.err" &
+    pids+=("$!")
+    local i
+    for i in $(seq 300); do
+        [ -s "$TMPD/pid" ] && return 0
+        kill -0 "$!" 2>/dev/null || fail "nbdkit $* did not start: $(tail -3 "$TMPD/nbdkit.err")"
+        sleep 0.1
+    done
+    fail "nbdkit $* not ready in 30 s"
 }
 stop() {
     kill "${pids[-1]}"
@@ -117,5 +127,33 @@ tmo 20 nbdinfo "nbds://127.0.0.1:$port/?tls-certificates=$TMPD/stranger" >/dev/n
     fail "x509 without --tls-verify-peer: the stranger's certificate was refused"
 ok "x509 without --tls-verify-peer: a certificate of another CA is let in"
 stop
+
+# allow-unauthenticated=no, what swap=on implies: an encrypted connection
+# is not an authenticated one.  Without --tls-verify-peer nbdkit checks no
+# client certificate, so the plugin refuses every TCP client (a client
+# with no certificate at all would otherwise read the swap); with it, or
+# with a PSK, the clients nbdkit accepted are served.
+plugin_args=(allow-unauthenticated=no)
+mkdir "$TMPD/ca-only"
+cp "$pki/ca-cert.pem" "$TMPD/ca-only/"
+serve --tls-certificates="$pki"
+refused "allow-unauthenticated=no, no --tls-verify-peer: client without a certificate" \
+    nbdinfo "nbds://127.0.0.1:$port/?tls-certificates=$TMPD/ca-only"
+refused "allow-unauthenticated=no, no --tls-verify-peer: client with a valid certificate" \
+    nbdinfo "nbds://127.0.0.1:$port/?tls-certificates=$pki"
+grep -q "refusing a TLS client: nbdkit checks no client key" "$TMPD/nbdkit.err" ||
+    fail "the server's log does not say why: $(tail -5 "$TMPD/nbdkit.err")"
+ok "the server logs why: $(grep -m 1 -o 'refusing a TLS client[^(]*' "$TMPD/nbdkit.err")"
+stop
+serve --tls-certificates="$pki" --tls-verify-peer
+round_trip "allow-unauthenticated=no, x509 --tls-verify-peer" \
+    "nbds://127.0.0.1:$port/?tls-certificates=$pki"
+refused "allow-unauthenticated=no, --tls-verify-peer: client without a certificate" \
+    nbdinfo "nbds://127.0.0.1:$port/?tls-certificates=$TMPD/ca-only"
+stop
+serve --tls-psk="$psk"
+round_trip "allow-unauthenticated=no, psk" "nbds://alice@127.0.0.1:$port/?tls-psk-file=$psk"
+stop
+plugin_args=()
 
 note "passed in $(elapsed)s"
