@@ -6,7 +6,9 @@
 # the host), nbd-client -certfile -keyfile -cacertfile -tlshostname on
 # /dev/nbd0, fio randwrite verify=crc32c on the device: 0 errors.  Clients
 # without TLS or without a client certificate are refused.  Then the server
-# dies: I/O fails within the nbd timeout instead of hanging.
+# dies: I/O fails within the nbd timeout instead of hanging.  The plugin
+# checks clients as under swap=on (allow-unauthenticated=no): the kernel's
+# client is served because nbdkit verified its certificate.
 # SPDX-License-Identifier: MIT
 . "$TRUENO_VM_LIB"
 pki=/opt/trueno/tls
@@ -14,7 +16,8 @@ port=10809 tmo=10 dev=/dev/nbd0
 tls="-certfile $pki/client-cert.pem -keyfile $pki/client-key.pem -cacertfile $pki/ca-cert.pem -tlshostname 127.0.0.1"
 [ -f $pki/server-key.pem ] || fail "no certificates in $pki (tests/make-pki on the host)"
 nbdkit -i 127.0.0.1 -p $port -P /tmp/tls.pid --tls=require \
-    --tls-certificates=$pki --tls-verify-peer "$TRUENO_PLUGIN" size=64M ||
+    --tls-certificates=$pki --tls-verify-peer "$TRUENO_PLUGIN" size=64M \
+    allow-unauthenticated=no ||
   fail "nbdkit --tls=require did not start"
 spid=$(cat /tmp/tls.pid)
 
