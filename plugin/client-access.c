@@ -63,7 +63,7 @@ void client_access_complete(bool swap) {
 int client_access_check(void) {
   if (!enforced)
     return 0;
-  /* TLS: nbdkit has checked the client's key or certificate already. */
+  /* TLS: served when nbdkit checked the client's key or certificate. */
   if (nbdkit_is_tls() == 1) {
     if (tls_authenticates)
       return 0;

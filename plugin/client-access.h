@@ -1,8 +1,8 @@
 /* Who may connect: swap holds every process's memory, secrets included, so
  * a swap=on server by default serves only root over a Unix socket or a
  * TLS-authenticated client (nbdkit --tls=require with a PSK, or with
- * certificates and --tls-verify-peer).  allow-unauthenticated= says otherwise explicitly, either
- * way, with or without swap=on.
+ * certificates and --tls-verify-peer).  allow-unauthenticated= says
+ * otherwise explicitly, either way, with or without swap=on.
  * SPDX-License-Identifier: MIT
  */
 #ifndef TRUENO_CLIENT_ACCESS_H
