@@ -5,8 +5,8 @@
  *
  *   trueno-nbd connect SOCK [--device /dev/nbdN] [--timeout S]
  *                           [--dead-conn-timeout S] [--block-size N]
- *                           [--export NAME]
- *   trueno-nbd reconnect /dev/nbdN SOCK [--export NAME]
+ *                           [--export NAME] [--backend ID]
+ *   trueno-nbd reconnect /dev/nbdN SOCK [--export NAME] [--backend ID]
  *   trueno-nbd disconnect /dev/nbdN
  *   trueno-nbd probe SOCK [--export NAME]
  * SPDX-License-Identifier: MIT
@@ -46,7 +46,8 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: %s connect SOCK [--device /dev/nbdN] [--timeout S]\n"
           "                  [--dead-conn-timeout S] [--block-size N] [--export NAME]\n"
-          "       %s reconnect /dev/nbdN SOCK [--export NAME]\n"
+          "                  [--backend ID]\n"
+          "       %s reconnect /dev/nbdN SOCK [--export NAME] [--backend ID]\n"
           "       %s disconnect /dev/nbdN\n"
           "       %s probe SOCK [--export NAME]\n",
           prog, prog, prog, prog);
@@ -79,7 +80,7 @@ static int parse_u64(const char *opt, const char *s, uint64_t max, uint64_t *v) 
 struct opts {
   const char *pos[2];
   int npos;
-  const char *device, *export;
+  const char *device, *export, *backend;
   uint64_t timeout, dead_conn, block_size;
 };
 
@@ -100,6 +101,11 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
       o->device = v;
     else if (strcmp(a, "--export") == 0)
       o->export = v;
+    else if (strcmp(a, "--backend") == 0) {
+      if (!*v || strlen(v) > 255)
+        return die("--backend: an identity of 1 to 255 bytes, not '%s'", v);
+      o->backend = v;
+    }
     else if (strcmp(a, "--timeout") == 0)
       rc = parse_u64(a, v, 86400, &o->timeout);
     else if (strcmp(a, "--dead-conn-timeout") == 0)
@@ -169,6 +175,7 @@ static int cmd_connect(struct opts *o) {
       .block_size = o->block_size ? o->block_size : 4096,
       .timeout = o->timeout,
       .dead_conn_timeout = o->dead_conn,
+      .backend = o->backend,
   };
   if (o->device && (a.index = parse_device(o->device)) < 0)
     return die("--device: '%s' is not /dev/nbdN", o->device);
@@ -239,9 +246,12 @@ static int cmd_reconnect(struct opts *o) {
     return die("%s has %" PRId64 " bytes but the export on %s has %" PRIu64,
                o->pos[0], have, o->pos[1], ex.size);
   }
-  int rc = nbd_genl_reconnect(&g, (uint32_t)index, fd);
+  int rc = nbd_genl_reconnect(&g, (uint32_t)index, fd, o->backend);
   close(fd);
   nbd_genl_close(&g);
+  if (rc == -EINVAL)
+    return die("the kernel refused NBD_CMD_RECONFIGURE of %s: not connected, or "
+               "connected with another --backend (see dmesg)", o->pos[0]);
   if (rc < 0)
     return die("the kernel refused NBD_CMD_RECONFIGURE of %s: %s (not connected with "
                "%s connect? see dmesg)", o->pos[0], strerror(-rc), prog);

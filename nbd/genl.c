@@ -161,6 +161,8 @@ int nbd_genl_connect(struct nbd_genl *g, const struct nbd_connect_args *a,
   put_u64(&m, NBD_ATTR_DEAD_CONN_TIMEOUT, a->dead_conn_timeout);
   put_u64(&m, NBD_ATTR_SERVER_FLAGS, a->server_flags);
   put_u64(&m, NBD_ATTR_CLIENT_FLAGS, a->client_flags);
+  if (a->backend)
+    put_str(&m, NBD_ATTR_BACKEND_IDENTIFIER, a->backend);
   put_socket(&m, sockfd);
   uint32_t idx = UINT32_MAX;
   int rc = transact(g, &m, NBD_ATTR_INDEX, &idx, sizeof idx);
@@ -172,10 +174,13 @@ int nbd_genl_connect(struct nbd_genl *g, const struct nbd_connect_args *a,
   return 0;
 }
 
-int nbd_genl_reconnect(struct nbd_genl *g, uint32_t index, int sockfd) {
+int nbd_genl_reconnect(struct nbd_genl *g, uint32_t index, int sockfd,
+                       const char *backend) {
   struct msg m;
   msg_init(&m, g->family, NBD_CMD_RECONFIGURE, NBD_GENL_VERSION);
   put_u32(&m, NBD_ATTR_INDEX, index);
+  if (backend)
+    put_str(&m, NBD_ATTR_BACKEND_IDENTIFIER, backend);
   put_socket(&m, sockfd);
   return transact(g, &m, 0, NULL, 0);
 }

@@ -22,6 +22,7 @@ struct nbd_connect_args {
   uint64_t dead_conn_timeout; /* seconds requests wait for a reconnect */
   uint64_t server_flags;      /* the export's transmission flags */
   uint64_t client_flags;      /* NBD_CFLAG_* */
+  const char *backend;        /* identity a reconnect must repeat, or NULL */
 };
 
 /* Opens the socket and resolves the "nbd" family: 0, -ENOENT when the
@@ -33,8 +34,10 @@ void nbd_genl_close(struct nbd_genl *g);
  * index in *INDEX, or -errno. */
 int nbd_genl_connect(struct nbd_genl *g, const struct nbd_connect_args *a,
                      int sockfd, uint32_t *index);
-/* NBD_CMD_RECONFIGURE handing SOCKFD to device INDEX. */
-int nbd_genl_reconnect(struct nbd_genl *g, uint32_t index, int sockfd);
+/* NBD_CMD_RECONFIGURE handing SOCKFD to device INDEX; BACKEND (or NULL)
+ * must be the one it was connected with. */
+int nbd_genl_reconnect(struct nbd_genl *g, uint32_t index, int sockfd,
+                       const char *backend);
 /* NBD_CMD_DISCONNECT of device INDEX. */
 int nbd_genl_disconnect(struct nbd_genl *g, uint32_t index);
 

@@ -81,6 +81,7 @@ expect_err "cannot connect to $TMPD/none.sock: No such file" "$tn" probe "$TMPD/
 expect_err "--timeout: invalid value 'x'" "$tn" connect "$TMPD/mem.sock" --timeout x
 expect_err "--dead-conn-timeout: invalid value '-1'" "$tn" connect "$TMPD/mem.sock" --dead-conn-timeout -1
 expect_err "--block-size: 1000 is not a power of two" "$tn" connect "$TMPD/mem.sock" --block-size 1000
+expect_err "--backend: an identity of 1 to 255 bytes" "$tn" connect "$TMPD/mem.sock" --backend ""
 expect_err "'nbdx' is not /dev/nbdN" "$tn" reconnect nbdx "$TMPD/mem.sock"
 expect_err "'/dev/sda' is not /dev/nbdN" "$tn" disconnect /dev/sda
 expect_err "--device needs a value" "$tn" connect "$TMPD/mem.sock" --device

@@ -2,9 +2,9 @@
 # vm-tools: yes
 # The device outlives its server (issue 19, the transport half): nbdkit's
 # file plugin on a file in tmpfs (a store that persists by itself),
-# attached with `trueno-nbd connect --timeout 5 --dead-conn-timeout 30`;
-# fio randwrite with crc32c verify on the device while the server is
-# killed (SIGKILL) 5 times, each time started again on the same file and
+# attached with `trueno-nbd connect --timeout 5 --dead-conn-timeout 30
+# --backend FILE`; fio randwrite with crc32c verify on the device while
+# the server is killed (SIGKILL) 5 times, each time started again on the same file and
 # handed to the device with `trueno-nbd reconnect`.  Pass: fio exits 0
 # with no error, every verify good, the kernel logged 5 reconnects and no
 # I/O error, the device reads back the file byte for byte.  Measured: kill
@@ -12,7 +12,8 @@
 # slowest request (those in flight at the kill wait for their timeout).
 # Kills come more than the timeout apart (see below).
 # Then the bound: a device whose server is not restarted fails its I/O
-# once its dead-connection timeout (4 s) has passed, not before.
+# once its dead-connection timeout (4 s) has passed, not before; and a
+# reconnect naming another backend, or none, is refused.
 # SPDX-License-Identifier: MIT
 . "$TRUENO_VM_LIB"
 ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
@@ -43,7 +44,7 @@ serve() {
 img=$d/disk.img sock=$d/nbd.sock tmo=5 dead=30 kills=5 runtime=65
 dd if=/dev/zero of=$img bs=1M count=0 seek=64 2>/dev/null
 pid=$(serve $img $sock) || fail "nbdkit file plugin did not start"
-DEV=$(trueno-nbd connect $sock --timeout $tmo --dead-conn-timeout $dead) ||
+DEV=$(trueno-nbd connect $sock --timeout $tmo --dead-conn-timeout $dead --backend $img) ||
   fail "trueno-nbd connect failed"
 say "attached $DEV (timeout $tmo s, dead-conn-timeout $dead s)"
 dmesg -c >/dev/null
@@ -61,7 +62,7 @@ while [ $n -lt $kills ]; do
   kill -9 "$pid"
   pid=$(serve $img $sock) || fail "nbdkit did not start again after kill $((n + 1))"
   t1=$(ms)
-  trueno-nbd reconnect "$DEV" $sock || fail "reconnect $((n + 1)) failed"
+  trueno-nbd reconnect "$DEV" $sock --backend $img || fail "reconnect $((n + 1)) failed"
   t2=$(ms)
   # A new request, past fio's queue: served once the device has the socket.
   dd if="$DEV" of=/dev/null bs=4k count=1 skip=$((n * 1000)) iflag=direct 2>/dev/null ||
@@ -110,7 +111,15 @@ kill "$pid" 2>/dev/null
 img2=$d/small.img sock2=$d/small.sock
 dd if=/dev/zero of=$img2 bs=1M count=0 seek=16 2>/dev/null
 pid2=$(serve $img2 $sock2) || fail "second nbdkit did not start"
-DEV2=$(trueno-nbd connect $sock2 --timeout 3 --dead-conn-timeout 4) || fail "second connect failed"
+DEV2=$(trueno-nbd connect $sock2 --timeout 3 --dead-conn-timeout 4 --backend $img2) ||
+  fail "second connect failed"
+# Another backend, or none, behind the same socket: refused.
+for b in "--backend $img" ""; do
+  if out=$(trueno-nbd reconnect "$DEV2" $sock2 $b 2>&1); then
+    fail "reconnect of $DEV2 with '$b' accepted"
+  fi
+  case "$out" in *"connected with another --backend"*) ;; *) fail "reconnect with '$b': $out" ;; esac
+done
 dd if=/dev/zero of="$DEV2" bs=4k count=16 oflag=direct 2>/dev/null || fail "write to $DEV2 failed"
 kill -9 "$pid2"
 t0=$(ms)
