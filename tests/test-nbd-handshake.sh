@@ -34,7 +34,7 @@ case "$out" in
 esac
 # HAS_FLAGS, and nothing read-only.
 flags=$(( ${out#*flags=} ))
-[ $((flags & 1)) -eq 1 ] && [ $((flags & 2)) -eq 0 ] || fail "flags $flags"
+if [ $((flags & 1)) -ne 1 ] || [ $((flags & 2)) -ne 0 ]; then fail "flags $flags"; fi
 
 serve ro -r memory 1M
 out=$(tmo 30 "$tn" probe "$TMPD/ro.sock")

@@ -21,14 +21,14 @@ ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
 ios() { awk '{ print $1 + $5 }' "/sys/block/${1#/dev/}/stat"; }
 # What to look at when fio stops: the device's queue, fio, the kernel.
 diag() {
-  say "stat $(cat /sys/block/${DEV#/dev/}/stat) inflight $(cat /sys/block/${DEV#/dev/}/inflight)"
+  say "stat $(cat "/sys/block/${DEV#/dev/}/stat") inflight $(cat "/sys/block/${DEV#/dev/}/inflight")"
   tail -15 $d/fio.out
   mount -t debugfs none /sys/kernel/debug 2>/dev/null
   for f in /sys/kernel/debug/block/${DEV#/dev/}/requeue_list \
            /sys/kernel/debug/block/${DEV#/dev/}/hctx0/busy \
            /sys/kernel/debug/block/${DEV#/dev/}/hctx0/dispatch \
            /sys/kernel/debug/block/${DEV#/dev/}/hctx0/state; do
-    say "$f: $(cat $f 2>&1 | head -5)"
+    say "$f: $(head -5 "$f" 2>&1)"
   done
   dmesg | tail -60
 }
@@ -104,7 +104,7 @@ fi
 # What the device serves is what the new servers wrote to the file.
 cmp "$DEV" $img || fail "the device and the file differ"
 trueno-nbd disconnect "$DEV" || fail "disconnect failed"
-wait_for 10 [ "$(cat /sys/block/${DEV#/dev/}/size)" = 0 ] || fail "$DEV still sized after disconnect"
+wait_for 10 [ "$(cat "/sys/block/${DEV#/dev/}/size")" = 0 ] || fail "$DEV still sized after disconnect"
 kill "$pid" 2>/dev/null
 
 # The bound: no restart, requests fail after the dead-connection timeout.
@@ -115,6 +115,7 @@ DEV2=$(trueno-nbd connect $sock2 --timeout 3 --dead-conn-timeout 4 --backend $im
   fail "second connect failed"
 # Another backend, or none, behind the same socket: refused.
 for b in "--backend $img" ""; do
+  # shellcheck disable=SC2086 # $b: an option and its value, or nothing
   if out=$(trueno-nbd reconnect "$DEV2" $sock2 $b 2>&1); then
     fail "reconnect of $DEV2 with '$b' accepted"
   fi
@@ -127,6 +128,8 @@ if timeout 60 dd if="$DEV2" of=/dev/null bs=4k count=1 iflag=direct 2>/dev/null;
   fail "a read with the server gone and not restarted succeeded"
 fi
 el=$(( $(ms) - t0 ))
-[ $el -ge 3000 ] && [ $el -le 15000 ] || fail "the read failed after $el ms, not after the 4 s dead-connection timeout"
+if [ $el -lt 3000 ] || [ $el -gt 15000 ]; then
+  fail "the read failed after $el ms, not after the 4 s dead-connection timeout"
+fi
 trueno-nbd disconnect "$DEV2" || fail "disconnect of $DEV2 failed"
 pass "$kills kills, fio verify 0 errors, device == file; kill -> new read served / I/O flowing (ms):$figures (worst $worst_new / $worst_fio); fio's slowest read, write: $slowest; no restart: failed after $el ms (dead-conn 4 s)"
