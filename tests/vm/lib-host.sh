@@ -91,11 +91,12 @@ build_initramfs() {
   copy_bin "$root" "$(command -v swapon)" "$(command -v swapoff)" "$(command -v mkswap)" || return 1
   # trueno-swap's locks (busybox may have no flock applet).
   copy_bin "$root" "$(command -v flock)" || return 1
-  # nbdkit's own plugins are not needed (ours is loaded by path), but keep
-  # its plugin directory so `nbdkit --dump-config` is sane.  trueno-swap
+  # Of nbdkit's own plugins only file (the reconnect case's store, which
+  # outlives the server) is needed: ours is loaded by path.  trueno-swap
   # puts the limit filter in front of the plugin.
   mkdir -p "$root/usr/lib/x86_64-linux-gnu/nbdkit"
-  copy_bin "$root" "$(nbdkit --dump-config | sed -n 's/^filterdir=//p')/nbdkit-limit-filter.so" || return 1
+  copy_bin "$root" "$(nbdkit --dump-config | sed -n 's/^filterdir=//p')/nbdkit-limit-filter.so" \
+    "$(nbdkit --dump-config | sed -n 's/^plugindir=//p')/nbdkit-file-plugin.so" || return 1
   copy_bin "$root" "$top/.libs/nbdkit-trueno-plugin.so" || return 1
   cp "$top/.libs/nbdkit-trueno-plugin.so" "$root/opt/trueno/trueno.so"
   cp "$top/tests/vm/stress" "$root/opt/trueno/stress" || return 1
@@ -105,6 +106,7 @@ build_initramfs() {
   # trueno-ublk (and liburing) at /sbin, where trueno-swap finds it.
   copy_bin "$root" "$top/trueno-ublk" || return 1
   mv "$root$top/trueno-ublk" "$root/sbin/trueno-ublk" || return 1
+  cp "$top/trueno-nbd" "$root/sbin/trueno-nbd" || return 1
   cp "$vmsrc/init" "$root/init" && chmod +x "$root/init"
   cp "$vmsrc"/lib-vm.sh "$root/opt/trueno/" || return 1
   cp -r "$vmsrc/cases" "$vmsrc/transports" "$vmsrc/bench" "$root/opt/trueno/tests/" 2>/dev/null
