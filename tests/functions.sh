@@ -125,7 +125,11 @@ corpus_data() {
 require_nbd_python() {
     local p
     for p in ${PYTHON:+"$PYTHON"} python3 /usr/bin/python3; do
-        if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import nbd' 2>/dev/null; then
+        # From /, and asking for nbd.NBD: run in the source tree, "import
+        # nbd" alone finds its nbd/ directory (a namespace package) and
+        # takes an interpreter without libnbd for one with it.
+        if command -v "$p" >/dev/null 2>&1 &&
+            (cd / && "$p" -c 'import nbd; nbd.NBD') 2>/dev/null; then
             [ -z "${PYTHON:-}" ] || [ "$p" = "$PYTHON" ] ||
                 note "PYTHON=$PYTHON cannot import nbd; using $p"
             PYTHON=$(command -v "$p")
