@@ -4,6 +4,7 @@
 #include "engine-params.h"
 
 #include "param-table.h"
+#include "server-guard.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -183,6 +184,7 @@ static int set_swap(struct engine_params *p, const char *v, char *err,
   for (size_t i = 0; i < sizeof on / sizeof *on; i++) {
     if (!strcasecmp(v, on[i]) || !strcasecmp(v, off[i])) {
       p->swap = !strcasecmp(v, on[i]);
+      p->cfg.pool_reserve = p->swap ? GUARD_POOL_RESERVE : 0;
       return 0;
     }
   }

@@ -15,7 +15,9 @@
 
 struct engine_params {
   struct trueno_config cfg;
-  bool swap; /* swap=on: the front end guards the server (server-guard.c) */
+  /* swap=on: the front end guards the server (server-guard.c), and the
+   * store keeps a pool reserve (cfg.pool_reserve = GUARD_POOL_RESERVE). */
+  bool swap;
   /* Given explicitly: engine_params_check refuses them when they cannot
    * apply, rather than silently ignoring what the user asked for. */
   bool level_given, lz4_impl_given, recompress_idle_given,

@@ -15,27 +15,27 @@
 #include <time.h>
 #include <unistd.h>
 
-static struct {
+struct housekeeping {
   struct housekeeping_files files;
   struct trueno_store *st;
   enum trueno_algorithm alg;
   pthread_t thread;
-  bool running;
   pthread_mutex_t lock;
   pthread_cond_t cond;
   bool stop;
-} sf = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+};
 
 int stats_file_check(const char *path) {
   return safefile_check_dir_of(path);
 }
 
-static int write_json(const struct trueno_stats *s) {
+static int write_json(const struct housekeeping *h,
+                      const struct trueno_stats *s) {
   char json[TRUENO_STATS_TEXT_MAX];
-  int n = trueno_stats_json(s, sf.alg, json, sizeof json);
+  int n = trueno_stats_json(s, h->alg, json, sizeof json);
   if (n < 0 || n >= (int)sizeof json - 1)
     return -EOVERFLOW;
-  const char *extra = sf.files.stats_extra;
+  const char *extra = h->files.stats_extra;
   if (extra && *extra) {
     n--; /* over the closing brace */
     n += snprintf(json + n, sizeof json - (size_t)n, ", %s}", extra);
@@ -45,65 +45,81 @@ static int write_json(const struct trueno_stats *s) {
   json[n++] = '\n';
   /* Readers must never see a half-written file; and the directory may be
    * /tmp, where a predictable temporary name is another user's to take. */
-  return safefile_replace(sf.files.stats, json, (size_t)n, 0600);
+  return safefile_replace(h->files.stats, json, (size_t)n, 0600);
 }
 
 /* Both files from one snapshot. */
-static void write_once(void) {
-  if (!sf.files.stats && !sf.files.prometheus)
+static void write_once(const struct housekeeping *h) {
+  if (!h->files.stats && !h->files.prometheus)
     return;
   struct trueno_stats s;
-  trueno_get_stats(sf.st, &s);
-  if (sf.files.stats)
-    write_json(&s);
-  if (sf.files.prometheus)
-    prometheus_write(sf.files.prometheus, sf.files.prometheus_mode, &s,
-                     sf.alg, sf.files.device);
+  trueno_get_stats(h->st, &s);
+  if (h->files.stats)
+    write_json(h, &s);
+  if (h->files.prometheus)
+    prometheus_write(h->files.prometheus, h->files.prometheus_mode, &s,
+                     h->alg, h->files.device);
 }
 
 static void *housekeeper(void *arg) {
-  (void)arg;
-  pthread_mutex_lock(&sf.lock);
-  while (!sf.stop) {
-    pthread_mutex_unlock(&sf.lock);
-    trueno_maintain(sf.st);
-    write_once();
-    pthread_mutex_lock(&sf.lock);
+  struct housekeeping *h = arg;
+  pthread_mutex_lock(&h->lock);
+  while (!h->stop) {
+    pthread_mutex_unlock(&h->lock);
+    trueno_maintain(h->st);
+    write_once(h);
+    pthread_mutex_lock(&h->lock);
     /* A second on the monotonic clock: a step back of the wall clock
      * would stall the stats and the store's maintenance. */
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += 1;
-    while (!sf.stop && pthread_cond_clockwait(&sf.cond, &sf.lock,
-                                              CLOCK_MONOTONIC,
-                                              &ts) != ETIMEDOUT)
+    while (!h->stop && pthread_cond_clockwait(&h->cond, &h->lock,
+                                             CLOCK_MONOTONIC,
+                                             &ts) != ETIMEDOUT)
       ;
   }
-  pthread_mutex_unlock(&sf.lock);
+  pthread_mutex_unlock(&h->lock);
   return NULL;
 }
 
 int housekeeping_start(const struct housekeeping_files *files,
-                       struct trueno_store *st, enum trueno_algorithm alg) {
-  sf.files = *files;
-  sf.st = st;
-  sf.alg = alg;
-  sf.stop = false;
-  int r = pthread_create(&sf.thread, NULL, housekeeper, NULL);
+                       struct trueno_store *st, enum trueno_algorithm alg,
+                       struct housekeeping **out) {
+  struct housekeeping *h = calloc(1, sizeof *h);
+  if (!h)
+    return -ENOMEM;
+  h->files = *files;
+  h->st = st;
+  h->alg = alg;
+  int r = pthread_mutex_init(&h->lock, NULL);
   if (r)
-    return -r;
-  sf.running = true;
+    goto fail;
+  if ((r = pthread_cond_init(&h->cond, NULL)))
+    goto fail_lock;
+  if ((r = pthread_create(&h->thread, NULL, housekeeper, h)))
+    goto fail_cond;
+  *out = h;
   return 0;
+fail_cond:
+  pthread_cond_destroy(&h->cond);
+fail_lock:
+  pthread_mutex_destroy(&h->lock);
+fail:
+  free(h);
+  return -r;
 }
 
-void housekeeping_stop(void) {
-  if (!sf.running)
+void housekeeping_stop(struct housekeeping *h) {
+  if (!h)
     return;
-  pthread_mutex_lock(&sf.lock);
-  sf.stop = true;
-  pthread_cond_signal(&sf.cond);
-  pthread_mutex_unlock(&sf.lock);
-  pthread_join(sf.thread, NULL);
-  sf.running = false;
-  write_once();
+  pthread_mutex_lock(&h->lock);
+  h->stop = true;
+  pthread_cond_signal(&h->cond);
+  pthread_mutex_unlock(&h->lock);
+  pthread_join(h->thread, NULL);
+  write_once(h);
+  pthread_cond_destroy(&h->cond);
+  pthread_mutex_destroy(&h->lock);
+  free(h);
 }

@@ -1,8 +1,8 @@
-/* The front ends' background thread: once a second it lets the engine do its
- * housekeeping (compaction) and writes the engine's counters to the stats
- * file as JSON (0600) and to the Prometheus file (prometheus.h), each
- * atomically (a temporary file under a random name, then rename: see
- * safefile.h); once more at exit.
+/* The front ends' background thread, one per store: once a second it lets
+ * the engine do its housekeeping (compaction) and writes the engine's
+ * counters to the stats file as JSON (0600) and to the Prometheus file
+ * (prometheus.h), each atomically (a temporary file under a random name,
+ * then rename: see safefile.h); once more at exit.
  * SPDX-License-Identifier: MIT */
 #ifndef TRUENO_HOUSEKEEPING_H
 #define TRUENO_HOUSEKEEPING_H
@@ -24,10 +24,13 @@ struct housekeeping_files {
  * prometheus=) parameter is refused at start-up rather than failing
  * silently later.  Returns 0 or a negative errno. */
 int stats_file_check(const char *path);
-/* Starts the thread.  0 or a negative errno. */
+struct housekeeping;
+/* Starts the store's thread: 0 and *out, or a negative errno. */
 int housekeeping_start(const struct housekeeping_files *files,
-                       struct trueno_store *st, enum trueno_algorithm alg);
-/* Stops the thread (if started) and writes the final snapshot. */
-void housekeeping_stop(void);
+                       struct trueno_store *st, enum trueno_algorithm alg,
+                       struct housekeeping **out);
+/* Stops the thread, writes the final snapshot and frees it (no-op on
+ * NULL); before the store is destroyed. */
+void housekeeping_stop(struct housekeeping *h);
 
 #endif

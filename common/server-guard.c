@@ -53,7 +53,6 @@ int guard_lock_memory(void) {
 }
 
 void guard_keep_memory(void) {
-  trueno_set_pool_reserve(GUARD_POOL_RESERVE);
   /* One malloc arena: the heap touched ahead below serves every thread
    * (a second arena's memory would be faulted in by the first request that
    * lands in it, under memory pressure). */
@@ -76,35 +75,43 @@ void guard_touch_stack(void) {
     pad[i] = 0;
 }
 
-static pthread_t refill_thread;
-static bool refill_running;
-static atomic_bool refill_stop;
+struct guard_refill {
+  struct trueno_store *st;
+  pthread_t thread;
+  atomic_bool stop;
+};
 
 static void *refiller(void *arg) {
-  (void)arg;
-  /* Every 5 ms, and at once when writers take a reserve below half: a
+  struct guard_refill *g = arg;
+  /* Every 5 ms, and at once when writers take the reserve below half: a
    * burst of writes (a 1 MiB request is 256 pages) can use up a timed
    * round's worth before the timer fires. */
-  while (!atomic_load(&refill_stop)) {
-    trueno_pool_refill();
-    trueno_pool_wait_low(5);
+  while (!atomic_load(&g->stop)) {
+    trueno_pool_refill(g->st);
+    trueno_pool_wait_low(g->st, 5);
   }
   return NULL;
 }
 
-int guard_refill_start(void) {
-  atomic_store(&refill_stop, false);
-  int r = pthread_create(&refill_thread, NULL, refiller, NULL);
-  if (r)
+int guard_refill_start(struct trueno_store *st, struct guard_refill **out) {
+  struct guard_refill *g = calloc(1, sizeof *g);
+  if (!g)
+    return -ENOMEM;
+  g->st = st;
+  atomic_init(&g->stop, false);
+  int r = pthread_create(&g->thread, NULL, refiller, g);
+  if (r) {
+    free(g);
     return -r;
-  refill_running = true;
+  }
+  *out = g;
   return 0;
 }
 
-void guard_refill_stop(void) {
-  if (!refill_running)
+void guard_refill_stop(struct guard_refill *g) {
+  if (!g)
     return;
-  atomic_store(&refill_stop, true); /* seen within 5 ms */
-  pthread_join(refill_thread, NULL);
-  refill_running = false;
+  atomic_store(&g->stop, true); /* seen within 5 ms */
+  pthread_join(g->thread, NULL);
+  free(g);
 }

@@ -9,7 +9,10 @@
 
 #include <stddef.h>
 
-/* 16 MiB of pool memory kept mapped and resident ahead of the writes. */
+#include "trueno.h"
+
+/* 16 MiB of pool memory kept mapped and resident ahead of the writes: the
+ * store's pool_reserve (trueno.h) as swap. */
 #define GUARD_POOL_RESERVE (16u << 20)
 /* Heap grown and touched ahead for request buffers and bookkeeping. */
 #define GUARD_HEAP_AHEAD (8u << 20)
@@ -27,18 +30,21 @@ int guard_realtime(void);
  * kernel has no MCL_ONFAULT.  Call it in the process that serves (a fork
  * child does not inherit memory locks). */
 int guard_lock_memory(void);
-/* Engine pool reserve (trueno_set_pool_reserve, before the store is
- * created) and malloc tuned to keep what it has, heap grown and touched
- * ahead: serving a request then never faults in fresh memory. */
+/* malloc tuned to keep what it has, heap grown and touched ahead: with the
+ * store's pool reserve, serving a request then never faults in fresh
+ * memory.  Process-wide (malloc is). */
 void guard_keep_memory(void);
 /* Touches the calling thread's stack (the top 128 KiB) so that, under
  * mlockall(MCL_ONFAULT), it is resident and locked before the thread
  * first serves a request while the kernel is short of memory. */
 void guard_touch_stack(void);
-/* The thread that keeps the engine's reserve topped up: every 5 ms, and at
- * once when writers take it below half (it may wait for memory; the
- * writers do not).  stop: joins it (no-op if not started). */
-int guard_refill_start(void);
-void guard_refill_stop(void);
+/* The thread that keeps a store's pool reserve topped up: every 5 ms, and
+ * at once when writers take it below half (it may wait for memory; the
+ * writers do not).  One per store.  start: 0 and *out, or a negative
+ * errno.  stop: joins and frees it (no-op on NULL); before the store is
+ * destroyed. */
+struct guard_refill;
+int guard_refill_start(struct trueno_store *st, struct guard_refill **out);
+void guard_refill_stop(struct guard_refill *g);
 
 #endif

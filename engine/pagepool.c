@@ -14,32 +14,15 @@
 
 #include "trueno.h"
 
-/* Bytes of empty chunks each pool created from now on keeps mapped and
- * resident: set by swap mode, so a write does not wait for the kernel to
- * find memory while the kernel is swapping to us. */
-static _Atomic uint64_t reserve_bytes;
-
-/* Pools with a reserve, for trueno_pool_refill(). */
-static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct pagepool *pools;
-
-void trueno_set_pool_reserve(uint64_t bytes) {
-  atomic_store(&reserve_bytes, bytes);
-}
-
-/* Set when a writer took a pool's reserve below half (or found it empty);
- * wakes trueno_pool_wait_low(), so the refill starts at once instead of
- * at its next timed round, which a burst of writes outruns. */
-static pthread_mutex_t low_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t low_cond = PTHREAD_COND_INITIALIZER;
-static atomic_bool low;
-
-static void reserve_low(void) {
-  if (atomic_exchange(&low, true))
+/* Set when a writer took the reserve below half (or found it empty);
+ * wakes pagepool_wait_low(), so the refill starts at once instead of at
+ * its next timed round, which a burst of writes outruns. */
+static void reserve_low(struct pagepool *p) {
+  if (atomic_exchange(&p->low, true))
     return; /* already said */
-  pthread_mutex_lock(&low_lock);
-  pthread_cond_signal(&low_cond);
-  pthread_mutex_unlock(&low_lock);
+  pthread_mutex_lock(&p->low_lock);
+  pthread_cond_signal(&p->low_cond);
+  pthread_mutex_unlock(&p->low_lock);
 }
 
 /* ns nanoseconds from now on CLOCK_MONOTONIC, the clock every timed wait
@@ -54,15 +37,15 @@ static struct timespec deadline_in(long long ns) {
   return t;
 }
 
-void trueno_pool_wait_low(unsigned ms) {
+void pagepool_wait_low(struct pagepool *p, unsigned ms) {
   struct timespec t = deadline_in((long long)ms * 1000000L);
-  pthread_mutex_lock(&low_lock);
-  while (!atomic_load(&low))
-    if (pthread_cond_clockwait(&low_cond, &low_lock, CLOCK_MONOTONIC, &t) ==
-        ETIMEDOUT)
+  pthread_mutex_lock(&p->low_lock);
+  while (!atomic_load(&p->low))
+    if (pthread_cond_clockwait(&p->low_cond, &p->low_lock, CLOCK_MONOTONIC,
+                               &t) == ETIMEDOUT)
       break;
-  atomic_store(&low, false);
-  pthread_mutex_unlock(&low_lock);
+  atomic_store(&p->low, false);
+  pthread_mutex_unlock(&p->low_lock);
 }
 
 /* Chunk headers live outside the chunk (a page of header per 2 MiB would be
@@ -195,7 +178,7 @@ static void *chunk_take(struct pp_chunk *c) {
   return NULL; /* unreachable while nfree > 0 */
 }
 
-int pagepool_init(struct pagepool *p, struct memacct *acct) {
+int pagepool_init(struct pagepool *p, struct memacct *acct, uint64_t reserve) {
   memset(p, 0, sizeof *p);
   LIST_INIT(&p->partial);
   LIST_INIT(&p->spare);
@@ -212,19 +195,23 @@ int pagepool_init(struct pagepool *p, struct memacct *acct) {
   r = -pthread_cond_init(&p->spare_cond, NULL);
   if (r)
     goto fail_lock;
-  uint64_t want = atomic_load(&reserve_bytes);
-  p->reserve_chunks = (size_t)((want + PP_CHUNK_BYTES - 1) / PP_CHUNK_BYTES);
+  r = -pthread_mutex_init(&p->low_lock, NULL);
+  if (r)
+    goto fail_cond;
+  r = -pthread_cond_init(&p->low_cond, NULL);
+  if (r)
+    goto fail_low_lock;
+  p->reserve_chunks = (size_t)(reserve / PP_CHUNK_BYTES +
+                               (reserve % PP_CHUNK_BYTES != 0));
   /* Best effort: a store with less reserve (small mem-limit, little
    * memory) still works, it just tops the reserve up later. */
   while (p->nspare < p->reserve_chunks && spare_add(p) == 0)
     ;
-  if (p->reserve_chunks) {
-    pthread_mutex_lock(&pools_lock);
-    p->next_pool = pools;
-    pools = p;
-    pthread_mutex_unlock(&pools_lock);
-  }
   return 0;
+fail_low_lock:
+  pthread_mutex_destroy(&p->low_lock);
+fail_cond:
+  pthread_cond_destroy(&p->spare_cond);
 fail_lock:
   pthread_mutex_destroy(&p->lock);
 fail_table:
@@ -235,15 +222,6 @@ fail_table:
 }
 
 void pagepool_destroy(struct pagepool *p) {
-  if (p->reserve_chunks) {
-    pthread_mutex_lock(&pools_lock);
-    for (struct pagepool **pp = &pools; *pp; pp = &(*pp)->next_pool)
-      if (*pp == p) {
-        *pp = p->next_pool;
-        break;
-      }
-    pthread_mutex_unlock(&pools_lock);
-  }
   /* Cached pages keep their chunks off the partial list: drain them first,
    * so every chunk whose pages all came back is found below. */
   while (p->cache) {
@@ -256,6 +234,8 @@ void pagepool_destroy(struct pagepool *p) {
     if (p->table[i])
       chunk_unmap(p->table[i]);
   free(p->table);
+  pthread_cond_destroy(&p->low_cond);
+  pthread_mutex_destroy(&p->low_lock);
   pthread_cond_destroy(&p->spare_cond);
   pthread_mutex_destroy(&p->lock);
 }
@@ -322,34 +302,29 @@ static int spare_add(struct pagepool *p) {
   return 0;
 }
 
-/* Tops the reserves of all pools up.  The new memory is mapped and touched
- * outside the pool's lock, so the writers never wait for it; called from a
- * background thread (swap mode), never from the write path. */
-void trueno_pool_refill(void) {
-  pthread_mutex_lock(&pools_lock);
-  for (struct pagepool *p = pools; p; p = p->next_pool) {
-    for (;;) {
-      pthread_mutex_lock(&p->lock);
-      int want = p->nspare < p->reserve_chunks;
-      pthread_mutex_unlock(&p->lock);
-      if (!want)
-        break;
-      struct pp_chunk *c = chunk_map();
-      if (!c)
-        break;
-      chunk_touch(c);
-      pthread_mutex_lock(&p->lock);
-      int r = chunk_enter(p, c);
-      if (!r)
-        spare_push(p, c);
-      pthread_mutex_unlock(&p->lock);
-      if (r) {
-        chunk_unmap(c);
-        break;
-      }
+/* The new memory is mapped and touched outside the pool's lock, so the
+ * writers never wait for it. */
+int pagepool_refill(struct pagepool *p) {
+  for (;;) {
+    pthread_mutex_lock(&p->lock);
+    int want = p->nspare < p->reserve_chunks;
+    pthread_mutex_unlock(&p->lock);
+    if (!want)
+      return 0;
+    struct pp_chunk *c = chunk_map();
+    if (!c)
+      return -ENOMEM;
+    chunk_touch(c);
+    pthread_mutex_lock(&p->lock);
+    int r = chunk_enter(p, c);
+    if (!r)
+      spare_push(p, c);
+    pthread_mutex_unlock(&p->lock);
+    if (r) {
+      chunk_unmap(c);
+      return r;
     }
   }
-  pthread_mutex_unlock(&pools_lock);
 }
 
 static struct pp_chunk *spare_take(struct pagepool *p) {
@@ -359,7 +334,7 @@ static struct pp_chunk *spare_take(struct pagepool *p) {
     p->nspare--;
   }
   if (p->reserve_chunks && p->nspare < (p->reserve_chunks + 1) / 2)
-    reserve_low();
+    reserve_low(p);
   return c;
 }
 
@@ -382,7 +357,7 @@ static int page_ready(const struct pagepool *p) {
 int pagepool_wait(struct pagepool *p, const struct timespec *deadline) {
   pthread_mutex_lock(&p->lock);
   p->waiters++;
-  reserve_low();
+  reserve_low(p);
   int timed_out = 0;
   while (!page_ready(p) && !timed_out)
     timed_out = pthread_cond_clockwait(&p->spare_cond, &p->lock,
@@ -406,12 +381,12 @@ static int page_get(struct pagepool *p, void **page) {
     if (LIST_EMPTY(&p->partial)) {
       struct pp_chunk *c = spare_take(p);
       /* With a reserve, a writer never maps fresh memory: that is the
-       * refill thread's job (trueno_pool_refill).  When the reserve is
+       * refill thread's job (pagepool_refill).  When the reserve is
        * used up the writer waits for it a little outside its locks
        * (pagepool_wait), then the write fails cleanly with ENOMEM instead
        * of blocking on the kernel. */
       if (!c && p->reserve_chunks) {
-        reserve_low();
+        reserve_low(p);
         memacct_uncharge(p->acct, PP_PAGE);
         return -EAGAIN;
       } else if (!c) {

@@ -19,6 +19,8 @@
 #define TRUENO_PAGEPOOL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
@@ -39,14 +41,18 @@ struct pagepool {
   LIST_HEAD(, pp_chunk) partial; /* chunks with free pages in their bitmap */
   LIST_HEAD(, pp_chunk) spare;   /* empty chunks kept mapped: one damps
                                     map/unmap churn; more are the reserve
-                                    (trueno_set_pool_reserve) */
+                                    (config pool_reserve) */
   size_t nspare;
   size_t reserve_chunks;      /* spares kept resident ahead of the writes;
                                  when set, writers never map memory */
   pthread_cond_t spare_cond;  /* a refill added spares, or pages came back
                                  while writers wait (pagepool_wait) */
   unsigned waiters;           /* threads in pagepool_wait */
-  struct pagepool *next_pool; /* on the list trueno_pool_refill() walks */
+  /* Set when a writer took the reserve below half (or found it empty),
+   * signalled on low_cond: for pagepool_wait_low. */
+  atomic_bool low;
+  pthread_mutex_t low_lock;
+  pthread_cond_t low_cond;
   void *cache;                /* resident free pages, linked through page[0] */
   size_t ncache;
   LIST_HEAD(, pp_half) halves; /* free halves whose sibling is in use */
@@ -56,8 +62,8 @@ struct pagepool {
   _Atomic uint64_t pages_out; /* pages held by callers, split ones included */
 };
 
-/* Maps the reserve set by trueno_set_pool_reserve() (trueno.h), if any. */
-int pagepool_init(struct pagepool *p, struct memacct *acct);
+/* Maps a reserve of reserve bytes (pool_reserve in trueno.h; 0 = none). */
+int pagepool_init(struct pagepool *p, struct memacct *acct, uint64_t reserve);
 void pagepool_destroy(struct pagepool *p);
 /* One page-aligned 4 KiB page of undefined contents; -ENOSPC at the limit,
  * -ENOMEM when the kernel refuses memory, -EAGAIN when the pool has a
@@ -84,6 +90,12 @@ void pagepool_free_half(struct pagepool *p, void *half);
 /* True when the other half of half's page is free: half alone keeps a
  * whole page charged. */
 int pagepool_half_alone(struct pagepool *p, void *half);
+/* Tops the reserve up (trueno_pool_refill): 0 when it is full, else the
+ * error that stopped it (-ENOMEM, -ENOSPC at the memory limit). */
+int pagepool_refill(struct pagepool *p);
+/* Returns once a writer took the reserve below half (or found it empty),
+ * else after ms (trueno_pool_wait_low). */
+void pagepool_wait_low(struct pagepool *p, unsigned ms);
 /* Bytes of chunk bookkeeping, for the stats. */
 uint64_t pagepool_overhead(struct pagepool *p);
 

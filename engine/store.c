@@ -67,7 +67,7 @@ int trueno_store_create(const struct trueno_config *cfg,
               : cfg->group_cache ? cfg->group_cache
                                  : TRUENO_GROUP_CACHE,
               (size_t)cfg->group_pages * PAGE);
-  r = pagepool_init(&st->pool, &st->acct);
+  r = pagepool_init(&st->pool, &st->acct, cfg->pool_reserve);
   if (r)
     goto fail_st;
   r = arena_create(&st->pool, &st->acct, &st->arena);
@@ -96,6 +96,14 @@ fail_st:
 }
 
 uint64_t trueno_store_size(const struct trueno_store *st) { return st->size; }
+
+int trueno_pool_refill(struct trueno_store *st) {
+  return pagepool_refill(&st->pool);
+}
+
+void trueno_pool_wait_low(struct trueno_store *st, unsigned ms) {
+  pagepool_wait_low(&st->pool, ms);
+}
 
 void trueno_store_destroy(struct trueno_store *st) {
   if (!st)

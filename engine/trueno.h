@@ -71,6 +71,9 @@ struct trueno_config {
   uint32_t group_idle;
   uint32_t group_rate;
   uint32_t group_cache;
+  /* Pool memory kept mapped and resident ahead of the writes, in bytes
+   * (rounded up to 2 MiB chunks); 0 = none.  See trueno_pool_refill. */
+  uint64_t pool_reserve;
 };
 
 #define TRUENO_GROUP_PAGES_MAX 64u
@@ -279,19 +282,19 @@ int trueno_group(struct trueno_store *st, uint32_t min_idle,
  * arena holds more than 1/64 beyond the least its objects take. */
 int trueno_maintain(struct trueno_store *st);
 
-/* Memory each store created afterwards keeps mapped and resident ahead of
- * its writes (rounded up to 2 MiB chunks; 0, the default, = none), so a
- * write never needs fresh memory from the kernel while the kernel is short
- * of it (swap): with a reserve, writers only use memory already held, and a
- * write that finds the reserve used up waits up to 200 ms for a refill,
- * then fails with -ENOMEM instead of waiting for the kernel.
- * trueno_pool_refill() tops the reserves up; call it from a thread of its
- * own, often.  Process-wide; set before trueno_store_create. */
-void trueno_set_pool_reserve(uint64_t bytes);
-void trueno_pool_refill(void);
+/* A store with a pool reserve (config pool_reserve) keeps that much memory
+ * mapped and resident ahead of its writes, so a write never needs fresh
+ * memory from the kernel while the kernel is short of it (swap): with a
+ * reserve, writers only use memory already held, and a write that finds the
+ * reserve used up waits up to 200 ms for a refill, then fails with -ENOMEM
+ * instead of waiting for the kernel.  trueno_pool_refill() tops the store's
+ * reserve up; call it from a thread of its own, often.  It returns 0 when
+ * the reserve is full, else -ENOMEM or -ENOSPC (the memory limit); a store
+ * without a reserve has nothing to refill (0). */
+int trueno_pool_refill(struct trueno_store *st);
 /* For the refill thread, between refills: returns as soon as a writer took
- * a reserve below half (or found it empty), else after ms. */
-void trueno_pool_wait_low(unsigned ms);
+ * the store's reserve below half (or found it empty), else after ms. */
+void trueno_pool_wait_low(struct trueno_store *st, unsigned ms);
 
 /* Batch compression offload (the opencl/ module is one; the engine knows
  * nothing of OpenCL).  A write request covering at least min_pages whole

@@ -52,6 +52,7 @@
 #include "server-guard.h"
 
 static int enabled;
+static struct guard_refill *refill;
 
 void swap_mode_set(bool on) { enabled = on; }
 
@@ -84,9 +85,12 @@ int swap_mode_protect(void) {
   return 0;
 }
 
-void swap_mode_stop(void) { guard_refill_stop(); }
+void swap_mode_stop(void) {
+  guard_refill_stop(refill);
+  refill = NULL;
+}
 
-int swap_mode_after_fork(void) {
+int swap_mode_after_fork(struct trueno_store *st) {
   if (!enabled)
     return 0;
   /* Real-time from here on, for this thread and the threads it creates (the
@@ -105,7 +109,7 @@ int swap_mode_after_fork(void) {
     nbdkit_error("swap: sched_setscheduler(SCHED_RR): %s (needs root or "
                  "CAP_SYS_NICE); going on without the memory reserve",
                  strerror(-r));
-  r = guard_refill_start();
+  r = guard_refill_start(st, &refill);
   if (r) {
     nbdkit_error("swap: cannot start the reserve thread: %s", strerror(-r));
     return -1;

@@ -7,11 +7,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "trueno.h"
+
 /* swap= as common/engine-params.c parsed it, before swap_mode_prepare. */
 void swap_mode_set(bool on);
 int swap_mode_enabled(void);
-/* Before the store is created (main thread, before nbdkit forks): sets the
- * engine's memory reserve and tunes malloc to keep what it has. */
+/* Before the store is created (main thread, before nbdkit forks): tunes
+ * malloc to keep what it has (swap=on gave the store its pool reserve:
+ * engine-params.c). */
 void swap_mode_prepare(void);
 /* Once the store and its page table exist: marks the process an I/O
  * flusher and shields it from the OOM killer.  Not before: a page table
@@ -20,8 +23,8 @@ void swap_mode_prepare(void);
  * nbdkit_error. */
 int swap_mode_protect(void);
 /* In the (possibly daemonised) server after fork: locks all memory and
- * starts the thread that keeps the engine's reserve topped up. */
-int swap_mode_after_fork(void);
+ * starts the thread that keeps the store's reserve topped up. */
+int swap_mode_after_fork(struct trueno_store *st);
 /* Stops that thread (before the store is destroyed). */
 void swap_mode_stop(void);
 

@@ -62,6 +62,7 @@ static char *opencl_device;
 static char *opencl_cache; /* NULL: the default directory */
 static uint32_t offload_min_pages;
 static struct trueno_offload *offload;
+static struct housekeeping *housekeeping;
 
 /* --help's parameter lines, from param-table.h.  nbdkit copies the plugin
  * struct before it calls load, and calls load before it prints them: the
@@ -311,7 +312,7 @@ static void offload_log(const char *msg) { nbdkit_error("%s", msg); }
 
 /* Threads must start after nbdkit forks into the background. */
 static int plugin_after_fork(void) {
-  if (swap_mode_after_fork() == -1)
+  if (swap_mode_after_fork(store) == -1)
     return -1;
   /* OpenCL runtimes start threads: after the fork, never before. */
   struct trueno_offload_config oc = {.mode = offload_mode,
@@ -331,7 +332,7 @@ static int plugin_after_fork(void) {
       .prometheus_mode = prom_mode,
       .device = prom_device,
   };
-  int r = housekeeping_start(&files, store, cfg->algorithm);
+  int r = housekeeping_start(&files, store, cfg->algorithm, &housekeeping);
   if (r) {
     nbdkit_error("cannot start the housekeeping thread: %s", strerror(-r));
     return -1;
@@ -341,7 +342,8 @@ static int plugin_after_fork(void) {
 
 static void plugin_cleanup(void) {
   swap_mode_stop();
-  housekeeping_stop();
+  housekeeping_stop(housekeeping);
+  housekeeping = NULL;
   trueno_offload_stop(offload);
   offload = NULL;
 }

@@ -33,8 +33,7 @@ static double now_s(void) {
 static _Atomic int done;
 
 static void *waiter(void *arg) {
-  (void)arg;
-  trueno_pool_wait_low(50);
+  trueno_pool_wait_low(arg, 50);
   atomic_store(&done, 1);
   return NULL;
 }
@@ -44,18 +43,23 @@ int main(void) {
    * the clock was stepped back an hour right after the deadline was taken:
    * a deadline on it lies an hour ahead. */
   atomic_store(&skew_s, 3600);
+  struct trueno_config cfg = {.size = 1u << 20, .pool_reserve = 2u << 20};
+  struct trueno_store *st;
+  CHECK(trueno_store_create(&cfg, &st) == 0, "create");
   pthread_t t;
   double t0 = now_s();
-  CHECK(pthread_create(&t, NULL, waiter, NULL) == 0, "thread");
+  CHECK(pthread_create(&t, NULL, waiter, st) == 0, "thread");
   while (!atomic_load(&done) && now_s() - t0 < 5)
     usleep(10000);
   double took = now_s() - t0;
   printf("  trueno_pool_wait_low(50) with the wall clock stepped: %.3f s\n",
          took);
   CHECK(atomic_load(&done), "a 50 ms wait still waits after 5 s");
-  if (atomic_load(&done))
+  if (atomic_load(&done)) {
     pthread_join(t, NULL);
-  else
-    pthread_detach(t);
+    trueno_store_destroy(st);
+  } else {
+    pthread_detach(t); /* it still uses the store */
+  }
   return tc_finish();
 }

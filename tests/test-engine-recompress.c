@@ -286,10 +286,10 @@ static void test_limit(const uint8_t *data, size_t npages) {
 static int refill_stop; /* atomic: the refill thread polls it */
 
 static void *refill(void *arg) {
-  (void)arg;
+  struct trueno_store *st = arg;
   while (!__atomic_load_n(&refill_stop, __ATOMIC_RELAXED)) {
-    trueno_pool_refill();
-    trueno_pool_wait_low(5);
+    trueno_pool_refill(st);
+    trueno_pool_wait_low(st, 5);
   }
   return NULL;
 }
@@ -301,19 +301,18 @@ static void *refill(void *arg) {
  * freed less than 1/32 of the arena (here: 1320 B a page where compaction
  * reaches 1032).  npages pages cycled from the corpus files in turn. */
 static void test_settle(const struct tc_corpus *c, size_t npages) {
-  trueno_set_pool_reserve(2u << 20); /* read when a store is made */
   struct trueno_config cfg = {.size = (uint64_t)npages * PAGE,
                               .recompress = TRUENO_RECOMPRESS_ZSTD,
-                              .recompress_idle = 1};
+                              .recompress_idle = 1,
+                              .pool_reserve = 2u << 20};
   struct trueno_store *st;
   int r = trueno_store_create(&cfg, &st);
-  trueno_set_pool_reserve(0);
   CHECK(r == 0, "create with a reserve: %d", r);
   if (r)
     return;
   pthread_t t;
   __atomic_store_n(&refill_stop, 0, __ATOMIC_RELAXED);
-  CHECK(pthread_create(&t, NULL, refill, NULL) == 0, "refill thread");
+  CHECK(pthread_create(&t, NULL, refill, st) == 0, "refill thread");
   uint8_t *model = malloc(npages * PAGE);
   for (size_t p = 0; p < npages; p++) {
     const struct tc_corpus_file *f = &c->files[p % c->nfiles];

@@ -1,7 +1,7 @@
-/* The page pool's reserve (swap mode): with trueno_set_pool_reserve(), a
+/* The page pool's reserve (swap mode): with a pool_reserve, a
  * store's writers only use memory mapped ahead; when that is used up a
  * write fails at once with -ENOMEM, stored data stays intact, and after
- * trueno_pool_refill() writes work again.  A writer that waits for the
+ * trueno_pool_refill(st) writes work again.  A writer that waits for the
  * reserve holds no lock that readers of its stripe need, and pages freed
  * while it waits are its to take.
  *
@@ -17,6 +17,7 @@
 #include "trueno.h"
 
 #define PAGE 4096u
+#define RESERVE (4u << 20) /* two 2 MiB chunks */
 
 /* An incompressible page: every page costs a whole pool page. */
 static void fill(uint8_t *pg, uint64_t n) {
@@ -54,7 +55,9 @@ static void *write_new(void *arg) {
 /* A store whose reserve is used up, refill never called: pages [0, *n)
  * hold fill(i). */
 static struct trueno_store *exhausted(uint64_t *n) {
-  struct trueno_config cfg = {.size = 64u << 20, .algorithm = TRUENO_ALG_LZ4};
+  struct trueno_config cfg = {.size = 64u << 20,
+                              .algorithm = TRUENO_ALG_LZ4,
+                              .pool_reserve = RESERVE};
   struct trueno_store *st;
   CHECK(trueno_store_create(&cfg, &st) == 0, "create");
   uint8_t pg[PAGE];
@@ -108,8 +111,9 @@ static void waits(void) {
 }
 
 int main(void) {
-  trueno_set_pool_reserve(4u << 20); /* two 2 MiB chunks */
-  struct trueno_config cfg = {.size = 64u << 20, .algorithm = TRUENO_ALG_LZ4};
+  struct trueno_config cfg = {.size = 64u << 20,
+                              .algorithm = TRUENO_ALG_LZ4,
+                              .pool_reserve = RESERVE};
   struct trueno_store *st;
   CHECK(trueno_store_create(&cfg, &st) == 0, "create");
   uint8_t pg[PAGE], back[PAGE];
@@ -140,7 +144,7 @@ int main(void) {
   static const uint8_t zero[PAGE];
   CHECK(memcmp(back, zero, PAGE) == 0, "the failed page is untouched");
 
-  trueno_pool_refill();
+  CHECK(trueno_pool_refill(st) == 0, "refill");
   fill(pg, failed);
   CHECK(trueno_write(st, pg, PAGE, failed * PAGE) == 0,
         "after a refill the write succeeds");
@@ -158,6 +162,5 @@ int main(void) {
   CHECK(r == 0, "writes after a trim reuse the freed pages (got %d)", r);
   trueno_store_destroy(st);
   waits();
-  trueno_set_pool_reserve(0);
   return tc_finish();
 }

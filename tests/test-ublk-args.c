@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "server-guard.h"
 #include "test-common.h"
 
 /* Parses a space-separated command line; returns the parser's result and
@@ -52,7 +53,8 @@ int main(void) {
   CHECK(parse("--size 8G", &o, err, sizeof err) == 0, "minimal: %s", err);
   CHECK(o.cfg.size == 8ull << 30 && o.cfg.algorithm == TRUENO_ALG_LZ4 &&
             o.depth == UBLK_DEFAULT_DEPTH && o.queues == 0 && o.id == -1 &&
-            !o.swap && !o.foreground && o.max_io == UBLK_DEFAULT_MAX_IO,
+            !o.swap && !o.foreground && o.max_io == UBLK_DEFAULT_MAX_IO &&
+            o.cfg.pool_reserve == 0,
         "defaults");
   CHECK(parse("--size=1G --queues 4 --depth=64 --id 3 algorithm=zstd level=-5 "
               "mem-limit=512M swap=on --foreground --run-dir /tmp/x",
@@ -109,17 +111,20 @@ int main(void) {
              "not '1048577'");
   expect_err("--size 1G recompress=zstd recompress-rate=",
              "recompress-rate: expected");
-  /* swap= takes nbdkit_parse_bool's spellings, as the plugin does. */
+  /* swap= takes nbdkit_parse_bool's spellings, as the plugin does; on
+   * gives the store its pool reserve. */
   const char *on[] = {"on", "1", "yes", "Y", "true", "ON"};
   for (size_t i = 0; i < sizeof on / sizeof *on; i++) {
     char line[64];
     snprintf(line, sizeof line, "--size 4K swap=%s", on[i]);
-    CHECK(parse(line, &o, err, sizeof err) == 0 && o.swap, "%s: %s", line,
-          err);
+    CHECK(parse(line, &o, err, sizeof err) == 0 && o.swap &&
+              o.cfg.pool_reserve == GUARD_POOL_RESERVE,
+          "%s: %s", line, err);
     snprintf(line, sizeof line, "--size 4K swap=on swap=%s",
              i % 2 ? "off" : "No");
-    CHECK(parse(line, &o, err, sizeof err) == 0 && !o.swap, "%s: %s", line,
-          err);
+    CHECK(parse(line, &o, err, sizeof err) == 0 && !o.swap &&
+              o.cfg.pool_reserve == 0,
+          "%s: %s", line, err);
   }
   CHECK(parse("--size 4K", &o, err, sizeof err) == 0 && !o.prometheus &&
             o.prometheus_mode == 0600,

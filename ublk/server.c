@@ -33,6 +33,8 @@ struct server {
   const struct ublk_opts *o;
   int report_fd;
   struct trueno_store *st;
+  struct housekeeping *housekeeping;
+  struct guard_refill *refill; /* swap=on */
   struct ublk_ctrl ctrl;
   bool ctrl_ok;
   int id;           /* -1 until added */
@@ -256,9 +258,10 @@ static int setup(struct server *s) {
                                      .prometheus = o->prometheus,
                                      .prometheus_mode = o->prometheus_mode,
                                      .device = s->device};
-  if ((r = housekeeping_start(&files, s->st, o->cfg.algorithm)))
+  if ((r = housekeeping_start(&files, s->st, o->cfg.algorithm,
+                              &s->housekeeping)))
     return FAIL(s, "cannot start the housekeeping thread: %s", strerror(-r));
-  if (o->swap && (r = guard_refill_start()))
+  if (o->swap && (r = guard_refill_start(s->st, &s->refill)))
     return FAIL(s, "cannot start the reserve thread: %s", strerror(-r));
   if ((r = guard_lock_memory()))
     return FAIL(s, "mlockall: %s (needs root, or a higher RLIMIT_MEMLOCK)", strerror(-r));
@@ -331,8 +334,10 @@ static void teardown(struct server *s) {
   }
   if (s->ctrl_ok)
     ublk_ctrl_close(&s->ctrl);
-  guard_refill_stop();
-  housekeeping_stop();
+  guard_refill_stop(s->refill);
+  s->refill = NULL;
+  housekeeping_stop(s->housekeeping);
+  s->housekeeping = NULL;
   trueno_store_destroy(s->st);
   if (s->pid_file[0])
     unlink(s->pid_file);
