@@ -15,7 +15,9 @@
 struct zspage {
   LIST_ENTRY(zspage) link; /* on the class's partial list when not full */
   LIST_ENTRY(zspage) all;  /* on the class's list of every zspage */
-  struct size_class *cls;
+  /* The class's index, not a pointer: a persistent store's descriptors
+   * outlive the process (metaheap.h); the size follows from it. */
+  uint8_t cls;
   uint16_t inuse;    /* objects allocated */
   uint16_t carved;   /* objects [0, carved) were handed out at least once */
   uint16_t freelist; /* first free object below carved, FREE_END if none */
@@ -41,6 +43,7 @@ struct size_class {
 struct arena {
   struct pagepool *pool;
   struct memacct *acct;
+  struct metaheap *mh;
   _Atomic uint64_t meta_bytes;
   _Atomic uint64_t footprint; /* of the live objects: see arena_footprint */
   _Atomic int packing; /* a compaction is moving objects: see zspage_take */
@@ -63,12 +66,13 @@ static uint16_t pick_pages(uint32_t size) {
 }
 
 int arena_create(struct pagepool *pool, struct memacct *acct,
-                 struct arena **out) {
+                 struct metaheap *mh, struct arena **out) {
   struct arena *a = calloc(1, sizeof *a);
   if (!a)
     return -ENOMEM;
   a->pool = pool;
   a->acct = acct;
+  a->mh = mh;
   for (uint32_t i = 0; i < NCLASSES; i++) {
     struct size_class *c = &a->classes[i];
     pthread_mutex_init(&c->lock, NULL);
@@ -96,6 +100,14 @@ static uint64_t handle_make(struct zspage *zs, uint16_t idx) {
 
 static struct zspage *handle_zspage(uint64_t h) {
   return (struct zspage *)(uintptr_t)(h >> 16);
+}
+
+static uint32_t zs_size(const struct zspage *zs) {
+  return ((uint32_t)zs->cls + 1) * ARENA_ALIGN;
+}
+
+static struct size_class *zs_class(struct arena *a, const struct zspage *zs) {
+  return &a->classes[zs->cls];
 }
 
 static uint8_t *obj_at(struct zspage *zs, uint32_t off) {
@@ -137,31 +149,25 @@ static void zspage_release(struct arena *a, struct zspage *zs) {
   LIST_REMOVE(zs, all);
   for (uint16_t i = 0; i < zs->nblocks; i++)
     pagepool_free_half(a->pool, zs->blocks[i]);
-  size_t bytes = zspage_bytes(zs->cls);
-  free(zs);
+  size_t bytes = zspage_bytes(zs_class(a, zs));
+  meta_free(a->mh, zs, bytes);
   atomic_fetch_sub_explicit(&a->meta_bytes, bytes, memory_order_relaxed);
-  memacct_uncharge(a->acct, bytes);
 }
 
 static int zspage_new(struct arena *a, struct size_class *c,
                       struct zspage **out) {
   size_t bytes = zspage_bytes(c);
-  int r = memacct_charge(a->acct, bytes);
+  struct zspage *zs;
+  int r = meta_alloc(a->mh, bytes, (void **)&zs);
   if (r)
     return r;
-  struct zspage *zs = calloc(1, bytes);
-  if (!zs) {
-    memacct_uncharge(a->acct, bytes);
-    return -ENOMEM;
-  }
   /* Handles keep the pointer in 48 bits; user space addresses fit. */
   if ((uintptr_t)zs >> 48) {
-    free(zs);
-    memacct_uncharge(a->acct, bytes);
+    meta_free(a->mh, zs, bytes);
     return -ENOMEM;
   }
   atomic_fetch_add_explicit(&a->meta_bytes, bytes, memory_order_relaxed);
-  zs->cls = c;
+  zs->cls = (uint8_t)(c - a->classes);
   zs->freelist = FREE_END;
   LIST_INSERT_HEAD(&c->partial, zs, link);
   LIST_INSERT_HEAD(&c->all, zs, all);
@@ -171,7 +177,7 @@ static int zspage_new(struct arena *a, struct size_class *c,
 
 /* Takes a free object index from zs; caller holds the class lock. */
 static int zspage_take(struct arena *a, struct zspage *zs, uint16_t *idx) {
-  struct size_class *c = zs->cls;
+  struct size_class *c = zs_class(a, zs);
   if (zs->freelist != FREE_END) {
     *idx = zs->freelist;
     /* The link lives in the free object's first two bytes; objects start on
@@ -226,18 +232,18 @@ int arena_store(struct arena *a, const void *data, size_t len,
 }
 
 int arena_fits(uint64_t handle, size_t len) {
-  uint32_t size = handle_zspage(handle)->cls->size;
+  uint32_t size = zs_size(handle_zspage(handle));
   return len <= size && len + ARENA_ALIGN > size;
 }
 
 void arena_overwrite(uint64_t handle, const void *data, size_t len) {
   struct zspage *zs = handle_zspage(handle);
-  obj_write(zs, (uint32_t)(handle & 0xffff) * zs->cls->size, data, len);
+  obj_write(zs, (uint32_t)(handle & 0xffff) * zs_size(zs), data, len);
 }
 
 const void *arena_view(uint64_t handle, size_t len, void *bounce) {
   struct zspage *zs = handle_zspage(handle);
-  uint32_t off = (uint32_t)(handle & 0xffff) * zs->cls->size;
+  uint32_t off = (uint32_t)(handle & 0xffff) * zs_size(zs);
   if (off % BLOCK + len <= BLOCK)
     return obj_at(zs, off);
   obj_read(zs, off, bounce, len);
@@ -246,7 +252,7 @@ const void *arena_view(uint64_t handle, size_t len, void *bounce) {
 
 void arena_free(struct arena *a, uint64_t handle) {
   struct zspage *zs = handle_zspage(handle);
-  struct size_class *c = zs->cls;
+  struct size_class *c = zs_class(a, zs);
   uint16_t idx = (uint16_t)(handle & 0xffff);
   pthread_mutex_lock(&c->lock);
   memcpy(obj_at(zs, (uint32_t)idx * c->size), &zs->freelist, 2);
@@ -398,4 +404,87 @@ void arena_compact_end(struct arena *a) {
     pthread_mutex_unlock(&c->lock);
   }
   atomic_store(&a->packing, 0);
+}
+
+/* ---- attach ---- */
+
+uint64_t arena_layout(void) {
+  return (uint64_t)sizeof(struct zspage) << 32 | MAX_ZSPAGE_PAGES << 16 |
+         NCLASSES;
+}
+
+int arena_adopt_check(struct arena *a, uint64_t handle, size_t len) {
+  struct zspage *zs = handle_zspage(handle);
+  if (!pagepool_owns(a->pool, zs, sizeof(void *)) ||
+      (uintptr_t)zs % PAGE + sizeof *zs > PAGE || zs->cls >= NCLASSES)
+    return -EUCLEAN;
+  struct size_class *c = zs_class(a, zs);
+  if (meta_check(a->mh, zs, zspage_bytes(c)) ||
+      (handle & 0xffff) >= c->objs_per_zspage || len == 0 ||
+      len > ARENA_MAX_OBJ || arena_class_size(len) != c->size)
+    return -EUCLEAN;
+  return 0;
+}
+
+static int cmp_u64(const void *x, const void *y) {
+  uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+  return a < b ? -1 : a > b;
+}
+
+/* One zspage's live objects, idx[0..n) ascending: its blocks and record
+ * marked in use, its counts and free list made again. */
+static int adopt_zspage(struct arena *a, struct zspage *zs,
+                        const uint64_t *h, size_t n) {
+  struct size_class *c = zs_class(a, zs);
+  uint16_t carved = (uint16_t)((h[n - 1] & 0xffff) + 1);
+  uint32_t need = ((uint32_t)carved * c->size + BLOCK - 1) / BLOCK;
+  if (zs->nblocks < need ||
+      zs->nblocks > c->pages_per_zspage * (PAGE / BLOCK))
+    return -EUCLEAN;
+  for (uint32_t b = 0; b < need; b++) {
+    int r = pagepool_adopt_half(a->pool, zs->blocks[b]);
+    if (r)
+      return r;
+  }
+  int r = meta_adopt(a->mh, zs, zspage_bytes(c));
+  if (r)
+    return r;
+  zs->nblocks = (uint16_t)need; /* blocks past the live objects: free */
+  zs->carved = carved;
+  zs->inuse = (uint16_t)n;
+  zs->isolated = 0;
+  zs->freelist = FREE_END;
+  size_t k = n;
+  for (int idx = carved - 1; idx >= 0; idx--) {
+    if (k && (h[k - 1] & 0xffff) == (uint64_t)idx) {
+      k--;
+      continue;
+    }
+    memcpy(obj_at(zs, (uint32_t)idx * c->size), &zs->freelist, 2);
+    zs->freelist = (uint16_t)idx;
+  }
+  LIST_INSERT_HEAD(&c->all, zs, all);
+  if (zs->inuse < c->objs_per_zspage)
+    LIST_INSERT_HEAD(&c->partial, zs, link);
+  atomic_fetch_add(&a->meta_bytes, zspage_bytes(c));
+  atomic_fetch_add(&a->footprint, (uint64_t)n * c->footprint);
+  return 0;
+}
+
+int arena_adopt(struct arena *a, uint64_t *handles, size_t n) {
+  if (n)
+    qsort(handles, n, sizeof *handles, cmp_u64);
+  for (size_t i = 0; i < n;) {
+    size_t j = i + 1;
+    while (j < n && handles[j] >> 16 == handles[i] >> 16) {
+      if (handles[j] == handles[j - 1])
+        return -EUCLEAN; /* two pages, one object */
+      j++;
+    }
+    int r = adopt_zspage(a, handle_zspage(handles[i]), handles + i, j - i);
+    if (r)
+      return r;
+    i = j;
+  }
+  return 0;
 }

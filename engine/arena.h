@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metaheap.h"
 #include "pagepool.h"
 
 #define ARENA_ALIGN 32u
@@ -26,8 +27,9 @@
 
 struct arena;
 
+/* Descriptors of zspages come from mh (metaheap.h). */
 int arena_create(struct pagepool *pool, struct memacct *acct,
-                 struct arena **out);
+                 struct metaheap *mh, struct arena **out);
 /* All objects must have been freed. */
 void arena_destroy(struct arena *a);
 /* Allocates an object of len (1..ARENA_MAX_OBJ) bytes holding a copy of data.
@@ -60,6 +62,16 @@ void arena_compact_end(struct arena *a);
  * works towards.  The rest of its pages is waste: partly used zspages,
  * half pages alone on a page, a class's last zspage partly carved. */
 uint64_t arena_footprint(struct arena *a);
+/* Attach of a persistent store (metaheap.h, docs/persistence.md): check
+ * says whether a slot's handle and length name an object of a zspage
+ * record in the region (-EUCLEAN if not); adopt takes every live handle
+ * (sorted here) and rebuilds the zspages, their lists and the accounting
+ * from them, marking their blocks and records in use: -EUCLEAN when two
+ * slots share an object or a zspage's blocks are not sane. */
+/* What a persistent store's format depends on here (zspage records). */
+uint64_t arena_layout(void);
+int arena_adopt_check(struct arena *a, uint64_t handle, size_t len);
+int arena_adopt(struct arena *a, uint64_t *handles, size_t n);
 /* Bytes of zspage bookkeeping now allocated. */
 uint64_t arena_metadata_bytes(struct arena *a);
 

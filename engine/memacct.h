@@ -38,6 +38,18 @@ static inline int memacct_charge(struct memacct *m, uint64_t bytes) {
   return 0;
 }
 
+/* Charges memory already held (a persistent store's state at attach),
+ * past the limit if it must. */
+static inline void memacct_force(struct memacct *m, uint64_t bytes) {
+  uint64_t next =
+      atomic_fetch_add_explicit(&m->used, bytes, memory_order_relaxed) + bytes;
+  uint64_t mx = atomic_load_explicit(&m->max, memory_order_relaxed);
+  while (next > mx && !atomic_compare_exchange_weak_explicit(
+                          &m->max, &mx, next, memory_order_relaxed,
+                          memory_order_relaxed))
+    ;
+}
+
 static inline void memacct_uncharge(struct memacct *m, uint64_t bytes) {
   atomic_fetch_sub_explicit(&m->used, bytes, memory_order_relaxed);
 }

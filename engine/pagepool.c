@@ -12,6 +12,7 @@
 
 #define PP_CACHE_MAX 256u /* 1 MiB of resident free pages at most */
 
+#include "region.h"
 #include "trueno.h"
 
 /* Set when a writer took the reserve below half (or found it empty);
@@ -115,11 +116,47 @@ static uint64_t table_bytes(const struct pagepool *p) {
 
 /* ---- chunks ---- */
 
-/* Maps twice the size and trims, because mmap gives no alignment promise. */
-static struct pp_chunk *chunk_map(void) {
+/* A free chunk of the region's pool area (its pages are holes). */
+static uint8_t *area_take(struct pagepool *p) {
+  uint8_t *base = NULL;
+  pthread_mutex_lock(&p->area_lock);
+  for (uint64_t w = 0; w * 64 < p->rg->pool_chunks; w++) {
+    if (p->area_map[w] == ~0ull)
+      continue;
+    uint64_t i = w * 64 + (uint64_t)__builtin_ctzll(~p->area_map[w]);
+    if (i < p->rg->pool_chunks) {
+      p->area_map[w] |= 1ull << (i % 64);
+      base = p->rg->pool + i * PP_CHUNK_BYTES;
+    }
+    break;
+  }
+  pthread_mutex_unlock(&p->area_lock);
+  return base;
+}
+
+static void area_put(struct pagepool *p, uint8_t *base) {
+  uint64_t i = (uint64_t)(base - p->rg->pool) / PP_CHUNK_BYTES;
+  pthread_mutex_lock(&p->area_lock);
+  p->area_map[i / 64] &= ~(1ull << (i % 64));
+  pthread_mutex_unlock(&p->area_lock);
+}
+
+/* Maps twice the size and trims, because mmap gives no alignment promise.
+ * In a region the chunk is a slice of its pool area. */
+static struct pp_chunk *chunk_map(struct pagepool *p) {
   struct pp_chunk *c = calloc(1, sizeof *c);
   if (!c)
     return NULL;
+  if (p->rg) {
+    c->base = area_take(p);
+    if (!c->base) {
+      free(c);
+      return NULL;
+    }
+    memset(c->free_map, 0xff, sizeof c->free_map);
+    c->nfree = PP_CHUNK_PAGES;
+    return c;
+  }
   size_t len = 2 * PP_CHUNK_BYTES;
   uint8_t *raw = mmap(NULL, len, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -143,8 +180,14 @@ static struct pp_chunk *chunk_map(void) {
   return c;
 }
 
-static void chunk_unmap(struct pp_chunk *c) {
-  munmap(c->base, PP_CHUNK_BYTES);
+/* In a region, keep says the chunk holds pages in use (a detach). */
+static void chunk_unmap(struct pagepool *p, struct pp_chunk *c, int keep) {
+  if (!p->rg) {
+    munmap(c->base, PP_CHUNK_BYTES);
+  } else if (!keep) {
+    region_punch(p->rg, c->base, PP_CHUNK_BYTES);
+    area_put(p, c->base);
+  }
   free(c);
 }
 
@@ -178,8 +221,16 @@ static void *chunk_take(struct pp_chunk *c) {
   return NULL; /* unreachable while nfree > 0 */
 }
 
-int pagepool_init(struct pagepool *p, struct memacct *acct, uint64_t reserve) {
+static int pool_init(struct pagepool *p, struct memacct *acct,
+                     uint64_t reserve, struct region *rg, int fill) {
   memset(p, 0, sizeof *p);
+  if (rg) {
+    p->area_map = calloc((rg->pool_chunks + 63) / 64, sizeof *p->area_map);
+    if (!p->area_map)
+      return -ENOMEM;
+    pthread_mutex_init(&p->area_lock, NULL);
+    p->rg = rg;
+  }
   LIST_INIT(&p->partial);
   LIST_INIT(&p->spare);
   LIST_INIT(&p->halves);
@@ -205,7 +256,7 @@ int pagepool_init(struct pagepool *p, struct memacct *acct, uint64_t reserve) {
                                (reserve % PP_CHUNK_BYTES != 0));
   /* Best effort: a store with less reserve (small mem-limit, little
    * memory) still works, it just tops the reserve up later. */
-  while (p->nspare < p->reserve_chunks && spare_add(p) == 0)
+  while (fill && p->nspare < p->reserve_chunks && spare_add(p) == 0)
     ;
   return 0;
 fail_low_lock:
@@ -218,7 +269,20 @@ fail_table:
   free(p->table);
   p->table = NULL;
   memacct_uncharge(acct, p->table_cap * sizeof *p->table);
+  if (rg) {
+    pthread_mutex_destroy(&p->area_lock);
+    free(p->area_map);
+  }
   return r;
+}
+
+int pagepool_init(struct pagepool *p, struct memacct *acct, uint64_t reserve) {
+  return pool_init(p, acct, reserve, NULL, 1);
+}
+
+int pagepool_init_region(struct pagepool *p, struct memacct *acct,
+                         uint64_t reserve, struct region *rg, int adopting) {
+  return pool_init(p, acct, reserve, rg, !adopting);
 }
 
 void pagepool_destroy(struct pagepool *p) {
@@ -232,8 +296,11 @@ void pagepool_destroy(struct pagepool *p) {
   p->ncache = 0;
   for (size_t i = 0; i < p->table_cap; i++)
     if (p->table[i])
-      chunk_unmap(p->table[i]);
+      chunk_unmap(p, p->table[i], p->table[i]->nfree < PP_CHUNK_PAGES);
   free(p->table);
+  free(p->area_map);
+  if (p->rg)
+    pthread_mutex_destroy(&p->area_lock);
   pthread_cond_destroy(&p->low_cond);
   pthread_mutex_destroy(&p->low_lock);
   pthread_cond_destroy(&p->spare_cond);
@@ -260,12 +327,12 @@ static int chunk_enter(struct pagepool *p, struct pp_chunk *c) {
 
 /* Maps a chunk and enters it in the table, charging their bookkeeping. */
 static int chunk_new(struct pagepool *p, struct pp_chunk **out) {
-  struct pp_chunk *c = chunk_map();
+  struct pp_chunk *c = chunk_map(p);
   if (!c)
     return -ENOMEM;
   int r = chunk_enter(p, c);
   if (r) {
-    chunk_unmap(c);
+    chunk_unmap(p, c, 0);
     return r;
   }
   *out = c;
@@ -311,7 +378,7 @@ int pagepool_refill(struct pagepool *p) {
     pthread_mutex_unlock(&p->lock);
     if (!want)
       return 0;
-    struct pp_chunk *c = chunk_map();
+    struct pp_chunk *c = chunk_map(p);
     if (!c)
       return -ENOMEM;
     chunk_touch(c);
@@ -321,7 +388,7 @@ int pagepool_refill(struct pagepool *p) {
       spare_push(p, c);
     pthread_mutex_unlock(&p->lock);
     if (r) {
-      chunk_unmap(c);
+      chunk_unmap(p, c, 0);
       return r;
     }
   }
@@ -411,8 +478,12 @@ static int page_get(struct pagepool *p, void **page) {
 
 /* Returns a page to its chunk's bitmap and the memory to the kernel. */
 static void release_to_chunk(struct pagepool *p, void *page) {
-  /* Fails harmlessly on locked (mlockall) memory. */
-  madvise(page, PP_PAGE, MADV_DONTNEED);
+  /* Fails harmlessly on locked (mlockall) memory.  A shared mapping's
+   * pages are the file's: they go back by punching the file. */
+  if (p->rg)
+    region_punch(p->rg, page, PP_PAGE);
+  else
+    madvise(page, PP_PAGE, MADV_DONTNEED);
   struct pp_chunk *c = table_find(p, page);
   size_t idx = (size_t)((uint8_t *)page - c->base) / PP_PAGE;
   c->free_map[idx / 64] |= (uint64_t)1 << (idx % 64);
@@ -427,7 +498,7 @@ static void release_to_chunk(struct pagepool *p, void *page) {
     if (p->nspare < (p->reserve_chunks ? p->reserve_chunks : 1)) {
       spare_push(p, c);
     } else if (!table_rebuild(p, p->table_cap, NULL, c)) {
-      chunk_unmap(c);
+      chunk_unmap(p, c, 0);
       p->nchunks--;
       memacct_uncharge(p->acct, sizeof(struct pp_chunk));
     } else {
@@ -534,4 +605,134 @@ uint64_t pagepool_overhead(struct pagepool *p) {
   uint64_t n = table_bytes(p);
   pthread_mutex_unlock(&p->lock);
   return n;
+}
+
+/* ---- attach (pagepool_adopt_*) ---- */
+
+int pagepool_owns(const struct pagepool *p, const void *addr, size_t align) {
+  if (!p->rg)
+    return 0;
+  uintptr_t a = (uintptr_t)addr, lo = (uintptr_t)p->rg->pool;
+  return a >= lo && a - lo < p->rg->pool_chunks * PP_CHUNK_BYTES &&
+         a % align == 0;
+}
+
+/* The chunk holding addr, or NULL when it has no header. */
+static struct pp_chunk *table_lookup(const struct pagepool *p, void *addr) {
+  uintptr_t base = (uintptr_t)addr & ~(uintptr_t)(PP_CHUNK_BYTES - 1);
+  for (size_t i = table_slot(p, base); p->table[i];
+       i = (i + 1) & (p->table_cap - 1))
+    if ((uintptr_t)p->table[i]->base == base)
+      return p->table[i];
+  return NULL;
+}
+
+/* The header of the chunk holding addr, made when it has none yet. */
+static int adopt_chunk(struct pagepool *p, void *addr, struct pp_chunk **out) {
+  struct pp_chunk *c = table_lookup(p, addr);
+  if (!c) {
+    c = calloc(1, sizeof *c);
+    if (!c)
+      return -ENOMEM;
+    c->base = (uint8_t *)((uintptr_t)addr & ~(uintptr_t)(PP_CHUNK_BYTES - 1));
+    memset(c->free_map, 0xff, sizeof c->free_map);
+    c->nfree = PP_CHUNK_PAGES;
+    int r = chunk_enter(p, c);
+    if (r) {
+      free(c);
+      return r;
+    }
+    uint64_t i = (uint64_t)(c->base - p->rg->pool) / PP_CHUNK_BYTES;
+    p->area_map[i / 64] |= 1ull << (i % 64);
+  }
+  *out = c;
+  return 0;
+}
+
+/* Takes page idx of c off the free map, charged. */
+static void adopt_take(struct pagepool *p, struct pp_chunk *c, size_t idx) {
+  c->free_map[idx / 64] &= ~((uint64_t)1 << (idx % 64));
+  c->nfree--;
+  memacct_force(p->acct, PP_PAGE);
+  atomic_fetch_add_explicit(&p->pages_out, 1, memory_order_relaxed);
+}
+
+static int page_is_free(const struct pp_chunk *c, size_t idx) {
+  return c->free_map[idx / 64] >> (idx % 64) & 1;
+}
+
+int pagepool_adopt_page(struct pagepool *p, void *page) {
+  if (!pagepool_owns(p, page, PP_PAGE))
+    return -EUCLEAN;
+  struct pp_chunk *c;
+  int r = adopt_chunk(p, page, &c);
+  if (r)
+    return r;
+  size_t idx = (size_t)((uint8_t *)page - c->base) / PP_PAGE;
+  if (!page_is_free(c, idx))
+    return -EUCLEAN; /* two owners */
+  adopt_take(p, c, idx);
+  return 0;
+}
+
+int pagepool_adopt_half(struct pagepool *p, void *half) {
+  if (!pagepool_owns(p, half, PP_HALF))
+    return -EUCLEAN;
+  struct pp_chunk *c;
+  int r = adopt_chunk(p, half, &c);
+  if (r)
+    return r;
+  size_t idx = (size_t)((uint8_t *)half - c->base) / PP_PAGE;
+  unsigned bit = 1u << (((uintptr_t)half / PP_HALF) & 1);
+  if (page_is_free(c, idx))
+    adopt_take(p, c, idx);
+  else if (!c->halves[idx] || (c->halves[idx] & bit))
+    return -EUCLEAN; /* a whole page's, or the half's twice */
+  c->halves[idx] |= (uint8_t)bit;
+  return 0;
+}
+
+void pagepool_adopt_done(struct pagepool *p) {
+  struct region *rg = p->rg;
+  for (size_t t = 0; t < p->table_cap; t++) {
+    struct pp_chunk *c = p->table[t];
+    if (!c)
+      continue;
+    /* Free pages may hold what a previous process left (a page cache,
+     * pages written then dropped by the kill): give them back in runs. */
+    for (size_t i = 0; i < PP_CHUNK_PAGES;) {
+      if (!page_is_free(c, i)) {
+        if (c->halves[i] == 1 || c->halves[i] == 2) {
+          uint8_t *pg = c->base + i * PP_PAGE;
+          struct pp_half *h =
+              (struct pp_half *)(pg + (c->halves[i] == 1 ? PP_HALF : 0));
+          LIST_INSERT_HEAD(&p->halves, h, link);
+        }
+        i++;
+        continue;
+      }
+      size_t j = i;
+      while (j < PP_CHUNK_PAGES && page_is_free(c, j))
+        j++;
+      region_punch(rg, c->base + i * PP_PAGE, (j - i) * PP_PAGE);
+      i = j;
+    }
+    c->hint = 0;
+    if (c->nfree)
+      LIST_INSERT_HEAD(&p->partial, c, link);
+  }
+  /* Chunks nobody uses: back to the file, in runs. */
+  for (uint64_t i = 0; i < rg->pool_chunks;) {
+    if (p->area_map[i / 64] >> (i % 64) & 1) {
+      i++;
+      continue;
+    }
+    uint64_t j = i;
+    while (j < rg->pool_chunks && !(p->area_map[j / 64] >> (j % 64) & 1))
+      j++;
+    region_punch(rg, rg->pool + i * PP_CHUNK_BYTES, (j - i) * PP_CHUNK_BYTES);
+    i = j;
+  }
+  while (p->nspare < p->reserve_chunks && spare_add(p) == 0)
+    ;
 }

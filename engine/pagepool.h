@@ -34,6 +34,7 @@
 
 struct pp_chunk;
 struct pp_half;
+struct region;
 
 struct pagepool {
   pthread_mutex_t lock;
@@ -60,11 +61,32 @@ struct pagepool {
   size_t table_cap;
   uint64_t nchunks;
   _Atomic uint64_t pages_out; /* pages held by callers, split ones included */
+  /* A persistent store's pool (region.h): chunks are slices of the
+   * region's pool area (area_map: those in use), freed pages are punched
+   * out of its file.  NULL: anonymous mappings. */
+  struct region *rg;
+  pthread_mutex_t area_lock;
+  uint64_t *area_map;
 };
 
 /* Maps a reserve of reserve bytes (pool_reserve in trueno.h; 0 = none). */
 int pagepool_init(struct pagepool *p, struct memacct *acct, uint64_t reserve);
+/* A pool in the region rg.  With adopting set, the area holds a previous
+ * process's pages: the caller adopts those in use, then pagepool_adopt_done
+ * (which also maps the reserve). */
+int pagepool_init_region(struct pagepool *p, struct memacct *acct,
+                         uint64_t reserve, struct region *rg, int adopting);
+/* Frees the pool.  In a region the pages in use stay (a detach). */
 void pagepool_destroy(struct pagepool *p);
+/* True when [addr, addr + align) is an align-aligned piece of the
+ * region's pool area. */
+int pagepool_owns(const struct pagepool *p, const void *addr, size_t align);
+/* Attach: marks a page, or a half page, of the area in use; -EUCLEAN when
+ * it is outside the area or already in use.  adopt_done: free pages go
+ * back to the file, chunks with room on the lists, the reserve is made. */
+int pagepool_adopt_page(struct pagepool *p, void *page);
+int pagepool_adopt_half(struct pagepool *p, void *half);
+void pagepool_adopt_done(struct pagepool *p);
 /* One page-aligned 4 KiB page of undefined contents; -ENOSPC at the limit,
  * -ENOMEM when the kernel refuses memory, -EAGAIN when the pool has a
  * reserve and it is used up: it never sleeps, as callers hold locks that

@@ -10,6 +10,7 @@
 #include "group.h"
 #include "page.h"
 #include "pagepool.h"
+#include "region.h"
 #include "store_impl.h"
 #include "workspace.h"
 
@@ -31,28 +32,51 @@ void slot_stamp_read(struct trueno_store *st, struct slot *s) {
     __atomic_store_n(&s->stamp, now, __ATOMIC_RELAXED);
 }
 
+/* A persistent store's slot cannot change in one store (16 bytes, and no
+ * cmpxchg16b on every CPU we serve): its stripe's intent record holds the
+ * new value while the slot may be half written, and an attach after a
+ * kill writes it again (docs/persistence.md).  A kill lands between two
+ * instructions, and every store made before it reaches the shared file:
+ * only the compiler's order matters, hence the signal fences. */
+static void slot_commit(struct trueno_store *st, struct slot *s,
+                        const struct slot *next) {
+  uint64_t idx = (uint64_t)(s - st->rg->slots);
+  struct region_intent *in = &st->rg->intents[idx % NSTRIPES];
+  in->next = *next;
+  atomic_store_explicit(&in->idx1, idx + 1, memory_order_release);
+  atomic_signal_fence(memory_order_seq_cst);
+  *s = *next;
+  atomic_signal_fence(memory_order_seq_cst);
+  atomic_store_explicit(&in->idx1, 0, memory_order_release);
+}
+
 void slot_swap(struct trueno_store *st, struct slot *s,
                const struct slot *next, struct slot *old) {
   *old = *s;
-  *s = *next;
+  if (st->rg)
+    slot_commit(st, s, next);
+  else
+    *s = *next;
   store_counters_move(&st->cnt, old, next);
 }
 
 /* In place (same class) the write cannot fail at the memory limit, and
- * the arena does not churn. */
+ * the arena does not churn.  Not in a persistent store: a kill in the
+ * middle of the copy would leave a page that is neither old nor new. */
 int slot_install(struct trueno_store *st, const void *payload, struct slot *s,
                  const void *page, struct slot *next, struct slot *old) {
   int r = 0;
   next->stamp = store_tick(st); /* new contents: not recompressed yet */
-  if (next->type == SLOT_RAW && s->type == SLOT_RAW) {
+  if (st->rg) {
+    /* the copy below */
+  } else if (next->type == SLOT_RAW && s->type == SLOT_RAW) {
     memcpy((void *)(uintptr_t)s->val, page, PAGE);
     next->val = s->val;
     slot_swap(st, s, next, old);
     old->type = SLOT_EMPTY; /* the payload lives on in the slot */
     return 0;
-  }
-  if (next->type == SLOT_COMP && s->type == SLOT_COMP &&
-      arena_fits(s->val, next->len)) {
+  } else if (next->type == SLOT_COMP && s->type == SLOT_COMP &&
+             arena_fits(s->val, next->len)) {
     arena_overwrite(s->val, payload, next->len);
     next->val = s->val;
     slot_swap(st, s, next, old);
@@ -146,8 +170,8 @@ int slot_compact(struct trueno_store *st, struct workspace *ws, uint64_t idx,
   int r = arena_store(st->arena, obj, s->len, &fresh);
   if (r == -EAGAIN)
     r = -ENOMEM; /* the reserve is the writers' */
-  if (!r)
-    s->val = fresh;
+  if (!r) /* one 8-byte store: a kill sees the old or the new handle */
+    __atomic_store_n(&s->val, fresh, __ATOMIC_RELAXED);
   pthread_rwlock_unlock(l);
   if (!r) {
     arena_free(st->arena, old);

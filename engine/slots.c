@@ -23,7 +23,34 @@ int slots_init(struct slot_table *t, uint64_t npages, struct memacct *acct) {
   return 0;
 }
 
+int slots_init_fixed(struct slot_table *t, uint64_t npages,
+                     struct memacct *acct, _Atomic(struct slot *) *top,
+                     struct slot *fixed, int adopt, uint64_t *bad) {
+  t->npages = npages;
+  t->nchunks = (npages + SLOTS_PER_CHUNK - 1) / SLOTS_PER_CHUNK;
+  t->acct = acct;
+  t->chunks = top;
+  t->fixed = fixed;
+  uint64_t bytes = t->nchunks * sizeof *t->chunks;
+  for (uint64_t i = 0; adopt && i < t->nchunks; i++) {
+    struct slot *c = atomic_load(&top[i]);
+    if (c && c != fixed + i * SLOTS_PER_CHUNK) {
+      *bad = i;
+      return -EUCLEAN;
+    }
+    bytes += c ? CHUNK_BYTES : 0;
+  }
+  /* The memory is there already: charged past the limit, if it must. */
+  memacct_force(acct, bytes);
+  atomic_init(&t->bytes, bytes);
+  return 0;
+}
+
 void slots_destroy(struct slot_table *t) {
+  if (t->fixed) {
+    memacct_uncharge(t->acct, atomic_load(&t->bytes));
+    return; /* the region's */
+  }
   for (uint64_t i = 0; i < t->nchunks; i++) {
     struct slot *c = atomic_load(&t->chunks[i]);
     if (c) {
@@ -44,7 +71,9 @@ int slots_get(struct slot_table *t, uint64_t idx, struct slot **out) {
   int r = memacct_charge(t->acct, CHUNK_BYTES);
   if (r)
     return r;
-  struct slot *fresh = calloc(SLOTS_PER_CHUNK, sizeof *fresh);
+  struct slot *fresh =
+      t->fixed ? t->fixed + (idx / SLOTS_PER_CHUNK) * SLOTS_PER_CHUNK
+               : calloc(SLOTS_PER_CHUNK, sizeof *fresh);
   if (!fresh) {
     memacct_uncharge(t->acct, CHUNK_BYTES);
     return -ENOMEM;
@@ -57,7 +86,8 @@ int slots_get(struct slot_table *t, uint64_t idx, struct slot **out) {
     atomic_fetch_add_explicit(&t->bytes, CHUNK_BYTES, memory_order_relaxed);
   } else {
     /* Another writer published the chunk first: use theirs. */
-    free(fresh);
+    if (!t->fixed)
+      free(fresh);
     memacct_uncharge(t->acct, CHUNK_BYTES);
   }
   *out = slots_peek(t, idx);

@@ -49,11 +49,22 @@ struct slot_table {
   uint64_t npages;
   uint64_t nchunks;
   _Atomic(struct slot *) *chunks;
+  /* A persistent store's slots (region.h): chunk i is always at fixed + i *
+   * SLOTS_PER_CHUNK, the top array lives in the region too, and neither is
+   * ever freed.  NULL: chunks are calloc'd. */
+  struct slot *fixed;
   struct memacct *acct;
   _Atomic uint64_t bytes; /* top array and chunks, for the stats */
 };
 
 int slots_init(struct slot_table *t, uint64_t npages, struct memacct *acct);
+/* A table kept in a region: top (zeroed, or as a previous process left
+ * it) and fixed, the chunks' home.  Charges the top array and, with adopt,
+ * the chunks already published; -EUCLEAN (*bad: the chunk) when a top
+ * entry is not where its chunk lives. */
+int slots_init_fixed(struct slot_table *t, uint64_t npages,
+                     struct memacct *acct, _Atomic(struct slot *) *top,
+                     struct slot *fixed, int adopt, uint64_t *bad);
 /* Frees the table; the caller has released every slot's payload. */
 void slots_destroy(struct slot_table *t);
 /* The slot of page idx, or NULL if its chunk was never allocated (a hole). */

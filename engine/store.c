@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,25 +33,50 @@
 
 #define PAGE TRUENO_PAGE_SIZE
 
-int trueno_store_create(const struct trueno_config *cfg,
-                        struct trueno_store **out) {
-  if (!cfg || cfg->size == 0 || !trueno_codec_for(cfg->algorithm))
+/* How a store gets its memory: anonymous (no region), a new state in a
+ * file, or the state a previous process left in one. */
+enum store_origin { ORIGIN_ANON, ORIGIN_NEW, ORIGIN_ATTACH };
+
+static void say(char *why, size_t len, const char *msg) {
+  if (why && len)
+    snprintf(why, len, "%s", msg);
+}
+
+static int store_open(const struct trueno_config *cfg, int fd,
+                      enum store_origin origin, struct trueno_store **out,
+                      char *why, size_t why_len) {
+  if (!cfg || cfg->size == 0 || !trueno_codec_for(cfg->algorithm)) {
+    say(why, why_len, !cfg || cfg->size == 0 ? "size: must be > 0"
+                                             : "algorithm: unknown");
     return -EINVAL;
+  }
   int level = cfg->level ? cfg->level : trueno_zstd_level_default();
-  if (level < trueno_zstd_level_min() || level > trueno_zstd_level_max())
+  if (level < trueno_zstd_level_min() || level > trueno_zstd_level_max()) {
+    say(why, why_len, "level: out of range");
     return -EINVAL;
-  if (cfg->size > UINT64_MAX - PAGE)
+  }
+  if (cfg->size > UINT64_MAX - PAGE) {
+    say(why, why_len, "size: too large");
     return -EINVAL;
+  }
+  if (origin != ORIGIN_ANON && cfg->group_pages) {
+    say(why, why_len,
+        "group: cold groups do not persist yet: run a persistent store "
+        "without groups");
+    return -EINVAL;
+  }
   struct trueno_store *st = calloc(1, sizeof *st);
   if (!st)
     return -ENOMEM;
   int r = recompressor_init(&st->recomp, cfg);
   if (r) {
+    say(why, why_len, "recompress: invalid settings");
     free(st);
     return r;
   }
   r = grouper_init(&st->grouper, cfg);
   if (r) {
+    say(why, why_len, "group: invalid settings");
     recompressor_destroy(&st->recomp);
     free(st);
     return r;
@@ -61,21 +87,60 @@ int trueno_store_create(const struct trueno_config *cfg,
   st->alg = cfg->algorithm;
   st->codec = trueno_codec_select(cfg->algorithm, cfg->lz4_impl);
   st->level = level;
-  st->acct.limit = cfg->mem_limit;
+  /* An attached state is charged as found, then held to the limit. */
+  st->acct.limit = origin == ORIGIN_ATTACH ? 0 : cfg->mem_limit;
   gcache_init(&st->gc, &st->acct,
               !cfg->group_pages ? 0
               : cfg->group_cache ? cfg->group_cache
                                  : TRUENO_GROUP_CACHE,
               (size_t)cfg->group_pages * PAGE);
-  r = pagepool_init(&st->pool, &st->acct, cfg->pool_reserve);
+  struct region_params rp = persist_params(cfg);
+  uint64_t epoch = 0;
+  if (origin == ORIGIN_NEW) {
+    r = region_create(fd, &rp, &st->region);
+    if (r)
+      say(why, why_len, "state: cannot make the state file");
+  } else if (origin == ORIGIN_ATTACH) {
+    r = region_attach(fd, &rp, &st->region, why, why_len);
+  }
   if (r)
     goto fail_st;
-  r = arena_create(&st->pool, &st->acct, &st->arena);
+  if (origin != ORIGIN_ANON) {
+    st->rg = &st->region;
+    /* Before anything is adopted: a kill during this attach must not
+     * leave marks the next one takes for its own (metaheap.h). */
+    epoch = atomic_fetch_add(&st->rg->hdr->generation, 1) + 1;
+    memacct_force(&st->acct, region_fixed_bytes(st->rg));
+    r = pagepool_init_region(&st->pool, &st->acct, cfg->pool_reserve, st->rg,
+                             origin == ORIGIN_ATTACH);
+  } else {
+    r = pagepool_init(&st->pool, &st->acct, cfg->pool_reserve);
+  }
+  if (r)
+    goto fail_region;
+  meta_init(&st->mh, &st->acct, st->rg ? &st->pool : NULL, epoch);
+  r = arena_create(&st->pool, &st->acct, &st->mh, &st->arena);
   if (r)
     goto fail_pool;
-  r = slots_init(&st->slots, st->npages, &st->acct);
+  if (st->rg) {
+    uint64_t bad = 0;
+    r = slots_init_fixed(&st->slots, st->npages, &st->acct, st->rg->top,
+                         st->rg->slots, origin == ORIGIN_ATTACH, &bad);
+    if (r && why && why_len)
+      snprintf(why, why_len,
+               "state: damaged: slot chunk %llu is not where it belongs",
+               (unsigned long long)bad);
+  } else {
+    r = slots_init(&st->slots, st->npages, &st->acct);
+  }
   if (r)
     goto fail_arena;
+  if (origin == ORIGIN_ATTACH) {
+    r = persist_adopt(st, why, why_len);
+    if (r)
+      goto fail_slots;
+    st->acct.limit = cfg->mem_limit;
+  }
   for (unsigned i = 0; i < NSTRIPES; i++)
     pthread_rwlock_init(&st->locks[i], NULL);
   ws_pool_init(&st->ws);
@@ -83,16 +148,37 @@ int trueno_store_create(const struct trueno_config *cfg,
   pthread_mutex_init(&st->maintain_lock, NULL);
   *out = st;
   return 0;
+fail_slots:
+  slots_destroy(&st->slots);
 fail_arena:
   arena_destroy(st->arena);
 fail_pool:
-  pagepool_destroy(&st->pool);
+  pagepool_destroy(&st->pool); /* in a region: pages in use stay */
+  meta_destroy(&st->mh);
+fail_region:
+  if (st->rg)
+    region_detach(st->rg);
 fail_st:
   gcache_destroy(&st->gc);
   grouper_destroy(&st->grouper);
   recompressor_destroy(&st->recomp);
   free(st);
   return r;
+}
+
+int trueno_store_create(const struct trueno_config *cfg,
+                        struct trueno_store **out) {
+  if (cfg && cfg->persist)
+    return store_open(cfg, cfg->state_fd, ORIGIN_NEW, out, NULL, 0);
+  return store_open(cfg, -1, ORIGIN_ANON, out, NULL, 0);
+}
+
+int trueno_store_attach(int fd, const struct trueno_config *cfg,
+                        struct trueno_store **out, char *why,
+                        size_t why_len) {
+  if (why && why_len)
+    why[0] = 0;
+  return store_open(cfg, fd, ORIGIN_ATTACH, out, why, why_len);
 }
 
 uint64_t trueno_store_size(const struct trueno_store *st) { return st->size; }
@@ -105,11 +191,11 @@ void trueno_pool_wait_low(struct trueno_store *st, unsigned ms) {
   pagepool_wait_low(&st->pool, ms);
 }
 
-void trueno_store_destroy(struct trueno_store *st) {
-  if (!st)
-    return;
+/* Frees the store; a persistent one's pages stay in its file, where drop
+ * says whether they are thrown away. */
+static void store_close(struct trueno_store *st, int drop) {
   /* Only allocated chunks: a huge sparse device must exit fast. */
-  for (uint64_t i = slots_next_used(&st->slots, 0); i < st->npages;
+  for (uint64_t i = slots_next_used(&st->slots, 0); !st->rg && i < st->npages;
        i = slots_next_used(&st->slots, i + 1))
     slot_release(st, slots_peek(&st->slots, i));
   slots_destroy(&st->slots);
@@ -117,6 +203,11 @@ void trueno_store_destroy(struct trueno_store *st) {
   grouper_destroy(&st->grouper);
   arena_destroy(st->arena);
   pagepool_destroy(&st->pool);
+  meta_destroy(&st->mh);
+  if (st->rg && drop)
+    region_drop(st->rg);
+  else if (st->rg)
+    region_detach(st->rg);
   for (unsigned i = 0; i < NSTRIPES; i++)
     pthread_rwlock_destroy(&st->locks[i]);
   ws_pool_destroy(&st->ws);
@@ -124,6 +215,16 @@ void trueno_store_destroy(struct trueno_store *st) {
   pthread_mutex_destroy(&st->maintain_lock);
   recompressor_destroy(&st->recomp);
   free(st);
+}
+
+void trueno_store_destroy(struct trueno_store *st) {
+  if (st)
+    store_close(st, 0);
+}
+
+void trueno_store_drop(struct trueno_store *st) {
+  if (st)
+    store_close(st, 1);
 }
 
 int trueno_store_populate(struct trueno_store *st) {

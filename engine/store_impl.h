@@ -18,8 +18,10 @@
 #include "gcache.h"
 #include "grouping.h"
 #include "memacct.h"
+#include "metaheap.h"
 #include "pagepool.h"
 #include "recompress.h"
+#include "region.h"
 #include "slots.h"
 #include "store_stats.h"
 #include "trueno.h"
@@ -34,7 +36,11 @@ struct trueno_store {
   const struct trueno_codec *codec;
   int level;
   struct memacct acct;
+  /* A persistent store's region (rg = &region), else rg NULL. */
+  struct region region;
+  struct region *rg;
   struct pagepool pool;
+  struct metaheap mh; /* the arena's zspage records */
   struct arena *arena;
   struct slot_table slots;
   struct store_counters cnt;
@@ -63,6 +69,11 @@ struct trueno_store {
   uint64_t waste_floor;
   pthread_rwlock_t locks[NSTRIPES];
 };
+
+/* Persistence (persist.c): the region's settings for cfg, and the walk
+ * that makes an attached store's volatile state from its slots. */
+struct region_params persist_params(const struct trueno_config *cfg);
+int persist_adopt(struct trueno_store *st, char *why, size_t why_len);
 
 static inline pthread_rwlock_t *lock_of(struct trueno_store *st,
                                         uint64_t idx) {

@@ -74,6 +74,15 @@ struct trueno_config {
   /* Pool memory kept mapped and resident ahead of the writes, in bytes
    * (rounded up to 2 MiB chunks); 0 = none.  See trueno_pool_refill. */
   uint64_t pool_reserve;
+  /* Persistence (docs/persistence.md): with persist set,
+   * trueno_store_create makes a new state in the shared-memory file
+   * state_fd (a memfd; emptied first) and keeps the whole store there, so
+   * that trueno_store_attach can serve it in another process after this
+   * one exits or is killed.  persist 0: state_fd is not looked at (a
+   * zeroed config is an anonymous store).  Cold groups (group_pages) do
+   * not persist yet: -EINVAL. */
+  int persist;
+  int state_fd;
 };
 
 #define TRUENO_GROUP_PAGES_MAX 64u
@@ -220,7 +229,25 @@ void trueno_recompressor_levels(enum trueno_recompressor r, int *min,
 
 int trueno_store_create(const struct trueno_config *cfg,
                         struct trueno_store **out);
+/* Frees the store.  A persistent one is detached: its state stays in its
+ * file, to be attached again. */
 void trueno_store_destroy(struct trueno_store *st);
+/* Serves the state a persistent store left in fd (its process exited,
+ * destroyed it, or was killed at any instant: every page reads its old or
+ * new content, every write acknowledged before reads back).  cfg's size
+ * and algorithm must be the state's; the other settings are this
+ * process's (persist and state_fd are not looked at).  -EINVAL: not a
+ * state, another format, a setting that differs; -EUCLEAN: the state is
+ * damaged (nothing is served); -EBUSY: its address is taken in this
+ * process.  why (why_len bytes, may be NULL) gets a line that names the
+ * parameter or what is wrong, for the caller to print.  One process at a
+ * time may serve a state. */
+int trueno_store_attach(int fd, const struct trueno_config *cfg,
+                        struct trueno_store **out, char *why,
+                        size_t why_len);
+/* Frees a store and, for a persistent one, empties its state file:
+ * nothing is left to attach.  For an anonymous store: destroy. */
+void trueno_store_drop(struct trueno_store *st);
 /* Allocates the whole page table now (16 bytes per page of the device, as
  * kernel zram does when its size is set), so no write allocates metadata
  * for it later: for a swap device, whose writes may come while the kernel
