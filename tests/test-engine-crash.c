@@ -256,15 +256,16 @@ static void run(unsigned rounds) {
     /* Most kills land among the writes; one in eight during the attach
      * (a kill there must leave the state as it was). */
     int ready = 0, eof = 0;
-    double deadline = now() + (1 + tc_below(&seed, 30)) / 1000.0;
+    double delay = (1 + tc_below(&seed, 30)) / 1000.0, start = now();
     int early = tc_below(&seed, 8) == 0;
-    if (early)
-      deadline = now() + tc_below(&seed, 3000) / 1e6;
-    while (!eof && (!ready && !early ? now() < deadline + 5.0
-                                     : now() < deadline)) {
-      eof = drain(p[0], m, &ready, 1);
-      if (ready && !early && deadline < now())
-        break;
+    if (early) {
+      while (!eof && now() < start + tc_below(&seed, 3000) / 1e6)
+        eof = drain(p[0], m, &ready, 0);
+    } else {
+      while (!eof && !ready && now() < start + 10.0)
+        eof = drain(p[0], m, &ready, 1);
+      for (start = now(); !eof && now() < start + delay;)
+        eof = drain(p[0], m, &ready, 1);
     }
     kill(pid, SIGKILL);
     int status;
