@@ -39,8 +39,7 @@ static void group_free(struct trueno_store *st, struct group *g) {
   store_counter_add(&st->cnt.group_dead_bytes, -(int64_t)atomic_load(&g->dead));
   size_t rec = group_record_bytes(g->nchunks);
   store_counter_add(&st->cnt.group_meta_bytes, -(int64_t)rec);
-  memacct_uncharge(&st->acct, rec);
-  free(g);
+  meta_free(&st->mh, g, rec);
 }
 
 void group_get(struct group *g) {
@@ -69,14 +68,12 @@ static int group_alloc(struct trueno_store *st, size_t len, uint16_t nmembers,
                        void *arg, struct group **out) {
   unsigned n = group_chunks_for(len);
   size_t rec = group_record_bytes(n);
-  int r = memacct_charge(&st->acct, rec);
+  struct group *g;
+  /* In the region in a persistent store (metaheap.h): members' slots
+   * point here across processes. */
+  int r = meta_alloc(&st->mh, rec, (void **)&g);
   if (r)
     return r;
-  struct group *g = calloc(1, rec);
-  if (!g) {
-    memacct_uncharge(&st->acct, rec);
-    return -ENOMEM;
-  }
   g->frame_len = (uint32_t)len;
   g->nmembers = nmembers;
   for (; g->nchunks < n; g->nchunks++) {
@@ -89,8 +86,7 @@ static int group_alloc(struct trueno_store *st, size_t len, uint16_t nmembers,
   if (r) {
     for (unsigned k = 0; k < g->nchunks; k++)
       arena_free(st->arena, g->chunks[k]);
-    free(g);
-    memacct_uncharge(&st->acct, rec);
+    meta_free(&st->mh, g, rec);
     return r;
   }
   store_counter_add(&st->cnt.groups, 1);

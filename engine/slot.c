@@ -215,8 +215,9 @@ int slot_move_member(struct trueno_store *st, uint64_t idx,
   pthread_rwlock_wrlock(l);
   int mine = s && s->type == SLOT_GROUP && s->val == (uintptr_t)from &&
              s->len == pos;
-  if (mine)
-    s->val = (uintptr_t)to; /* same page, same contents: no accounting */
+  if (mine) /* same page, same contents: no accounting; one 8-byte store,
+              so a kill sees one group or the other */
+    __atomic_store_n(&s->val, (uint64_t)(uintptr_t)to, __ATOMIC_RELAXED);
   pthread_rwlock_unlock(l);
   group_member_gone(st, mine ? from : to);
   return mine;

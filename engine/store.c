@@ -59,12 +59,6 @@ static int store_open(const struct trueno_config *cfg, int fd,
     say(why, why_len, "size: too large");
     return -EINVAL;
   }
-  if (origin != ORIGIN_ANON && cfg->group_pages) {
-    say(why, why_len,
-        "group: cold groups do not persist yet: run a persistent store "
-        "without groups");
-    return -EINVAL;
-  }
   struct trueno_store *st = calloc(1, sizeof *st);
   if (!st)
     return -ENOMEM;

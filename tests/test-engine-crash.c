@@ -1,6 +1,7 @@
 /* A persistent store killed at any instant (docs/persistence.md): a child
  * attaches to the state and writes random pages (incompressible,
- * compressible, same-filled), trims, compacts and recompresses, telling
+ * compressible, same-filled), trims, compacts, recompresses and makes
+ * cold groups, telling
  * the parent over a pipe what it is about to write and what was
  * acknowledged; the parent SIGKILLs it at a random instant, attaches, and
  * checks that every acknowledged write reads back, that every page reads
@@ -68,6 +69,7 @@ static struct trueno_config config(int fd) {
   return (struct trueno_config){.size = (uint64_t)NPAGES * PG,
                                 .algorithm = alg,
                                 .recompress = TRUENO_RECOMPRESS_ZSTD,
+                                .group_pages = TRUENO_GROUP_PAGES,
                                 .persist = 1,
                                 .state_fd = fd};
 }
@@ -125,6 +127,8 @@ static void child(int fd, int wfd, unsigned round) {
       trueno_compact(st);
     if (op % 89 == 40)
       trueno_recompress(st, 0, 256, 32);
+    if (op % 83 == 30)
+      trueno_group(st, 0, 512, 128);
   }
 }
 
@@ -132,6 +136,7 @@ struct model {
   uint64_t cur[NPAGES];     /* acknowledged (or found) version */
   uint64_t pending[NPAGES]; /* in flight at the kill, else UINT64_MAX */
   unsigned long acks, in_flight_new;
+  uint64_t groups_max; /* cold groups found at an attach, at most */
 };
 
 static void apply(struct model *m, const struct msg *g) {
@@ -220,6 +225,8 @@ static void verify(int fd, struct model *m, unsigned round) {
   CHECK(s.pages_stored == stored || bad,
         "round %u: pages_stored %" PRIu64 ", the model says %" PRIu64, round,
         s.pages_stored, stored);
+  if (s.groups > m->groups_max)
+    m->groups_max = s.groups;
   CHECK(s.mem_used_total >= s.compr_data_size,
         "round %u: mem_used %" PRIu64 " < payload %" PRIu64, round,
         s.mem_used_total, s.compr_data_size);
@@ -278,9 +285,11 @@ static void run(unsigned rounds) {
     verify(fd, m, round);
   }
   printf("%s: %u kills in %.1f s, %lu writes acknowledged, %lu pages found "
-         "with the write in flight at the kill\n",
+         "with the write in flight at the kill, up to %" PRIu64
+         " cold groups\n",
          trueno_algorithm_name(alg), rounds, now() - t0, m->acks,
-         m->in_flight_new);
+         m->in_flight_new, m->groups_max);
+  CHECK(m->groups_max > 0 || rounds < 20, "no cold group was ever made");
   free(m);
   close(fd);
 }

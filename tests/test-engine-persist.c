@@ -60,6 +60,20 @@ static void check_contents(struct trueno_store *st, const uint8_t *ref,
   free(buf);
 }
 
+/* Attaches, checks every byte against ref, then detaches (or drops). */
+static void attach_check(int fd, const struct trueno_config *cfg,
+                         const uint8_t *ref, size_t npages, const char *what,
+                         int drop) {
+  struct trueno_store *st = attach(fd, cfg, what);
+  if (!st)
+    return;
+  check_contents(st, ref, npages, what);
+  if (drop)
+    trueno_store_drop(st);
+  else
+    trueno_store_destroy(st);
+}
+
 /* The stats a walk rebuilds must be what the store counted while
  * writing; memory is what the pages in use take (a detach gives back the
  * spare chunk, the partly used tail blocks of zspages). */
@@ -158,11 +172,7 @@ static void round_trip(const uint8_t *ref, size_t npages,
       CHECK(trueno_trim(st, PG, i * PG) == 0, "%s: trim", what);
     }
     trueno_store_destroy(st);
-    st = attach(fd, &cfg, what);
-    if (st) {
-      check_contents(st, ref2, npages, what);
-      trueno_store_drop(st);
-    }
+    attach_check(fd, &cfg, ref2, npages, what, 1);
     free(ref2);
   }
   /* Dropped: nothing to attach. */
@@ -197,14 +207,6 @@ static void test_settings(void) {
   r = trueno_store_attach(fd, &other, &st, why, sizeof why);
   CHECK(r == -EINVAL && !strncmp(why, "algorithm:", 10),
         "another algorithm: %d (%s)", r, why);
-  other = cfg;
-  other.group_pages = TRUENO_GROUP_PAGES;
-  r = trueno_store_attach(fd, &other, &st, why, sizeof why);
-  CHECK(r == -EINVAL && !strncmp(why, "group:", 6), "groups: %d (%s)", r,
-        why);
-  other.state_fd = fd;
-  CHECK(trueno_store_create(&other, &st) == -EINVAL,
-        "a persistent store with groups is refused");
   /* Volatile settings may change: a limit, a recompressor, a reserve. */
   other = cfg;
   other.mem_limit = 64u << 20;
@@ -346,7 +348,6 @@ static void test_damage(void) {
     const char *what;
   } lies[] = {
       {1, {same.val, 0, 9, 0, 0}, "unknown type"},
-      {1, {same.val, 0, 4, 0, 0}, "a group slot"},
       {0, {raw.val + 8, PG, 3, 0, 0}, "raw page unaligned"},
       {0, {raw.val + (1ull << 44), PG, 3, 0, 0}, "raw page outside"},
       {0, {(comp.val >> 16) & ~0xfffull, PG, 3, 0, 0}, "raw page on a record"},
@@ -367,6 +368,11 @@ static void test_damage(void) {
     try_attach(fd, npages, -EUCLEAN, lies[k].what);
     set_slot(fd, &h, lies[k].idx, &keep);
   }
+  /* A group member in a store attached without groups: a setting. */
+  struct slot keep = slot_at(fd, &h, 1), grp = {same.val, 0, 4, 0, 0};
+  set_slot(fd, &h, 1, &grp);
+  try_attach(fd, npages, -EINVAL, "a group slot, groups off");
+  set_slot(fd, &h, 1, &keep);
   /* A slot chunk pointer elsewhere; an intent record out of range. */
   uint64_t top0;
   peek(fd, h.top_off, &top0, 8);
@@ -383,14 +389,8 @@ static void test_damage(void) {
        &idx1, 8);
 
   /* Undamaged again: served in full. */
-  {
-    struct trueno_config cfg = config(npages, TRUENO_ALG_LZ4, fd);
-    struct trueno_store *st = attach(fd, &cfg, "restored");
-    if (st) {
-      check_contents(st, ref, npages, "restored");
-      trueno_store_destroy(st);
-    }
-  }
+  struct trueno_config cfg = config(npages, TRUENO_ALG_LZ4, fd);
+  attach_check(fd, &cfg, ref, npages, "restored", 0);
 
   /* Random bytes of the slots and of zspage records: refused or served,
    * never a crash (contents may then be wrong: a flipped length still
@@ -429,6 +429,29 @@ static void test_damage(void) {
   close(fd);
 }
 
+/* A slot chunk whose top entry a damaged state lost: its pages are holes,
+ * and when a write publishes the chunk again, no old slot comes back. */
+static void test_lost_chunk(void) {
+  const size_t npages = 512;
+  uint8_t *ref = malloc(npages * PG);
+  int fd = damage_fixture(npages, ref);
+  struct region_hdr h = read_hdr(fd);
+  uint64_t zero = 0;
+  poke(fd, h.top_off, &zero, 8);
+  struct trueno_config cfg = config(npages, TRUENO_ALG_LZ4, fd);
+  struct trueno_store *st = attach(fd, &cfg, "lost chunk");
+  if (st) {
+    memset(ref, 0, npages * PG);
+    check_contents(st, ref, npages, "lost chunk: holes");
+    tc_fill_word(ref + 7 * PG, PG, 0x77);
+    CHECK(trueno_write(st, ref + 7 * PG, PG, 7 * PG) == 0, "write");
+    check_contents(st, ref, npages, "lost chunk, published again");
+    trueno_store_destroy(st);
+  }
+  free(ref);
+  close(fd);
+}
+
 /* A kill between the two halves of a slot's store: the intent record
  * holds the new value, and the attach writes it again. */
 static void test_intent(void) {
@@ -453,10 +476,98 @@ static void test_intent(void) {
   uint64_t idx1;
   peek(fd, h.intents_off + idx % 1024 * sizeof in, &idx1, 8);
   CHECK(idx1 == 0, "intent record cleared");
-  st = attach(fd, &cfg, "intent, again");
+  attach_check(fd, &cfg, ref, npages, "after the replay", 0);
+  free(ref);
+  close(fd);
+}
+
+/* Cold groups in a persistent store: made, partly overwritten, moved by
+ * compaction, then detached and attached with their counts. */
+static void test_groups(const uint8_t *data, size_t npages) {
+  int fd = new_memfd();
+  struct trueno_config cfg = config(npages, TRUENO_ALG_LZ4, fd);
+  cfg.group_pages = TRUENO_GROUP_PAGES;
+  cfg.recompress = TRUENO_RECOMPRESS_ZSTD;
+  struct trueno_store *st = NULL;
+  CHECK(trueno_store_create(&cfg, &st) == 0, "groups: create");
+  if (!st)
+    return;
+  uint8_t *ref = malloc(npages * PG);
+  memcpy(ref, data, npages * PG);
+  CHECK(trueno_write(st, ref, npages * PG, 0) == 0, "groups: write");
+  int made = trueno_group(st, 0, npages, npages);
+  int r;
+  CHECK(made > 0, "groups: %d made", made);
+  for (size_t i = 3; i < npages; i += 9) { /* members leave their groups */
+    memcpy(ref + i * PG, data + ((i * 5) % npages) * PG, PG);
+    trueno_write(st, ref + i * PG, PG, i * PG);
+  }
+  for (size_t i = 5; i < npages; i += 31) {
+    memset(ref + i * PG, 0, PG);
+    trueno_trim(st, PG, i * PG);
+  }
+  trueno_compact(st);
+  struct trueno_stats before, after;
+  trueno_get_stats(st, &before);
+  CHECK(before.groups > 0 && before.group_dead_bytes > 0,
+        "groups: %" PRIu64 " groups, %" PRIu64 " dead bytes", before.groups,
+        before.group_dead_bytes);
+  trueno_store_destroy(st);
+
+  char why[256];
+  /* Lies about members, refused with groups on. */
+  struct region_hdr h = read_hdr(fd);
+  uint64_t gi = 0;
+  struct slot gs = {0}, cs = {0};
+  for (uint64_t i = 0; i < npages && (!gs.type || !cs.type); i++) {
+    struct slot x = slot_at(fd, &h, i);
+    if (x.type == 4 && !gs.type)
+      gs = x, gi = i;
+    if (x.type == 2 && !cs.type)
+      cs = x;
+  }
+  CHECK(gs.type == 4 && cs.type == 2, "groups: a member and a page found");
+  struct slot lies[] = {
+      {gs.val, 63, 4, gs.alg, 0},                    /* position */
+      {gs.val, (uint16_t)(gs.len ^ 1), 4, gs.alg, 0}, /* another page's */
+      {cs.val >> 16, 0, 4, 0, 0},                    /* a zspage record */
+      {gs.val + 64, gs.len, 4, gs.alg, 0},           /* not a record */
+      {gs.val + (1ull << 42), gs.len, 4, gs.alg, 0},  /* outside */
+  };
+  for (size_t k = 0; k < sizeof lies / sizeof *lies; k++) {
+    set_slot(fd, &h, gi, &lies[k]);
+    r = trueno_store_attach(fd, &cfg, &st, why, sizeof why);
+    CHECK(r == -EUCLEAN, "group lie %zu: attach = %d (%s)", k, r, why);
+    if (!r)
+      trueno_store_destroy(st);
+    set_slot(fd, &h, gi, &gs);
+  }
+  struct trueno_config off = cfg;
+  off.group_pages = 0;
+  r = trueno_store_attach(fd, &off, &st, why, sizeof why);
+  CHECK(r == -EINVAL && !strncmp(why, "group:", 6),
+        "groups off: %d (%s)", r, why);
+  st = attach(fd, &cfg, "groups");
   if (st) {
-    check_contents(st, ref, npages, "after the replay");
+    trueno_get_stats(st, &after);
+    check_stats(&before, &after, "groups");
+    CHECK(after.groups == before.groups &&
+              after.pages_grouped == before.pages_grouped &&
+              after.group_frame_bytes == before.group_frame_bytes &&
+              after.group_dead_bytes == before.group_dead_bytes,
+          "groups: %" PRIu64 "/%" PRIu64 " groups, %" PRIu64 "/%" PRIu64
+          " grouped, %" PRIu64 "/%" PRIu64 " dead",
+          before.groups, after.groups, before.pages_grouped,
+          after.pages_grouped, before.group_dead_bytes,
+          after.group_dead_bytes);
+    check_contents(st, ref, npages, "groups");
+    /* Served: regroup after more writes, detach, attach. */
+    for (size_t i = 0; i < npages; i += 4)
+      trueno_write(st, ref + i * PG, PG, i * PG);
+    trueno_group(st, 0, npages, npages);
+    trueno_compact(st);
     trueno_store_destroy(st);
+    attach_check(fd, &cfg, ref, npages, "groups, again", 1);
   }
   free(ref);
   close(fd);
@@ -478,9 +589,14 @@ int main(void) {
   tc_fill_random(ref, n * PG, &seed);
   round_trip(ref, n, TRUENO_ALG_ZSTD, "random");
   free(ref);
+  size_t whole;
+  uint8_t *all = tc_corpus_concat(&corpus, &whole);
+  test_groups(all, whole);
+  free(all);
   tc_corpus_free(&corpus);
   test_settings();
   test_damage();
   test_intent();
+  test_lost_chunk();
   return tc_finish();
 }
