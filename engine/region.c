@@ -97,11 +97,11 @@ static uint8_t *reserve(size_t len) {
   uint8_t *raw = MAP_FAILED;
   for (int i = 0; i < RG_HINT_TRIES && raw == MAP_FAILED; i++) {
     void *want = (void *)(uintptr_t)(RG_HINT + i * RG_HINT_STEP);
+    /* A plain hint: the kernel takes it when the range is free (and
+     * ThreadSanitizer drops hints outside its application ranges). */
     raw = mmap(want, span, PROT_NONE,
-               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
-                   MAP_FIXED_NOREPLACE,
-               -1, 0);
-    if (raw != MAP_FAILED && raw != want) { /* an old kernel: a hint */
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw != MAP_FAILED && raw != want) {
       munmap(raw, span);
       raw = MAP_FAILED;
     }

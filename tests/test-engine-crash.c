@@ -1,13 +1,13 @@
 /* A persistent store killed at any instant (docs/persistence.md): a child
- * attaches to the state and writes random pages (incompressible,
- * compressible, same-filled), trims, compacts, recompresses and makes
- * cold groups, telling
- * the parent over a pipe what it is about to write and what was
- * acknowledged; the parent SIGKILLs it at a random instant, attaches, and
- * checks that every acknowledged write reads back, that every page reads
- * its old or its new content, and that the stats match the pages; then a
- * new child goes on from the attached state.  TRUENO_CRASH_ROUNDS kills
- * (default 60) for each algorithm.
+ * attaches to the state and, on two threads, writes random pages
+ * (incompressible, compressible, same-filled) and trims, while one of
+ * them also compacts, recompresses and makes cold groups; it tells the
+ * parent over a pipe what it is about to write and what was acknowledged.
+ * The parent SIGKILLs it at a random instant, attaches, and checks that
+ * every acknowledged write reads back, that every page reads its old or
+ * its new content, and that the stats match the pages; then a new child
+ * goes on from the attached state.  TRUENO_CRASH_ROUNDS kills (default
+ * 60) for each algorithm.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,36 +82,38 @@ static void send_msg(int wfd, uint32_t type, uint32_t page, uint32_t n,
     _exit(3);
 }
 
-/* The child: attaches and writes until killed.  Versions are unique over
- * the whole run: the round in the top bits. */
-static void child(int fd, int wfd, unsigned round) {
-  struct trueno_config cfg = config(fd);
+/* A writer thread of the child: NWRITERS of them, writer t owning the
+ * blocks of 64 pages whose number is t modulo NWRITERS, so that a page
+ * has one write in flight at most.  Versions are unique over the whole
+ * run: the round and the writer in the top bits.  Writer 0 also compacts,
+ * recompresses and groups, alongside the others' writes. */
+#define NWRITERS 2u
+#define BLOCK 64u
+
+struct writer {
   struct trueno_store *st;
-  char why[256];
-  if (trueno_store_attach(fd, &cfg, &st, why, sizeof why)) {
-    fprintf(stderr, "child %u: %s\n", round, why);
-    _exit(2);
-  }
-  send_msg(wfd, MSG_READY, 0, 0, 0);
-  uint64_t seed = round * 7919 + 17, ver = ((uint64_t)round + 1) << 32;
+  int wfd;
+  unsigned round, t;
+};
+
+static void *writer(void *arg) {
+  const struct writer *w = arg;
+  struct trueno_store *st = w->st;
+  uint64_t seed = w->round * 7919 + w->t * 104729 + 17;
+  uint64_t ver = ((uint64_t)w->round + 1) << 32 | (uint64_t)w->t << 31;
   uint8_t *buf = malloc((size_t)MAX_RUN * PG);
   for (uint64_t op = 0;; op++) {
     uint32_t n = tc_below(&seed, 4) ? 1 : 1 + (uint32_t)tc_below(&seed, MAX_RUN);
-    uint32_t page = (uint32_t)tc_below(&seed, NPAGES - n + 1);
-    /* The run's versions must all be trims or all writes. */
-    do
-      ver++;
-    while (is_trim(ver) != is_trim(ver + n - 1) ||
-           (n > 1 && is_trim(ver) != is_trim(ver + 1)));
+    uint32_t block =
+        (uint32_t)tc_below(&seed, NPAGES / BLOCK / NWRITERS) * NWRITERS + w->t;
+    uint32_t page = block * BLOCK + (uint32_t)tc_below(&seed, BLOCK - n + 1);
+    /* A run is all trims or all writes: else a single page. */
+    ver++;
     int trim = is_trim(ver);
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 1; i < n; i++)
       if (is_trim(ver + i) != trim)
-        trim = -1;
-    if (trim < 0) { /* mixed: make it single pages */
-      n = 1;
-      trim = is_trim(ver);
-    }
-    send_msg(wfd, MSG_BEGIN, page, n, ver);
+        n = 1;
+    send_msg(w->wfd, MSG_BEGIN, page, n, ver);
     int r;
     if (trim) {
       r = trueno_trim(st, (uint64_t)n * PG, (uint64_t)page * PG);
@@ -121,8 +124,10 @@ static void child(int fd, int wfd, unsigned round) {
     }
     if (r)
       _exit(4);
-    send_msg(wfd, MSG_ACK, page, n, ver);
+    send_msg(w->wfd, MSG_ACK, page, n, ver);
     ver += n - 1;
+    if (w->t)
+      continue;
     if (op % 97 == 50)
       trueno_compact(st);
     if (op % 89 == 40)
@@ -130,6 +135,27 @@ static void child(int fd, int wfd, unsigned round) {
     if (op % 83 == 30)
       trueno_group(st, 0, 512, 128);
   }
+  return NULL;
+}
+
+/* The child: attaches and writes until killed. */
+static void child(int fd, int wfd, unsigned round) {
+  struct trueno_config cfg = config(fd);
+  struct trueno_store *st;
+  char why[256];
+  if (trueno_store_attach(fd, &cfg, &st, why, sizeof why)) {
+    fprintf(stderr, "child %u: %s\n", round, why);
+    _exit(2);
+  }
+  send_msg(wfd, MSG_READY, 0, 0, 0);
+  struct writer w[NWRITERS];
+  pthread_t tid;
+  for (unsigned t = 0; t < NWRITERS; t++) {
+    w[t] = (struct writer){st, wfd, round, t};
+    if (t && pthread_create(&tid, NULL, writer, &w[t]))
+      _exit(5);
+  }
+  writer(&w[0]);
 }
 
 struct model {
