@@ -65,18 +65,17 @@ void slot_swap(struct trueno_store *st, struct slot *s,
  * middle of the copy would leave a page that is neither old nor new. */
 int slot_install(struct trueno_store *st, const void *payload, struct slot *s,
                  const void *page, struct slot *next, struct slot *old) {
-  int r = 0;
+  int r = 0, in_place = !st->rg;
   next->stamp = store_tick(st); /* new contents: not recompressed yet */
-  if (st->rg) {
-    /* the copy below */
-  } else if (next->type == SLOT_RAW && s->type == SLOT_RAW) {
+  if (in_place && next->type == SLOT_RAW && s->type == SLOT_RAW) {
     memcpy((void *)(uintptr_t)s->val, page, PAGE);
     next->val = s->val;
     slot_swap(st, s, next, old);
     old->type = SLOT_EMPTY; /* the payload lives on in the slot */
     return 0;
-  } else if (next->type == SLOT_COMP && s->type == SLOT_COMP &&
-             arena_fits(s->val, next->len)) {
+  }
+  if (in_place && next->type == SLOT_COMP && s->type == SLOT_COMP &&
+      arena_fits(s->val, next->len)) {
     arena_overwrite(s->val, payload, next->len);
     next->val = s->val;
     slot_swap(st, s, next, old);

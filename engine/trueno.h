@@ -79,8 +79,7 @@ struct trueno_config {
    * state_fd (a memfd; emptied first) and keeps the whole store there, so
    * that trueno_store_attach can serve it in another process after this
    * one exits or is killed.  persist 0: state_fd is not looked at (a
-   * zeroed config is an anonymous store).  Cold groups (group_pages) do
-   * not persist yet: -EINVAL. */
+   * zeroed config is an anonymous store). */
   int persist;
   int state_fd;
 };
@@ -236,7 +235,8 @@ void trueno_store_destroy(struct trueno_store *st);
  * destroyed it, or was killed at any instant: every page reads its old or
  * new content, every write acknowledged before reads back).  cfg's size
  * and algorithm must be the state's; the other settings are this
- * process's (persist and state_fd are not looked at).  -EINVAL: not a
+ * process's (persist and state_fd are not looked at), but a state that
+ * holds cold groups needs group_pages set.  -EINVAL: not a
  * state, another format, a setting that differs; -EUCLEAN: the state is
  * damaged (nothing is served); -EBUSY: its address is taken in this
  * process.  why (why_len bytes, may be NULL) gets a line that names the
