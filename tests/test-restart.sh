@@ -16,6 +16,10 @@
 #     new one starts and the client reconnects: the order a store in one
 #     memfd needs, as two servers must never serve it at once; no
 #     request may fail;
+#   - `nbdkit file`, killed 3 times, one 4 KiB block of its file
+#     overwritten while it is down: the client must find that block;
+#   - the same with the file as it was at the 1st kill put back at the
+#     2nd: the client must find blocks back to an older content;
 #   - `nbdkit memory`, killed 3 times, the negative control: it loses
 #     everything, and the test requires the client to say so.
 #
@@ -86,7 +90,7 @@ wait_client() {
 # sets rc (the client's exit status) and result (its JSON line).
 harness() {
     name=$1
-    local mode=$2 rounds=$3 dir=$TMPD/$1 i old t0
+    local mode=$2 rounds=$3 dir=$TMPD/$1 i old t0 ms
     server_cmd=$4
     mkdir -p "$dir"
     local s=$dir/nbd.sock
@@ -101,10 +105,12 @@ harness() {
         wait_client "$dir" up "$i"
         # A random instant: in the verification after the reconnect (it
         # takes some 20 ms), or under random I/O.
-        sleep "$(printf '0.%03d' $((RANDOM % 150)))"
+        ms=$((${min_ms:-0} + RANDOM % 150))
+        sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
         if [ "$mode" = kill ]; then
             kill -9 "$server_pid"
             wait "$server_pid" 2>/dev/null || true
+            [ -z "${while_down:-}" ] || eval "$while_down"
             start_server "$dir" "$s"
         else
             # The old server's socket goes, the client finishes its
@@ -180,6 +186,31 @@ expect_intact file-kill kill 50
 harness file-upgrade upgrade 20 'nbdkit -f -U "$sock" file "$TMPD/disk.img"'
 expect_intact file-upgrade upgrade 20
 expect_clean file-upgrade
+
+# The harness finds one block: changed behind the client's back (random
+# bytes written into the file while the server is down, at the 2nd kill).
+truncate -s 8M "$TMPD/tamper.img"
+while_down='[ "$i" -ne 2 ] || dd if=/dev/urandom of="$TMPD/tamper.img" bs=4096 \
+    seek=1000 count=1 conv=notrunc status=none'
+harness file-tamper kill 3 'nbdkit -f -U "$sock" file "$TMPD/tamper.img"'
+while_down=
+[ "$rc" -eq 3 ] && [ "$(field lost)" -eq 1 ] && [ "$(field lost_foreign)" -eq 1 ] ||
+    fail "file-tamper: one block overwritten, the client found $(field lost) lost"
+ok "file-tamper: the one block overwritten while the server was down was found"
+
+# And acknowledged writes undone: the file as it was at the 1st kill put
+# back at the 2nd, as a store that lost its latest writes would serve.
+truncate -s 8M "$TMPD/rollback.img"
+while_down='case $i in 1) cp "$TMPD/rollback.img" "$TMPD/rollback.old" ;;
+    2) cp "$TMPD/rollback.old" "$TMPD/rollback.img" ;; esac'
+# (at least 100 ms of writes after each reconnect: some to undo)
+min_ms=100
+harness file-rollback kill 3 'nbdkit -f -U "$sock" file "$TMPD/rollback.img"'
+min_ms=
+while_down=
+[ "$rc" -eq 3 ] && [ "$(field lost)" -gt 0 ] && [ "$(field lost_foreign)" -eq 0 ] ||
+    fail "file-rollback: writes undone, the client found $(field lost) lost ($(field lost_foreign) foreign)"
+ok "file-rollback: $(field lost) blocks back to an older content found"
 
 # The negative control: a server whose data dies with it.
 harness memory-kill kill 3 'nbdkit -f -U "$sock" memory 8M'
