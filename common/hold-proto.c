@@ -125,22 +125,24 @@ int hold_send(int sock, const void *msg, size_t n, int fd) {
   return (size_t)r == n ? 0 : -EMSGSIZE;
 }
 
-int hold_recv(int sock, void *msg, size_t n, int *fd) {
+int hold_recv(int sock, void *msg, size_t cap, size_t *len, int *fd) {
   union {
     char buf[CMSG_SPACE(4 * sizeof(int))];
     struct cmsghdr align;
   } c;
-  struct iovec iov = {.iov_base = msg, .iov_len = n};
+  struct iovec iov = {.iov_base = msg, .iov_len = cap};
   struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1,
                       .msg_control = c.buf, .msg_controllen = sizeof c.buf};
   *fd = -1;
+  *len = 0;
   ssize_t r;
   do
     r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
   while (r < 0 && errno == EINTR);
   if (r < 0)
     return -errno;
-  int bad = (size_t)r != n || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC));
+  int bad = (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0;
+  *len = (size_t)r;
   /* Take every descriptor that came, so none leaks; more than one is an
    * error in this protocol. */
   for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {

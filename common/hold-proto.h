@@ -13,6 +13,8 @@
  *
  * status is 0 or a negative errno; message says what happened in words
  * fit for the user (who asked for which state, what the holder keeps).
+ * Every later version keeps {magic, version} first, whatever follows, so
+ * that a holder answers a version it does not speak with the one it does.
  * SPDX-License-Identifier: MIT */
 #ifndef TRUENO_HOLD_PROTO_H
 #define TRUENO_HOLD_PROTO_H
@@ -65,10 +67,10 @@ int hold_open_dir(const char *path, char *base, size_t basecap, int create,
 int hold_sockaddr(int dirfd, const char *base, void *addr, socklen_t *len);
 /* One message, with fd (>= 0) attached as SCM_RIGHTS.  0 or -errno. */
 int hold_send(int sock, const void *msg, size_t n, int fd);
-/* One message of exactly n bytes (-EBADMSG otherwise: short, truncated,
- * or more than one descriptor), its fd (close-on-exec) in *fd or -1.
- * 0 or -errno (-ECONNRESET at end of file). */
-int hold_recv(int sock, void *msg, size_t n, int *fd);
+/* One message of at most cap bytes, its length in *len, its fd
+ * (close-on-exec) in *fd or -1.  0 or -errno: -EBADMSG for a longer
+ * message or more than one descriptor, -ECONNRESET at end of file. */
+int hold_recv(int sock, void *msg, size_t cap, size_t *len, int *fd);
 /* The peer's uid (SO_PEERCRED) in *uid: 0 or -errno. */
 int hold_peer_uid(int sock, uid_t *uid);
 /* 0 if fd is a memfd (or another shmem file: sealable), else -EINVAL. */

@@ -103,9 +103,15 @@ static int hold_call(const char *path, uint32_t op, const char *name,
   strcpy(q.name, name);
   struct hold_reply a;
   int got = -1;
+  size_t len = 0;
   int r = hold_send(s, &q, sizeof q, fd);
   if (!r)
-    r = hold_recv(s, &a, sizeof a, &got);
+    r = hold_recv(s, &a, sizeof a, &len, &got);
+  if (!r && len != sizeof a) {
+    if (got >= 0)
+      close(got);
+    r = -EBADMSG;
+  }
   close(s);
   if (r) {
     snprintf(err, errlen, "holder socket %s: %s%s", path,

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,9 +104,18 @@ static void serve(struct holder *h, int c) {
   struct timeval tv = {.tv_sec = REQUEST_TIMEOUT_S};
   setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  /* Room for a longer request of a later version: its version is
+   * answered, not its length. */
+  union {
+    struct hold_request q;
+    char raw[1024];
+  } in;
   struct hold_request q;
+  size_t len;
   int fd;
-  r = hold_recv(c, &q, sizeof q, &fd);
+  r = hold_recv(c, &in, sizeof in, &len, &fd);
+  if (!r && len < offsetof(struct hold_request, op))
+    r = -EBADMSG;
   if (r == -ECONNRESET)
     return; /* connected and went: another holder checking the socket */
   if (r) {
@@ -128,6 +138,8 @@ static void serve(struct holder *h, int c) {
       close(fd);
     return;
   }
+  memset(&q, 0, sizeof q);
+  memcpy(&q, &in, len < sizeof q ? len : sizeof q);
   q.name[sizeof q.name - 1] = 0;
   if (memcmp(q.magic, HOLD_REQ_MAGIC, sizeof q.magic))
     reply(c, -EPROTO, -1, "not a trueno-hold request");
@@ -135,6 +147,9 @@ static void serve(struct holder *h, int c) {
     reply(c, -EPROTONOSUPPORT, -1,
           "protocol version %u asked, this holder speaks version %d",
           (unsigned)q.version, HOLD_VERSION);
+  else if (len != sizeof q)
+    reply(c, -EPROTO, -1, "a request of %zu bytes: version %d's are %zu",
+          len, HOLD_VERSION, sizeof q);
   else if (strcmp(q.name, h->name))
     reply(c, -ENOENT, -1, "this holder keeps state '%s', not '%s'", h->name,
           q.name);
