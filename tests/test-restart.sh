@@ -21,7 +21,10 @@
 #   - the same with the file as it was at the 1st kill put back at the
 #     2nd: the client must find blocks back to an older content;
 #   - `nbdkit memory`, killed 3 times, the negative control: it loses
-#     everything, and the test requires the client to say so.
+#     everything, and the test requires the client to say so;
+#   - the trueno plugin as it is today, killed 3 times: it loses its
+#     store too, and the test says so (to be turned into a case that
+#     requires 0 lost when the store outlives its process).
 #
 # Any other server: set TRUENO_RESTART_SERVER to its command, one command
 # that stays in the foreground (it is run with `exec`, so its PID is the
@@ -217,5 +220,13 @@ harness memory-kill kill 3 'nbdkit -f -U "$sock" memory 8M'
 [ "$rc" -eq 3 ] && [ "$(field lost)" -gt 0 ] ||
     fail "memory-kill: nbdkit memory lost its data and the client did not see it"
 ok "memory-kill (negative control): the client found $(field lost) blocks lost ($(field lost_initial) back to their first content)"
+
+# trueno today: its store dies with its process (issue 19).  When the
+# plugin keeps its state in a holder, this case must turn into one that
+# requires 0 lost (the header says how to run it).
+harness trueno-kill kill 3 'nbdkit -f -U "$sock" "$TRUENO_PLUGIN" size=8M'
+[ "$rc" -eq 3 ] && [ "$(field lost)" -gt 0 ] ||
+    fail "trueno-kill: trueno.so lost nothing across 3 kills: if its store now outlives its process, make this case require 0 lost"
+ok "trueno-kill: today's plugin loses its store with its process ($(field lost) blocks), as expected until issue 19 lands"
 
 note "passed in $(elapsed) s"
