@@ -28,13 +28,7 @@ int store_state_set(struct store_state *s, const char *key,
              "socket, fd:N or systemd", value);
     return -EINVAL;
   }
-  char **field = is_name ? &s->name : &s->spec;
-  free(*field);
-  *field = strdup(value);
-  if (!*field) {
-    snprintf(err, errlen, "%s: out of memory", key);
-    return -ENOMEM;
-  }
+  *(is_name ? &s->name : &s->spec) = value;
   return 0;
 }
 
@@ -146,10 +140,4 @@ void store_state_close(struct store_state *s, struct trueno_store *st) {
   if (s->fd >= 0)
     close(s->fd);
   s->fd = -1;
-}
-
-void store_state_free(struct store_state *s) {
-  free(s->spec);
-  free(s->name);
-  s->spec = s->name = NULL;
 }

@@ -10,15 +10,19 @@
 
 #include "trueno.h"
 
+/* The strings are the caller's (argv, nbdkit's config values) and must
+ * live as long as this. */
 struct store_state {
-  char *spec; /* state=: a trueno-hold socket, "fd:N" or "systemd"; NULL: off */
-  char *name; /* state-name= */
-  int fd;     /* the state's descriptor while the store is open, else -1 */
+  const char *spec; /* state=: a trueno-hold socket, "fd:N" or "systemd"; NULL: off */
+  const char *name; /* state-name= */
+  int fd;           /* the state's descriptor while the store is open, else -1 */
 };
+#define STORE_STATE_INIT {.spec = NULL, .name = NULL, .fd = -1}
 
-/* key is "state" or "state-name" (the caller matched it).  Takes a copy of
- * value; a socket's path must already be absolute (nbdkit may chdir).
- * 0, or -EINVAL with a message naming the parameter in err. */
+/* key is "state" or "state-name" (the caller matched it); value is kept,
+ * not copied.  A socket's path must be absolute (nbdkit may chdir, the
+ * daemon does).  0, or -EINVAL with a message naming the parameter in
+ * err. */
 int store_state_set(struct store_state *s, const char *key,
                     const char *value, char *err, size_t errlen);
 /* Once all parameters are set: state-name is needed with a socket or
@@ -38,8 +42,7 @@ int store_state_open(struct store_state *s, struct trueno_config *cfg,
                      struct trueno_store **out, int *attached, char *err,
                      size_t errlen);
 /* Detaches the store (a persistent one's state stays) and closes the
- * state's descriptor; the spec and name stay for another open. */
+ * state's descriptor. */
 void store_state_close(struct store_state *s, struct trueno_store *st);
-void store_state_free(struct store_state *s);
 
 #endif

@@ -59,7 +59,8 @@ static char prom_device[TRUENO_STATS_LABEL_MAX + 1];
 static int name_given;
 static struct trueno_store *store;
 /* state=, state-name=: the store outlives this server (store-state.h). */
-static struct store_state state = {.fd = -1};
+static struct store_state state = STORE_STATE_INIT;
+static char *state_path; /* state=, made absolute */
 static enum trueno_offload_mode offload_mode = TRUENO_OFFLOAD_OFF;
 static char *opencl_device;
 static char *opencl_cache; /* NULL: the default directory */
@@ -91,7 +92,7 @@ static void plugin_load(void) {
  * keeper for the next server. */
 static void plugin_unload(void) {
   store_state_close(&state, store);
-  store_state_free(&state);
+  free(state_path);
   free(stats_path);
   free(prom_path);
   free(opencl_device);
@@ -187,18 +188,21 @@ static int plugin_config(const char *key, const char *value) {
     }
     return 0;
   case PARAM_STATE:
-  case PARAM_STATE_NAME: {
     /* nbdkit may chdir("/") when it daemonises. */
-    char *abs = d->id == PARAM_STATE && value[0] && value[0] != '/' &&
-                        strcmp(value, "systemd") && strncmp(value, "fd:", 3)
-                    ? nbdkit_absolute_path(value)
-                    : NULL;
-    r = store_state_set(&state, key, abs ? abs : value, err, sizeof err);
-    free(abs);
-    if (r)
+    if (value[0] && value[0] != '/' && strcmp(value, "systemd") &&
+        strncmp(value, "fd:", 3)) {
+      free(state_path);
+      if (!(state_path = nbdkit_absolute_path(value)))
+        return -1;
+      value = state_path;
+    }
+    /* fall through */
+  case PARAM_STATE_NAME:
+    if (store_state_set(&state, key, value, err, sizeof err)) {
       nbdkit_error("%s", err);
-    return r ? -1 : 0;
-  }
+      return -1;
+    }
+    return 0;
   case PARAM_NAME:
     name_given = 1;
     if (prometheus_label_check(key, value, err, sizeof err)) {
