@@ -298,6 +298,8 @@ static void plugin_dump_plugin(void) {
   printf("trueno_swap_serves=root-unix,tls\n");
   printf("trueno_max_request=%u\n", MAX_REQUEST);
   printf("trueno_prometheus=yes\n");
+  /* state=: socket, fd or systemd (store-state.h). */
+  printf("trueno_state=socket,fd,systemd\n");
   printf("trueno_opencl=%s\n", trueno_offload_available() ? "yes" : "no");
 }
 

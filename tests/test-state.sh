@@ -7,7 +7,8 @@
 # state and hands it over) and with an inherited fd:N.  A state started
 # with another size= or algorithm= is refused naming the parameter, and
 # is still whole afterwards; a damaged state is refused, never replaced
-# by an empty store; bad state parameters are refused by name.
+# by an empty store; bad state parameters are refused by name; --help
+# and --dump-plugin show state=.
 # SPDX-License-Identifier: MIT
 . "$(dirname "$0")/functions.sh"
 require_nbd_python
@@ -183,6 +184,10 @@ EOF2
 ok "state=fd:N: kept across SIGKILL and SIGTERM"
 
 # 6. Parameters.
+nbdkit "$TRUENO_PLUGIN" --dump-plugin | grep -qx trueno_state=socket,fd,systemd ||
+    fail "--dump-plugin lacks trueno_state=socket,fd,systemd"
+nbdkit "$TRUENO_PLUGIN" --help | grep -q '^state=<SOCKET>|fd:<N>|systemd' ||
+    fail "--help lacks state="
 expect_err "state-name: required with state=$S" \
     nbdkit -f -U "$N" "$TRUENO_PLUGIN" size=16M state="$S"
 expect_err "state-name: only applies with state=" \
