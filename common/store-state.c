@@ -4,6 +4,7 @@
 #include "store-state.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,33 @@ static int state_make(struct store_state *s, const char *got, char *err,
   return fd;
 }
 
+/* One server per state: an open file description of our own (reopened
+ * through /proc: a holder hands every server the same description, which
+ * a lock could not tell apart) with an OFD write lock on byte 0; the kernel drops it when the server exits, killed or not.  Returns
+ * the new descriptor (fd is closed), fd itself where /proc is missing
+ * (no lock then), or -EBUSY. */
+static int state_lock(const struct store_state *s, int fd, char *err,
+                      size_t errlen) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  int own = open(path, O_RDWR | O_CLOEXEC);
+  if (own < 0)
+    return fd;
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1};
+  if (fcntl(own, F_OFD_SETLK, &fl) < 0) {
+    int r = errno == EAGAIN || errno == EACCES ? -EBUSY : -errno;
+    snprintf(err, errlen, "state=%s: state '%s' %s", s->spec,
+             s->name ? s->name : s->spec + 3,
+             r == -EBUSY ? "is served by another server: stop it first"
+                         : strerror(-r));
+    close(own);
+    close(fd);
+    return r;
+  }
+  close(fd);
+  return own;
+}
+
 int store_state_open(struct store_state *s, struct trueno_config *cfg,
                      struct trueno_store **out, int *attached, char *err,
                      size_t errlen) {
@@ -107,6 +135,8 @@ int store_state_open(struct store_state *s, struct trueno_config *cfg,
     fd = state_make(s, why, err, errlen);
   else if (fd < 0)
     snprintf(err, errlen, "state=%s: %s", s->spec, why);
+  if (fd >= 0)
+    fd = state_lock(s, fd, err, errlen);
   if (fd < 0)
     return fd;
   int r;

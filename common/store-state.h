@@ -35,7 +35,8 @@ int store_state_check(const struct store_state *s, char *err, size_t errlen);
  * or to systemd's descriptor store), else the state attached.  cfg's
  * persist and state_fd are set here.  A state that cannot be attached is
  * refused (the engine's reason in err, after "state=SPEC"), never replaced
- * by an empty store.  On error err says why, or is empty when
+ * by an empty store.  A state another server has open is refused
+ * (-EBUSY): each server locks its state while it is open.  On error err says why, or is empty when
  * trueno_store_create failed (its errno is returned for the caller to
  * word: -ENOSPC, -ENOMEM).  *attached (may be NULL) says which. */
 int store_state_open(struct store_state *s, struct trueno_config *cfg,

@@ -6,7 +6,8 @@
 # stop; the same with a holder started --empty (the server makes the
 # state and hands it over) and with an inherited fd:N.  A state started
 # with another size= or algorithm= is refused naming the parameter, and
-# is still whole afterwards; a damaged state is refused, never replaced
+# is still whole afterwards; a second server on a served state is
+# refused; a damaged state is refused, never replaced
 # by an empty store; bad state parameters are refused by name; --help
 # and --dump-plugin show state=.
 # SPDX-License-Identifier: MIT
@@ -120,6 +121,9 @@ after=$(figures)
 stop TERM
 serve "${ST[@]}"
 io verify 1 || fail "holder: pages lost across an orderly stop"
+# A second server on the state while this one runs: refused.
+expect_err "state=$S: state 't' is served by another server" \
+    nbdkit -f -U "$TMPD/second.sock" "$TRUENO_PLUGIN" "${ST[@]}"
 ok "holder: 600 pages read back after SIGKILL and after SIGTERM; pages_stored, mem_used_total $before both times"
 
 # 2. Another size= or algorithm=: refused by name, the state left whole.
