@@ -162,6 +162,13 @@ if [ "$(id -u)" -eq 0 ] && [ -x "$TRUENO_HOLD" ] && [ -x "$TRUENO_UBLK" ]; then
     tmo 20 "$ts" down h2 >/dev/null || fail "down h2 failed"
     ! kill -0 "$hp" 2>/dev/null || fail "down left the holder $hp running"
     ok "down stopped the holder of a server that had died"
+    tmo 10 "$TRUENO_HOLD" --daemon --pidfile "$R/hold/h3.pid" "$R/hold/h3.sock" h3 ||
+        fail "trueno-hold did not start"
+    hp=$(cat "$R/hold/h3.pid")
+    exit_pids+=("$hp")
+    tmo 20 "$ts" down all >/dev/null || fail "down all failed"
+    ! kill -0 "$hp" 2>/dev/null || fail "down all left the holder $hp running"
+    ok "down all stopped a holder left alone"
 else
     note "skipped the holder cases (not root, or trueno-hold/trueno-ublk not built)"
 fi
