@@ -70,7 +70,12 @@
     "Serve clients that are neither root over\n"                              \
     "a Unix socket nor TLS (default: no with swap=on).")                      \
   X(OVERCOMMIT, "overcommit", "yes", PLUGIN, FRONT, NULL,                     \
-    "Allow a size (or mem-limit) beyond RAM plus swap.")
+    "Allow a size (or mem-limit) beyond RAM plus swap.")                      \
+  X(STATE, "state", "<SOCKET>|fd:<N>|systemd", BOTH, FRONT, NULL,             \
+    "Keep the store in a state that outlives the\n"                          \
+    "server (a trueno-hold socket): attached at start.")                     \
+  X(STATE_NAME, "state-name", "<NAME>", BOTH, FRONT, NULL,                    \
+    "The name its keeper holds the state under.")
 
 #define PARAM_ENUM(id, ...) PARAM_##id,
 enum param_id { TRUENO_PARAMS(PARAM_ENUM) PARAM_COUNT };

@@ -65,6 +65,10 @@ int pin_file_mappings(uint64_t *bytes, unsigned *failed) {
      * their pages are not page cache. */
     if (ino == 0 || perms[0] != 'r' || strstr(line, " /dev/"))
       continue;
+    /* A shared mapping is data, not code: a persistent store's state (a
+     * memfd, mostly holes) is one, and faulting it in would fill it. */
+    if (perms[3] == 's')
+      continue;
     int writable_private = perms[1] == 'w' && perms[3] == 'p';
     if (pin_one((void *)lo, hi - lo, writable_private, pg))
       (*failed)++;

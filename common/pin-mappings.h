@@ -7,7 +7,8 @@
 #include <stdint.h>
 
 /* Faults in every readable file-backed mapping (the program, its shared
- * libraries, the plugin), writable private ones as private copies, so that
+ * libraries, the plugin; shared ones, data such as a persistent store's
+ * state, are left alone), writable private ones as private copies, so that
  * under mlockall(MCL_FUTURE | MCL_ONFAULT) they are locked and the server
  * never waits for a page of its own code.  Sets *bytes to what was faulted
  * in.  0, or a negative errno when /proc/self/maps cannot be read; a

@@ -25,6 +25,7 @@
 #include "param-table.h"
 #include "prometheus.h"
 #include "size-check.h"
+#include "store-state.h"
 #include "swap-mode.h"
 #include "trueno.h"
 
@@ -57,6 +58,9 @@ static int prom_mode_given;
 static char prom_device[TRUENO_STATS_LABEL_MAX + 1];
 static int name_given;
 static struct trueno_store *store;
+/* state=, state-name=: the store outlives this server (store-state.h). */
+static struct store_state state = STORE_STATE_INIT;
+static char *state_path; /* state=, made absolute */
 static enum trueno_offload_mode offload_mode = TRUENO_OFFLOAD_OFF;
 static char *opencl_device;
 static char *opencl_cache; /* NULL: the default directory */
@@ -68,7 +72,7 @@ static struct housekeeping *housekeeping;
  * struct before it calls load, and calls load before it prints them: the
  * pointer is fixed, load writes the text (test-param-docs checks it is all
  * there). */
-static char config_help[2048];
+static char config_help[4096];
 
 /* nbdkit serves each connection with many threads and glibc gives each
  * thread its own malloc arena (up to 8 per CPU), keeping freed request
@@ -84,8 +88,11 @@ static void plugin_load(void) {
   mallopt(M_TRIM_THRESHOLD, 128 * 1024);
 }
 
+/* An orderly exit detaches a persistent store: its state stays with its
+ * keeper for the next server. */
 static void plugin_unload(void) {
-  trueno_store_destroy(store);
+  store_state_close(&state, store);
+  free(state_path);
   free(stats_path);
   free(prom_path);
   free(opencl_device);
@@ -180,6 +187,22 @@ static int plugin_config(const char *key, const char *value) {
       return -1;
     }
     return 0;
+  case PARAM_STATE:
+    /* nbdkit may chdir("/") when it daemonises. */
+    if (value[0] && value[0] != '/' && strcmp(value, "systemd") &&
+        strncmp(value, "fd:", 3)) {
+      free(state_path);
+      if (!(state_path = nbdkit_absolute_path(value)))
+        return -1;
+      value = state_path;
+    }
+    /* fall through */
+  case PARAM_STATE_NAME:
+    if (store_state_set(&state, key, value, err, sizeof err)) {
+      nbdkit_error("%s", err);
+      return -1;
+    }
+    return 0;
   case PARAM_NAME:
     name_given = 1;
     if (prometheus_label_check(key, value, err, sizeof err)) {
@@ -225,7 +248,8 @@ static int plugin_config_complete(void) {
     return -1;
   }
   char err[256];
-  if (engine_params_check(&params, err, sizeof err)) {
+  if (engine_params_check(&params, err, sizeof err) ||
+      store_state_check(&state, err, sizeof err)) {
     nbdkit_error("%s", err);
     return -1;
   }
@@ -274,13 +298,19 @@ static void plugin_dump_plugin(void) {
   printf("trueno_swap_serves=root-unix,tls\n");
   printf("trueno_max_request=%u\n", MAX_REQUEST);
   printf("trueno_prometheus=yes\n");
+  /* state=: socket, fd or systemd (store-state.h). */
+  printf("trueno_state=socket,fd,systemd\n");
   printf("trueno_opencl=%s\n", trueno_offload_available() ? "yes" : "no");
 }
 
 static int plugin_get_ready(void) {
   swap_mode_prepare();
-  int r = trueno_store_create(cfg, &store);
-  if (r == -ENOSPC)
+  char err[512];
+  int attached;
+  int r = store_state_open(&state, cfg, &store, &attached, err, sizeof err);
+  if (r && err[0])
+    nbdkit_error("%s", err);
+  else if (r == -ENOSPC)
     nbdkit_error("mem-limit: too small to hold even the slot table of a "
                  "%" PRIu64 "-byte device",
                  cfg->size);
@@ -292,6 +322,9 @@ static int plugin_get_ready(void) {
     nbdkit_error("cannot create the store: %s", strerror(-r));
   if (r)
     return -1;
+  if (state.spec)
+    nbdkit_debug("state: %s state '%s' of %s", attached ? "attached" : "new",
+                 state.name ? state.name : state.spec, state.spec);
   /* A swap device's writes must not allocate: its page table comes now. */
   if (swap_mode_enabled() && (r = trueno_store_populate(store))) {
     nbdkit_error("swap: %s for the page table of a %" PRIu64 "-byte device "

@@ -154,7 +154,14 @@ require_python() {
 # --- scratch directory --------------------------------------------------------
 TMPD=$(mktemp -d "${TMPDIR:-/tmp}/$test_name.XXXXXX")
 export TMPD
-cleanup() { rm -rf "$TMPD"; }
+# Processes a test started in the background (holders, daemonised
+# servers): killed at exit, pass or fail.
+exit_pids=()
+cleanup() {
+    local p
+    for p in "${exit_pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    rm -rf "$TMPD"
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 

@@ -17,20 +17,12 @@ CLIENT=$B/tests/statefd-client
 [ -x "$HOLD" ] || fail "trueno-hold not built: $HOLD"
 [ -x "$CLIENT" ] || fail "statefd-client not built: $CLIENT (make check builds it)"
 
-pids=()
-cleanup_hold() {
-    local p
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    cleanup
-}
-trap cleanup_hold EXIT
-
 # hold PIDFILE ARGS...: a holder in the background, listening on return.
 hold() {
     local pidfile=$1; shift
     tmo 10 "$HOLD" --daemon --pidfile "$pidfile" "$@" ||
         fail "trueno-hold $* did not start"
-    pids+=("$(cat "$pidfile")")
+    exit_pids+=("$(cat "$pidfile")")
 }
 
 # expect_out WANT CMD...: CMD succeeds and its stdout contains WANT.
@@ -138,7 +130,7 @@ uid_checks() {
     install -d -m 700 -o "$nobody" -g "$nogroup" "$TMPD/pub/nh"
     asnobody "$TMPD/pub/trueno-hold" --daemon --pidfile "$TMPD/pub/nh/pid" \
         --size 4096 "$TMPD/pub/nh/h.sock" swapA || fail "holder as uid $nobody"
-    pids+=("$(cat "$TMPD/pub/nh/pid")")
+    exit_pids+=("$(cat "$TMPD/pub/nh/pid")")
     expect_err "belongs to uid $nobody, not to uid 0 or root: not trusted" \
         "$CLIENT" get "$TMPD/pub/nh/h.sock" swapA read 0 1
     ln "$TMPD/pub/nh/h.sock" "$TMPD/pub/nh.sock"

@@ -7,7 +7,7 @@
 # device back: every acknowledged write must be there (a write in flight
 # at the kill may read old or new), and nothing else.
 #
-# Today (make check), with 8 MiB devices:
+# In make check, with 8 MiB devices:
 #   - `nbdkit file` on a file in $TMPD, killed 50 times: its data outlives
 #     its process, so 0 lost is required;
 #   - the same server upgraded 20 times: the old one's socket is
@@ -22,9 +22,11 @@
 #     2nd: the client must find blocks back to an older content;
 #   - `nbdkit memory`, killed 3 times, the negative control: it loses
 #     everything, and the test requires the client to say so;
-#   - the trueno plugin as it is today, killed 3 times: it loses its
-#     store too, and the test says so (to be turned into a case that
-#     requires 0 lost when the store outlives its process).
+#   - the trueno plugin with its state in a trueno-hold (state=),
+#     killed 50 times and then upgraded 20 times on the same state:
+#     0 lost, every handover clean;
+#   - the trueno plugin without state=, killed 3 times, the second
+#     negative control: its store dies with its process.
 #
 # Any other server: set TRUENO_RESTART_SERVER to its command, one command
 # that stays in the foreground (it is run with `exec`, so its PID is the
@@ -34,13 +36,11 @@
 #
 #   trueno-hold --daemon --pidfile "$d/hold.pid" "$d/hold/s.sock" t
 #   TRUENO_RESTART_SERVER='nbdkit -f -U "$sock" ./trueno.so size=8M \
-#       state=attach state-socket='"$d"'/hold/s.sock state-name=t' \
+#       state='"$d"'/hold/s.sock state-name=t' \
 #     tests/test-restart.sh
 #
-# (the plugin's state parameters are the ones docs/persistence.md plans;
-# name them as the plugin does once it has them).  TRUENO_RESTART_KILLS
-# (default 50) and TRUENO_RESTART_MODE (kill or upgrade, default kill) go
-# with it.  The client's figures (reconnect and verification times) are
+# TRUENO_RESTART_KILLS (default 50) and TRUENO_RESTART_MODE (kill or
+# upgrade, default kill) go with it.  The client's figures (reconnect and verification times) are
 # printed as JSON.
 # SPDX-License-Identifier: MIT
 . "$(dirname "$0")/functions.sh"
@@ -221,12 +221,25 @@ harness memory-kill kill 3 'nbdkit -f -U "$sock" memory 8M'
     fail "memory-kill: nbdkit memory lost its data and the client did not see it"
 ok "memory-kill (negative control): the client found $(field lost) blocks lost ($(field lost_initial) back to their first content)"
 
-# trueno today: its store dies with its process (issue 19).  When the
-# plugin keeps its state in a holder, this case must turn into one that
-# requires 0 lost (the header says how to run it).
-harness trueno-kill kill 3 'nbdkit -f -U "$sock" "$TRUENO_PLUGIN" size=8M'
+# trueno with its state in a trueno-hold (state=, issue 19): killed 50
+# times, then upgraded 20 times, on one state: nothing lost.
+HOLD=${abs_top_builddir:-$test_dir/..}/trueno-hold
+[ -x "$HOLD" ] || fail "trueno-hold not built: $HOLD"
+tmo 10 "$HOLD" --daemon --pidfile "$TMPD/hold.pid" "$TMPD/hold/t.sock" t ||
+    fail "trueno-hold did not start"
+exit_pids+=("$(cat "$TMPD/hold.pid")")
+trueno_state='nbdkit -f -U "$sock" "$TRUENO_PLUGIN" size=8M state="$TMPD/hold/t.sock" state-name=t'
+harness trueno-kill kill 50 "$trueno_state"
+expect_intact trueno-kill kill 50
+harness trueno-upgrade upgrade 20 "$trueno_state"
+expect_intact trueno-upgrade upgrade 20
+expect_clean trueno-upgrade
+
+# The negative control for trueno: without state= its store dies with
+# its process, and the client must say so.
+harness trueno-anon-kill kill 3 'nbdkit -f -U "$sock" "$TRUENO_PLUGIN" size=8M'
 [ "$rc" -eq 3 ] && [ "$(field lost)" -gt 0 ] ||
-    fail "trueno-kill: trueno.so lost nothing across 3 kills: if its store now outlives its process, make this case require 0 lost"
-ok "trueno-kill: today's plugin loses its store with its process ($(field lost) blocks), as expected until issue 19 lands"
+    fail "trueno-anon-kill: trueno.so without state= lost nothing across 3 kills"
+ok "trueno-anon-kill (negative control): without state= the store dies with its process ($(field lost) blocks lost)"
 
 note "passed in $(elapsed) s"

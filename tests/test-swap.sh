@@ -130,4 +130,46 @@ guard=$(awk '/swap: (I\/O flusher, oom_score_adj|prctl\(PR_SET_IO_FLUSHER\)|cann
 [ "$pt" -lt "$guard" ] ||
     fail "swap=on: the page table was allocated after the server became OOM-proof"
 ok "swap=on: page table allocated (line $pt) before the OOM protection (line $guard)"
+
+# A trueno-hold per NAME keeps the store (state=, docs/persistence.md):
+# state= and state-name= are trueno-swap's own; a failed up stops the
+# holder it started; down stops a holder a dead server left.
+expect_err "state= is set by trueno-swap" "$ts" up state=/x
+expect_err "state-name= is set by trueno-swap" "$ts" up algorithm=zstd state-name=x
+B=${abs_top_builddir:-$test_dir/..}
+export TRUENO_HOLD=$B/trueno-hold TRUENO_UBLK=$B/trueno-ublk
+if [ "$(id -u)" -eq 0 ] && [ -x "$TRUENO_HOLD" ] && [ -x "$TRUENO_UBLK" ]; then
+    R=$TRUENO_SWAP_RUNDIR
+    # holders NAME: the processes serving NAME's holder socket.
+    holders() {
+        local p
+        for p in /proc/[0-9]*; do
+            tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -qxF "$R/hold/$1.sock" &&
+                echo "${p#/proc/}"
+        done
+        return 0
+    }
+    expect_err "ublk_drv not loaded" env TRUENO_UBLK_CONTROL="$TMPD/no-ublk-control" \
+        "$ts" up --transport ublk --size 64M --name h1
+    [ -z "$(holders h1)" ] && [ ! -e "$R/hold/h1.pid" ] ||
+        fail "a failed up left its holder running: $(holders h1)"
+    ok "a failed up stopped the holder it started"
+    tmo 10 "$TRUENO_HOLD" --daemon --pidfile "$R/hold/h2.pid" "$R/hold/h2.sock" h2 ||
+        fail "trueno-hold did not start"
+    hp=$(cat "$R/hold/h2.pid")
+    exit_pids+=("$hp")
+    expect_err "still has a holder" "$ts" up --transport ublk --size 64M --name h2
+    tmo 20 "$ts" down h2 >/dev/null || fail "down h2 failed"
+    ! kill -0 "$hp" 2>/dev/null || fail "down left the holder $hp running"
+    ok "down stopped the holder of a server that had died"
+    tmo 10 "$TRUENO_HOLD" --daemon --pidfile "$R/hold/h3.pid" "$R/hold/h3.sock" h3 ||
+        fail "trueno-hold did not start"
+    hp=$(cat "$R/hold/h3.pid")
+    exit_pids+=("$hp")
+    tmo 20 "$ts" down all >/dev/null || fail "down all failed"
+    ! kill -0 "$hp" 2>/dev/null || fail "down all left the holder $hp running"
+    ok "down all stopped a holder left alone"
+else
+    note "skipped the holder cases (not root, or trueno-hold/trueno-ublk not built)"
+fi
 note "passed in $SECONDS s"

@@ -175,5 +175,22 @@ int main(void) {
   CHECK(parse("--size 1G swap=on --depth 8 --max-io 64K", &o, err, sizeof err) == 0 &&
             o.depth == 8 && o.max_io == 64u << 10,
         "swap=on, given");
+  /* state=, state-name= (common/store-state.c, the plugin's too). */
+  CHECK(parse("--size 1G state=/run/h/s.sock state-name=swap", &o, err,
+              sizeof err) == 0 &&
+            !strcmp(o.state.spec, "/run/h/s.sock") &&
+            !strcmp(o.state.name, "swap") && o.state.fd == -1,
+        "state=: %s", err);
+  CHECK(parse("--size 1G state=fd:5", &o, err, sizeof err) == 0 &&
+            !strcmp(o.state.spec, "fd:5") && !o.state.name,
+        "state=fd:N needs no name: %s", err);
+  CHECK(parse("--size 1G", &o, err, sizeof err) == 0 && !o.state.spec &&
+            o.state.fd == -1,
+        "no state=");
+  expect_err("--size 1G state=/run/h/s.sock", "state-name: required");
+  expect_err("--size 1G state=systemd", "state-name: required");
+  expect_err("--size 1G state-name=swap", "state-name: only applies with state=");
+  expect_err("--size 1G state=h/s.sock state-name=swap", "state: 'h/s.sock'");
+  expect_err("--size 1G state=/h/s.sock state-name=a/b", "state-name: 'a/b'");
   return tc_finish();
 }

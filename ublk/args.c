@@ -59,6 +59,9 @@ static int parse_param(struct engine_params *p, struct ublk_opts *o,
     if (ublk_parse_size(v, &p->cfg.mem_limit) || !p->cfg.mem_limit)
       return param_error(err, errlen, "mem-limit: invalid size '%s'", v);
     return 0;
+  case PARAM_STATE:
+  case PARAM_STATE_NAME:
+    return store_state_set(&o->state, key, v, err, errlen);
   case PARAM_SIZE: /* the plugin's; here an option */
     return param_error(err, errlen, "size: use --size");
   default:
@@ -94,6 +97,7 @@ int ublk_parse_add(int argc, char **argv, struct ublk_opts *o, char *err,
   o->id = -1;
   o->max_io = UBLK_DEFAULT_MAX_IO;
   o->prometheus_mode = PROMETHEUS_MODE_DEFAULT;
+  o->state = (struct store_state)STORE_STATE_INIT;
   o->run_dir = getenv("TRUENO_UBLK_RUNDIR");
   if (!o->run_dir || !*o->run_dir)
     o->run_dir = UBLK_DEFAULT_RUN_DIR;
@@ -160,6 +164,8 @@ int ublk_parse_add(int argc, char **argv, struct ublk_opts *o, char *err,
   if (o->prometheus_mode != PROMETHEUS_MODE_DEFAULT && !o->prometheus)
     return param_error(err, errlen, "prometheus-mode: only applies with prometheus=FILE");
   int r = engine_params_check(&ep, err, errlen);
+  if (!r)
+    r = store_state_check(&o->state, err, errlen);
   if (r)
     return r;
   o->cfg = ep.cfg;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "store-state.h"
 #include "trueno.h"
 
 #define UBLK_DEFAULT_DEPTH 128
@@ -34,6 +35,7 @@ struct ublk_opts {
   const char *run_dir;
   const char *prometheus;   /* prometheus=FILE, NULL: none */
   mode_t prometheus_mode;   /* prometheus-mode= */
+  struct store_state state; /* state=, state-name= (into argv) */
 };
 
 /* "123", "512K", "8G", "1T", "4MiB" (binary units).  0 or -EINVAL. */

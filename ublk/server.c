@@ -33,6 +33,7 @@ struct server {
   const struct ublk_opts *o;
   int report_fd;
   struct trueno_store *st;
+  struct store_state state; /* o->state, with the state's descriptor */
   struct housekeeping *housekeeping;
   struct guard_refill *refill; /* swap=on */
   struct ublk_ctrl ctrl;
@@ -173,7 +174,12 @@ static int setup(struct server *s) {
     return FAIL(s, "cannot set oom_score_adj to -1000: %s (needs root)", strerror(-r));
   if (o->swap)
     guard_keep_memory();
-  r = trueno_store_create(&o->cfg, &s->st);
+  struct trueno_config cfg = o->cfg;
+  char err[512];
+  s->state = o->state;
+  r = store_state_open(&s->state, &cfg, &s->st, NULL, err, sizeof err);
+  if (r && err[0])
+    return FAIL(s, "%s", err);
   if (r == -ENOSPC)
     return FAIL(s, "mem-limit: too small to hold even the slot table of a %" PRIu64 "-byte device", o->cfg.size);
   if (r == -ENOMEM)
@@ -338,7 +344,7 @@ static void teardown(struct server *s) {
   s->refill = NULL;
   housekeeping_stop(s->housekeeping);
   s->housekeeping = NULL;
-  trueno_store_destroy(s->st);
+  store_state_close(&s->state, s->st); /* a persistent store is detached */
   if (s->pid_file[0])
     unlink(s->pid_file);
   if (s->stats_file[0])
@@ -350,7 +356,8 @@ static void teardown(struct server *s) {
 }
 
 int ublk_server_run(const struct ublk_opts *o, int report_fd) {
-  struct server s = {.o = o, .report_fd = report_fd, .id = -1, .cdev_fd = -1};
+  struct server s = {.o = o, .report_fd = report_fd, .id = -1, .cdev_fd = -1,
+                     .state = STORE_STATE_INIT};
   pthread_mutex_init(&s.lock, NULL);
   pthread_cond_init(&s.cond, NULL);
   s.main_thread = pthread_self();

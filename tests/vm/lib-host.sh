@@ -107,6 +107,9 @@ build_initramfs() {
   copy_bin "$root" "$top/trueno-ublk" || return 1
   mv "$root$top/trueno-ublk" "$root/sbin/trueno-ublk" || return 1
   cp "$top/trueno-nbd" "$root/sbin/trueno-nbd" || return 1
+  # trueno-swap keeps each store in a trueno-hold.
+  copy_bin "$root" "$top/trueno-hold" || return 1
+  mv "$root$top/trueno-hold" "$root/sbin/trueno-hold" || return 1
   cp "$vmsrc/init" "$root/init" && chmod +x "$root/init"
   cp "$vmsrc"/lib-vm.sh "$root/opt/trueno/" || return 1
   cp -r "$vmsrc/cases" "$vmsrc/transports" "$vmsrc/bench" "$root/opt/trueno/tests/" 2>/dev/null
