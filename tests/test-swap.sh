@@ -131,7 +131,8 @@ guard=$(awk '/swap: (I\/O flusher, oom_score_adj|prctl\(PR_SET_IO_FLUSHER\)|cann
     fail "swap=on: the page table was allocated after the server became OOM-proof"
 ok "swap=on: page table allocated (line $pt) before the OOM protection (line $guard)"
 
-# A trueno-hold per NAME keeps the store (state=, docs/persistence.md):
+# With --persist a trueno-hold per NAME keeps the store (state=,
+# docs/persistence.md):
 # state= and state-name= are trueno-swap's own; a failed up stops the
 # holder it started; down stops a holder a dead server left.
 expect_err "state= is set by trueno-swap" "$ts" up state=/x
@@ -150,7 +151,7 @@ if [ "$(id -u)" -eq 0 ] && [ -x "$TRUENO_HOLD" ] && [ -x "$TRUENO_UBLK" ]; then
         return 0
     }
     expect_err "ublk_drv not loaded" env TRUENO_UBLK_CONTROL="$TMPD/no-ublk-control" \
-        "$ts" up --transport ublk --size 64M --name h1
+        "$ts" up --persist --transport ublk --size 64M --name h1
     [ -z "$(holders h1)" ] && [ ! -e "$R/hold/h1.pid" ] ||
         fail "a failed up left its holder running: $(holders h1)"
     ok "a failed up stopped the holder it started"
@@ -158,7 +159,7 @@ if [ "$(id -u)" -eq 0 ] && [ -x "$TRUENO_HOLD" ] && [ -x "$TRUENO_UBLK" ]; then
         fail "trueno-hold did not start"
     hp=$(cat "$R/hold/h2.pid")
     exit_pids+=("$hp")
-    expect_err "still has a holder" "$ts" up --transport ublk --size 64M --name h2
+    expect_err "still has a holder" "$ts" up --persist --transport ublk --size 64M --name h2
     tmo 20 "$ts" down h2 >/dev/null || fail "down h2 failed"
     ! kill -0 "$hp" 2>/dev/null || fail "down left the holder $hp running"
     ok "down stopped the holder of a server that had died"
