@@ -21,9 +21,17 @@ cleanup() {
 # serve NAME ARGS...: nbdkit on $TMPD/NAME.sock, in the background.
 serve() {
     local name=$1; shift
+    local i pid
     nbdkit -U "$TMPD/$name.sock" -P "$TMPD/$name.pid" "$@" ||
         fail "nbdkit $* did not start"
-    pids+=("$(cat "$TMPD/$name.pid")")
+    # The child writes the pidfile, maybe after its parent returned.
+    for i in $(seq 500); do
+        [ -s "$TMPD/$name.pid" ] && [ -S "$TMPD/$name.sock" ] && break
+        sleep 0.01
+    done
+    pid=$(cat "$TMPD/$name.pid" 2>/dev/null)
+    [ -n "$pid" ] || fail "nbdkit $* wrote no pidfile within 5 s"
+    pids+=("$pid")
 }
 
 serve mem memory 64M
