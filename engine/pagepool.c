@@ -661,14 +661,25 @@ static int page_is_free(const struct pp_chunk *c, size_t idx) {
   return c->free_map[idx / 64] >> (idx % 64) & 1;
 }
 
-int pagepool_adopt_page(struct pagepool *p, void *page) {
-  if (!pagepool_owns(p, page, PP_PAGE))
+/* The chunk and page index of a block of len bytes at addr the walk
+ * found, its chunk adopted: -EUCLEAN when the pool's area does not hold it. */
+static int adopt_locate(struct pagepool *p, void *addr, size_t len,
+                        struct pp_chunk **c, size_t *idx) {
+  if (!pagepool_owns(p, addr, len))
     return -EUCLEAN;
-  struct pp_chunk *c;
-  int r = adopt_chunk(p, page, &c);
+  int r = adopt_chunk(p, addr, c);
   if (r)
     return r;
-  size_t idx = (size_t)((uint8_t *)page - c->base) / PP_PAGE;
+  *idx = (size_t)((uint8_t *)addr - (*c)->base) / PP_PAGE;
+  return 0;
+}
+
+int pagepool_adopt_page(struct pagepool *p, void *page) {
+  struct pp_chunk *c;
+  size_t idx;
+  int r = adopt_locate(p, page, PP_PAGE, &c, &idx);
+  if (r)
+    return r;
   if (!page_is_free(c, idx))
     return -EUCLEAN; /* two owners */
   adopt_take(p, c, idx);
@@ -676,13 +687,11 @@ int pagepool_adopt_page(struct pagepool *p, void *page) {
 }
 
 int pagepool_adopt_half(struct pagepool *p, void *half) {
-  if (!pagepool_owns(p, half, PP_HALF))
-    return -EUCLEAN;
   struct pp_chunk *c;
-  int r = adopt_chunk(p, half, &c);
+  size_t idx;
+  int r = adopt_locate(p, half, PP_HALF, &c, &idx);
   if (r)
     return r;
-  size_t idx = (size_t)((uint8_t *)half - c->base) / PP_PAGE;
   unsigned bit = 1u << (((uintptr_t)half / PP_HALF) & 1);
   if (page_is_free(c, idx))
     adopt_take(p, c, idx);

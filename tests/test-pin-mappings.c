@@ -2,8 +2,7 @@
  * file pages, and leaves a shared mapping of a memfd alone: a persistent
  * store's state is such a mapping, sparse (twice the device plus 16 MiB
  * of address space), and faulting it in would fill the memfd with pages
- * and, under swap=on, lock them (the VM rig's swap-helper hung with three
- * swaps up in 464 MiB before this).
+ * and, under swap=on, lock them (docs/persistence.md).
  * SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
 #include <stdint.h>
