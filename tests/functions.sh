@@ -165,6 +165,26 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# nbdkit_serve SOCK PIDFILE LOG ARGS...: nbdkit daemonised on the Unix
+# socket SOCK with ARGS (its messages appended to LOG); waits until its
+# child has written PIDFILE and made SOCK (up to 10 s: the parent may
+# return first) and sets served_pid.  The server is killed at exit.
+nbdkit_serve() {
+    local sock=$1 pidf=$2 log=$3 i
+    shift 3
+    rm -f "$sock" "$pidf"
+    tmo 10 nbdkit -U "$sock" -P "$pidf" "$@" >>"$log" 2>&1 ||
+        fail "nbdkit $* did not start: $(tail -3 "$log")"
+    for i in $(seq 1000); do
+        [ -s "$pidf" ] && [ -S "$sock" ] && break
+        sleep 0.01
+    done
+    served_pid=$(cat "$pidf" 2>/dev/null) ||
+        fail "nbdkit $* wrote no pid file within 10 s"
+    [ -S "$sock" ] || fail "nbdkit $* made no socket within 10 s"
+    exit_pids+=("$served_pid")
+}
+
 # Start a captive nbdkit on a private Unix socket serving the plugin.
 #   trueno_run SECS PLUGIN-ARGS... -- RUN-COMMAND
 # The run command sees $uri, $unixsocket, $nbd as described in nbdkit-captive(1).

@@ -21,17 +21,8 @@ cleanup() {
 # serve NAME ARGS...: nbdkit on $TMPD/NAME.sock, in the background.
 serve() {
     local name=$1; shift
-    local i pid
-    nbdkit -U "$TMPD/$name.sock" -P "$TMPD/$name.pid" "$@" ||
-        fail "nbdkit $* did not start"
-    # The child writes the pidfile, maybe after its parent returned.
-    for i in $(seq 500); do
-        [ -s "$TMPD/$name.pid" ] && [ -S "$TMPD/$name.sock" ] && break
-        sleep 0.01
-    done
-    pid=$(cat "$TMPD/$name.pid" 2>/dev/null)
-    [ -n "$pid" ] || fail "nbdkit $* wrote no pidfile within 5 s"
-    pids+=("$pid")
+    nbdkit_serve "$TMPD/$name.sock" "$TMPD/$name.pid" "$TMPD/$name.log" "$@"
+    pids+=("$served_pid")
 }
 
 serve mem memory 64M

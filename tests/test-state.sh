@@ -37,18 +37,9 @@ unhold() {
 # serve ARGS...: nbdkit in the background on $N with the plugin and ARGS;
 # sets server_pid.
 serve() {
-    local i
-    rm -f "$N" "$TMPD/stats.json" "$TMPD/nbdkit.pid"
-    tmo 10 nbdkit -U "$N" -P "$TMPD/nbdkit.pid" "$TRUENO_PLUGIN" "$@" ||
-        fail "nbdkit $* did not start"
-    # The child writes the pidfile, maybe after its parent returned.
-    for i in $(seq 500); do
-        [ -s "$TMPD/nbdkit.pid" ] && [ -S "$N" ] && break
-        sleep 0.01
-    done
-    server_pid=$(cat "$TMPD/nbdkit.pid")
-    [ -n "$server_pid" ] || fail "nbdkit $* wrote no pidfile"
-    exit_pids+=("$server_pid")
+    rm -f "$TMPD/stats.json"
+    nbdkit_serve "$N" "$TMPD/nbdkit.pid" "$TMPD/nbdkit.log" "$TRUENO_PLUGIN" "$@"
+    server_pid=$served_pid
 }
 # stop SIGNAL: stops the server and waits until it is gone.
 stop() {

@@ -31,11 +31,9 @@ cleanup() {
 
 # Device a: nbdkit as trueno-swap starts it (without swap=on, which needs
 # privileges this test may not have).
-nbdkit -U "$run/a.sock" -P "$run/a.pid" --filter=limit "$TRUENO_PLUGIN" \
-    size=64M algorithm=zstd stats="$run/a.json" limit=2 >"$run/a.log" 2>&1 ||
-    fail "nbdkit did not start: $(cat "$run/a.log")"
-for _ in $(seq 100); do [ -s "$run/a.pid" ] && [ -S "$run/a.sock" ] && break; sleep 0.1; done
-pid=$(cat "$run/a.pid")
+nbdkit_serve "$run/a.sock" "$run/a.pid" "$run/a.log" --filter=limit "$TRUENO_PLUGIN" \
+    size=64M algorithm=zstd stats="$run/a.json" limit=2
+pid=$served_pid
 echo /dev/nbd15 >"$run/a.dev"
 echo 2 >"$run/a.conf"
 corpus_data $((8 * 1048576)) "$TMPD/data"
@@ -46,11 +44,9 @@ for _ in $(seq 50); do
 done
 
 # Device c: one page of text, compressed to less than 1 KiB.
-nbdkit -U "$run/c.sock" -P "$run/c.pid" --filter=limit "$TRUENO_PLUGIN" \
-    size=1M stats="$run/c.json" limit=2 >"$run/c.log" 2>&1 ||
-    fail "nbdkit did not start: $(cat "$run/c.log")"
-for _ in $(seq 100); do [ -s "$run/c.pid" ] && [ -S "$run/c.sock" ] && break; sleep 0.1; done
-cpid=$(cat "$run/c.pid")
+nbdkit_serve "$run/c.sock" "$run/c.pid" "$run/c.log" --filter=limit "$TRUENO_PLUGIN" \
+    size=1M stats="$run/c.json" limit=2
+cpid=$served_pid
 echo /dev/nbd14 >"$run/c.dev"
 "$PYTHON" -c 'import sys; sys.stdout.write(("trueno-swap status test\n" * 200)[:4096])' >"$TMPD/page"
 tmo 60 nbdcopy "$TMPD/page" "nbd+unix:///?socket=$run/c.sock" || fail "nbdcopy to c failed"
@@ -169,12 +165,9 @@ EOF
 ok "--json, --bytes, --raw, --output match the stats file"
 
 # --watch: rates while a client writes (the stats change once a second).
-rm -f "$run/a.sock" "$run/a.pid"
-nbdkit -U "$run/a.sock" -P "$run/a.pid" --filter=limit "$TRUENO_PLUGIN" \
-    size=64M stats="$run/a.json" limit=2 >"$run/a.log" 2>&1 ||
-    fail "nbdkit did not start again: $(cat "$run/a.log")"
-for _ in $(seq 100); do [ -s "$run/a.pid" ] && [ -S "$run/a.sock" ] && break; sleep 0.1; done
-pid=$(cat "$run/a.pid")
+nbdkit_serve "$run/a.sock" "$run/a.pid" "$run/a.log" --filter=limit "$TRUENO_PLUGIN" \
+    size=64M stats="$run/a.json" limit=2
+pid=$served_pid
 ( for _ in $(seq 10); do
       nbdcopy "$TMPD/data" "nbd+unix:///?socket=$run/a.sock" || exit 1
       sleep 0.3
