@@ -73,12 +73,12 @@ static int decode_gathered(struct trueno_store *st, struct workspace *ws,
                                        g->len, g->k, pages)
                 : -ENOMEM;
   if (!r) {
-    store_counter_add(&st->cnt.offload_read_batches, 1);
-    store_counter_add(&st->cnt.offload_read_pages, (int64_t)g->k);
+    store_counter_add(&st->cnt->offload_read_batches, 1);
+    store_counter_add(&st->cnt->offload_read_pages, (int64_t)g->k);
     for (size_t j = 0; pages != dst && j < g->k; j++)
       memcpy(dst + (size_t)g->at[j] * PAGE, pages + j * PAGE, PAGE);
   } else {
-    store_counter_add(&st->cnt.offload_read_fallbacks, 1);
+    store_counter_add(&st->cnt->offload_read_fallbacks, 1);
     const struct trueno_codec *c = trueno_codec_for(TRUENO_ALG_LZ4);
     void *state = ws_codec_state(ws, TRUENO_ALG_LZ4);
     r = state ? 0 : -ENOMEM;
@@ -167,13 +167,13 @@ int batch_write(struct trueno_store *st, const uint8_t *src,
     r = st->batch.compress(st->batch.ctx, src, n, cap, dst, off, off + n);
   *cpu = r || !blocks_inside(off, n, cap);
   if (*cpu) {
-    store_counter_add(&st->cnt.offload_fallbacks, 1);
+    store_counter_add(&st->cnt->offload_fallbacks, 1);
     free(dst);
     free(off);
     return 0;
   }
-  store_counter_add(&st->cnt.offload_batches, 1);
-  store_counter_add(&st->cnt.offload_pages, (int64_t)n);
+  store_counter_add(&st->cnt->offload_batches, 1);
+  store_counter_add(&st->cnt->offload_pages, (int64_t)n);
   for (size_t i = 0; !r && i < n; i++) {
     uint32_t len = off[n + i] <= cap ? off[n + i] : 0;
     r = batch_install(st, idx + i, src + i * PAGE, dst + off[i], len);

@@ -27,7 +27,7 @@ static int compact_pass(struct trueno_store *st, int *none) {
   if (ws)
     ws_put(&st->ws, ws);
   arena_compact_end(st->arena);
-  store_counter_add(&st->cnt.compactions, 1);
+  store_counter_add(&st->cnt->compactions, 1);
   return r;
 }
 
@@ -48,7 +48,7 @@ int trueno_compact(struct trueno_store *st) {
 
 uint64_t compact_waste(struct trueno_store *st, uint64_t *ideal) {
   uint64_t pages = atomic_load(&st->pool.pages_out);
-  uint64_t raw = atomic_load(&st->cnt.huge_pages);
+  uint64_t raw = atomic_load(&st->cnt->huge_pages);
   uint64_t held = (pages > raw ? pages - raw : 0) * PAGE;
   *ideal = arena_footprint(st->arena);
   return held > *ideal ? held - *ideal : 0;

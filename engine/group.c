@@ -33,12 +33,12 @@ static size_t chunk_len(const struct group *g, unsigned k) {
 static void group_free(struct trueno_store *st, struct group *g) {
   for (unsigned k = 0; k < g->nchunks; k++)
     arena_free(st->arena, g->chunks[k]);
-  store_counter_add(&st->cnt.groups, -1);
-  store_counter_add(&st->cnt.group_frame_bytes, -(int64_t)g->frame_len);
-  store_counter_add(&st->cnt.compr_data_size, -(int64_t)g->frame_len);
-  store_counter_add(&st->cnt.group_dead_bytes, -(int64_t)atomic_load(&g->dead));
+  store_counter_add(&st->cnt->groups, -1);
+  store_counter_add(&st->cnt->group_frame_bytes, -(int64_t)g->frame_len);
+  store_counter_add(&st->cnt->compr_data_size, -(int64_t)g->frame_len);
+  store_counter_add(&st->cnt->group_dead_bytes, -(int64_t)atomic_load(&g->dead));
   size_t rec = group_record_bytes(g->nchunks);
-  store_counter_add(&st->cnt.group_meta_bytes, -(int64_t)rec);
+  store_counter_add(&st->cnt->group_meta_bytes, -(int64_t)rec);
   meta_free(&st->mh, g, rec);
 }
 
@@ -55,7 +55,7 @@ void group_member_gone(struct trueno_store *st, struct group *g) {
   /* The member's share of the frame is dead until the group goes. */
   uint32_t share = g->frame_len / g->nmembers;
   atomic_fetch_add_explicit(&g->dead, share, memory_order_relaxed);
-  store_counter_add(&st->cnt.group_dead_bytes, share);
+  store_counter_add(&st->cnt->group_dead_bytes, share);
   atomic_fetch_sub_explicit(&g->live, 1, memory_order_relaxed);
   group_put(st, g);
 }
@@ -89,10 +89,10 @@ static int group_alloc(struct trueno_store *st, size_t len, uint16_t nmembers,
     meta_free(&st->mh, g, rec);
     return r;
   }
-  store_counter_add(&st->cnt.groups, 1);
-  store_counter_add(&st->cnt.group_frame_bytes, (int64_t)len);
-  store_counter_add(&st->cnt.compr_data_size, (int64_t)len);
-  store_counter_add(&st->cnt.group_meta_bytes, (int64_t)rec);
+  store_counter_add(&st->cnt->groups, 1);
+  store_counter_add(&st->cnt->group_frame_bytes, (int64_t)len);
+  store_counter_add(&st->cnt->compr_data_size, (int64_t)len);
+  store_counter_add(&st->cnt->group_meta_bytes, (int64_t)rec);
   *out = g;
   return 0;
 }
@@ -143,7 +143,7 @@ int group_read(struct trueno_store *st, struct workspace *ws,
   uint8_t *buf = e ? e->data : malloc((size_t)g->nmembers * PAGE);
   if (!buf)
     return -ENOMEM;
-  store_counter_add(&st->cnt.group_decodes, 1);
+  store_counter_add(&st->cnt->group_decodes, 1);
   int r = group_decode(ws, g, buf);
   if (!r)
     memcpy(page, buf + (size_t)pos * PAGE, PAGE);
@@ -187,7 +187,7 @@ int group_move(struct trueno_store *st, struct workspace *ws,
   unsigned pos = 0;
   for (uint64_t m = g->mask; m; m &= m - 1, pos++)
     slot_move_member(st, g->base + (unsigned)__builtin_ctzll(m), g, pos, to);
-  store_counter_add(&st->cnt.pages_compacted, atomic_load(&to->live));
+  store_counter_add(&st->cnt->pages_compacted, atomic_load(&to->live));
   group_put(st, to);
   return 0;
 }

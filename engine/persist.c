@@ -29,7 +29,8 @@ struct region_params persist_params(const struct trueno_config *cfg) {
   uint64_t layout = (uint64_t)sizeof(struct slot) * 0x9e3779b97f4a7c15ull;
   uint64_t parts[] = {SLOTS_PER_CHUNK, PP_CHUNK_BYTES, PP_PAGE, PP_HALF,
                       ARENA_ALIGN,     ARENA_MAX_OBJ,  MH_CELL, NSTRIPES,
-                      arena_layout(),  sizeof(struct region_intent)};
+                      arena_layout(),  sizeof(struct region_intent),
+                      sizeof(struct store_counters)};
   for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
     layout = (layout ^ parts[i]) * 0x100000001b3ull;
   return (struct region_params){.size = cfg->size,
@@ -160,11 +161,11 @@ static int adopt_group(struct trueno_store *st, const struct member *m,
   atomic_store(&g->live, (uint32_t)n);
   atomic_store(&g->refs, (uint32_t)n);
   atomic_store(&g->dead, (uint64_t)(nm - n) * share);
-  store_counter_add(&st->cnt.groups, 1);
-  store_counter_add(&st->cnt.group_frame_bytes, g->frame_len);
-  store_counter_add(&st->cnt.compr_data_size, g->frame_len);
-  store_counter_add(&st->cnt.group_dead_bytes, (int64_t)(nm - n) * share);
-  store_counter_add(&st->cnt.group_meta_bytes, (int64_t)rec);
+  store_counter_add(&st->cnt->groups, 1);
+  store_counter_add(&st->cnt->group_frame_bytes, g->frame_len);
+  store_counter_add(&st->cnt->compr_data_size, g->frame_len);
+  store_counter_add(&st->cnt->group_dead_bytes, (int64_t)(nm - n) * share);
+  store_counter_add(&st->cnt->group_meta_bytes, (int64_t)rec);
   if (g->serial > *serial)
     *serial = g->serial;
   return 0;
@@ -243,7 +244,7 @@ static int adopt_slot(struct trueno_store *st, uint64_t idx, struct slot *s,
     return damaged(why, why_len, idx, "a slot of unknown type");
   }
   s->stamp &= SLOT_RECOMPRESSED;
-  store_counters_move(&st->cnt, &empty, s);
+  store_counters_move(st->cnt, &empty, s);
   return 0;
 }
 

@@ -179,11 +179,11 @@ int recompress_page(struct trueno_store *st, struct workspace *ws,
   pthread_rwlock_unlock(l);
   if (kept) {
     slot_release(st, &old);
-    store_counter_add(&st->cnt.pages_recompressed, 1);
+    store_counter_add(&st->cnt->pages_recompressed, 1);
     return 1;
   }
   if (!r)
-    store_counter_add(&st->cnt.recompress_no_gain, 1);
+    store_counter_add(&st->cnt->recompress_no_gain, 1);
   return r;
 }
 

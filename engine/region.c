@@ -83,6 +83,7 @@ static void fill(struct region *rg, uint8_t *base, size_t len, int fd) {
   rg->len = len;
   rg->fd = fd;
   rg->hdr = (struct region_hdr *)base;
+  rg->counters = base + REGION_COUNTERS_OFF;
   rg->intents = (struct region_intent *)(base + rg->hdr->intents_off);
   rg->top = (_Atomic(struct slot *) *)(base + rg->hdr->top_off);
   rg->slots = (struct slot *)(base + rg->hdr->slots_off);

@@ -5,7 +5,8 @@
  *
  * Layout, each part page-aligned:
  *   header      magic, format version, layout fingerprint, the store's
- *               persistent settings, the address; checksummed
+ *               persistent settings, the address; checksummed; the
+ *               store's counters in the page's second half
  *   intents     one record per lock stripe: the slot being written
  *   slot top    the slot table's chunk pointers (slots.h)
  *   slots       every slot chunk at a fixed place, used when published
@@ -27,7 +28,7 @@
 #define REGION_MAGIC "TRUENOST"
 /* Bump on any change of what the region holds or how (the layout
  * fingerprint catches changed structure sizes and constants too). */
-#define REGION_VERSION 1u
+#define REGION_VERSION 2u
 
 /* A slot change in progress (slot_swap): idx1 is the page index plus one
  * while the slot may be half written, 0 otherwise. */
@@ -55,11 +56,17 @@ struct region_hdr {
   _Atomic uint64_t generation;
 };
 
+/* The header page's second half: the store's counters (store_stats.h),
+ * moved in place by every request, so not checksummed. */
+#define REGION_COUNTERS_OFF 2048u
+#define REGION_COUNTERS_BYTES 2048u
+
 struct region {
   uint8_t *base;
   size_t len;
   int fd; /* our own duplicate of the caller's */
   struct region_hdr *hdr;
+  void *counters; /* REGION_COUNTERS_BYTES at REGION_COUNTERS_OFF */
   struct region_intent *intents;
   _Atomic(struct slot *) *top;
   struct slot *slots;

@@ -57,7 +57,7 @@ void slot_swap(struct trueno_store *st, struct slot *s,
     slot_commit(st, s, next);
   else
     *s = *next;
-  store_counters_move(&st->cnt, old, next);
+  store_counters_move(st->cnt, old, next);
 }
 
 /* In place (same class) the write cannot fail at the memory limit, and
@@ -174,7 +174,7 @@ int slot_compact(struct trueno_store *st, struct workspace *ws, uint64_t idx,
   pthread_rwlock_unlock(l);
   if (!r) {
     arena_free(st->arena, old);
-    store_counter_add(&st->cnt.pages_compacted, 1);
+    store_counter_add(&st->cnt->pages_compacted, 1);
   }
   return r;
 }

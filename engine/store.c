@@ -99,8 +99,15 @@ static int store_open(const struct trueno_config *cfg, int fd,
   }
   if (r)
     goto fail_st;
+  st->cnt = &st->own_cnt;
   if (origin != ORIGIN_ANON) {
     st->rg = &st->region;
+    _Static_assert(sizeof(struct store_counters) <= REGION_COUNTERS_BYTES,
+                   "the counters fit their part of the header page");
+    st->cnt = st->rg->counters;
+    /* The cumulative counters go on; the gauges come from the walk. */
+    if (origin == ORIGIN_ATTACH)
+      store_counters_clear_gauges(st->cnt);
     /* Before anything is adopted: a kill during this attach must not
      * leave marks the next one takes for its own (metaheap.h). */
     epoch = atomic_fetch_add(&st->rg->hdr->generation, 1) + 1;
@@ -363,7 +370,7 @@ static void page_discard(struct trueno_store *st, uint64_t idx) {
   pthread_rwlock_unlock(l);
   slot_release(st, &old);
   if (old.type != SLOT_EMPTY)
-    store_counter_add(&st->cnt.pages_trimmed, 1);
+    store_counter_add(&st->cnt->pages_trimmed, 1);
 }
 
 static int check_range(const struct trueno_store *st, uint64_t len,
@@ -387,7 +394,7 @@ static struct piece piece_at(uint64_t pos, uint64_t remaining) {
 
 int trueno_read(struct trueno_store *st, void *buf, uint64_t len,
                 uint64_t off) {
-  store_counter_add(&st->cnt.reads, 1);
+  store_counter_add(&st->cnt->reads, 1);
   struct workspace *ws = NULL;
   int r = check_range(st, len, off);
   if (!r && !(ws = ws_get(&st->ws)))
@@ -401,7 +408,7 @@ int trueno_read(struct trueno_store *st, void *buf, uint64_t len,
                      &cpu);
       if (!cpu) {
         if (!r) {
-          store_counter_add(&st->cnt.pages_read, (int64_t)nb);
+          store_counter_add(&st->cnt->pages_read, (int64_t)nb);
           done += (uint64_t)nb * PAGE;
         }
         continue;
@@ -411,19 +418,19 @@ int trueno_read(struct trueno_store *st, void *buf, uint64_t len,
     struct piece p = piece_at(off + done, len - done);
     r = page_read(st, ws, p.idx, (uint8_t *)buf + done, p.pofs, p.plen);
     if (!r)
-      store_counter_add(&st->cnt.pages_read, 1);
+      store_counter_add(&st->cnt->pages_read, 1);
     done += p.plen;
   }
   if (ws)
     ws_put(&st->ws, ws);
   if (r)
-    store_counter_add(&st->cnt.failed_reads, 1);
+    store_counter_add(&st->cnt->failed_reads, 1);
   return r;
 }
 
 int trueno_write(struct trueno_store *st, const void *buf, uint64_t len,
                  uint64_t off) {
-  store_counter_add(&st->cnt.writes, 1);
+  store_counter_add(&st->cnt->writes, 1);
   struct workspace *ws = NULL;
   int r = check_range(st, len, off);
   if (!r && !(ws = ws_get(&st->ws)))
@@ -436,7 +443,7 @@ int trueno_write(struct trueno_store *st, const void *buf, uint64_t len,
       int cpu;
       r = batch_write(st, (const uint8_t *)buf + done, (off + done) / PAGE,
                       nb, &wrote, &cpu);
-      store_counter_add(&st->cnt.pages_written, (int64_t)wrote);
+      store_counter_add(&st->cnt->pages_written, (int64_t)wrote);
       done += (uint64_t)wrote * PAGE;
       if (!cpu)
         continue;
@@ -446,13 +453,13 @@ int trueno_write(struct trueno_store *st, const void *buf, uint64_t len,
     r = page_write(st, ws, p.idx, (const uint8_t *)buf + done, p.pofs,
                    p.plen);
     if (!r)
-      store_counter_add(&st->cnt.pages_written, 1);
+      store_counter_add(&st->cnt->pages_written, 1);
     done += p.plen;
   }
   if (ws)
     ws_put(&st->ws, ws);
   if (r)
-    store_counter_add(&st->cnt.failed_writes, 1);
+    store_counter_add(&st->cnt->failed_writes, 1);
   return r;
 }
 
@@ -464,7 +471,7 @@ int trueno_write(struct trueno_store *st, const void *buf, uint64_t len,
  * cannot be zeroed is left as it was and the trim still succeeds. */
 static int release_range(struct trueno_store *st, uint64_t len, uint64_t off,
                          int strict) {
-  store_counter_add(&st->cnt.trims, 1);
+  store_counter_add(&st->cnt->trims, 1);
   int r = check_range(st, len, off);
   struct piece edges[2];
   int nedges = 0;
@@ -487,7 +494,7 @@ static int release_range(struct trueno_store *st, uint64_t len, uint64_t off,
   if (ws)
     ws_put(&st->ws, ws);
   if (r)
-    store_counter_add(&st->cnt.failed_writes, 1);
+    store_counter_add(&st->cnt->failed_writes, 1);
   return r;
 }
 
@@ -542,7 +549,7 @@ int trueno_extent(struct trueno_store *st, uint64_t len, uint64_t off,
 
 void trueno_get_stats(struct trueno_store *st, struct trueno_stats *out) {
   memset(out, 0, sizeof *out);
-  store_counters_read(&st->cnt, out);
+  store_counters_read(st->cnt, out);
   out->disksize = st->size;
   out->orig_data_size = out->pages_stored * TRUENO_PAGE_SIZE;
   out->mem_used_total = atomic_load(&st->acct.used);
@@ -552,7 +559,7 @@ void trueno_get_stats(struct trueno_store *st, struct trueno_stats *out) {
   out->metadata_bytes = atomic_load(&st->slots.bytes) +
                         arena_metadata_bytes(st->arena) +
                         pagepool_overhead(&st->pool) +
-                        atomic_load(&st->cnt.group_meta_bytes);
+                        atomic_load(&st->cnt->group_meta_bytes);
   out->group_cache_hits = atomic_load(&st->gc.hits);
   out->group_cache_misses = atomic_load(&st->gc.misses);
   out->group_cache_bytes = atomic_load(&st->gc.bytes);

@@ -43,7 +43,10 @@ struct trueno_store {
   struct metaheap mh; /* the arena's zspage records */
   struct arena *arena;
   struct slot_table slots;
-  struct store_counters cnt;
+  /* own_cnt, or in a persistent store the region's (region.h): there the
+   * cumulative counters outlive the process, exact even after a kill. */
+  struct store_counters *cnt;
+  struct store_counters own_cnt;
   struct ws_pool ws;
   pthread_mutex_t compact_lock;
   struct trueno_batch_codec batch; /* compress NULL: none */

@@ -40,3 +40,18 @@ void store_counters_move(struct store_counters *c, const struct slot *old,
 void store_counters_read(struct store_counters *c, struct trueno_stats *out) {
   TRUENO_STATS(READ)
 }
+
+#define CLEAR_GAUGE_STORE(name) atomic_store(&c->name, 0);
+#define CLEAR_GAUGE_ALG(name)                                                \
+  for (int i = 0; i < TRUENO_ALG_COUNT; i++)                                 \
+    atomic_store(&c->name[i], 0);
+#define CLEAR_GAUGE_GET(name)
+#define CLEAR_COUNTER_STORE(name)
+#define CLEAR_COUNTER_ALG(name)
+#define CLEAR_COUNTER_GET(name)
+#define CLEAR(name, prom, kind, unit, source, help) CLEAR_##kind##_##source(name)
+
+void store_counters_clear_gauges(struct store_counters *c) {
+  TRUENO_STATS(CLEAR)
+  atomic_store(&c->group_meta_bytes, 0);
+}

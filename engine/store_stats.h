@@ -31,6 +31,9 @@ static inline void store_counter_add(_Atomic uint64_t *c, int64_t d) {
 /* Removes old's contribution and adds next's. */
 void store_counters_move(struct store_counters *c, const struct slot *old,
                          const struct slot *next);
+/* Zeroes every counter but the cumulative (COUNTER) ones: what an
+ * attached state keeps of its counters before the walk counts its slots. */
+void store_counters_clear_gauges(struct store_counters *c);
 /* Fills out's STORE and ALG fields. */
 void store_counters_read(struct store_counters *c, struct trueno_stats *out);
 

@@ -96,6 +96,22 @@ static void check_stats(const struct trueno_stats *a,
         b->mem_used_total);
 }
 
+/* The cumulative counters (reads, writes...) go on across an attach: b's
+ * are a's. */
+#define SAME_COUNTER_COUNTER_STORE(name)                                     \
+  CHECK(a->name == b->name, "%s: " #name " %" PRIu64 " then %" PRIu64, what, \
+        a->name, b->name);
+#define SAME_COUNTER_COUNTER_GET(name)
+#define SAME_COUNTER_GAUGE_STORE(name)
+#define SAME_COUNTER_GAUGE_ALG(name)
+#define SAME_COUNTER_GAUGE_GET(name)
+#define SAME_COUNTER(name, prom, kind, unit, source, help)                   \
+  SAME_COUNTER_##kind##_##source(name)
+static void check_cumulative(const struct trueno_stats *a,
+                             const struct trueno_stats *b, const char *what) {
+  TRUENO_STATS(SAME_COUNTER)
+}
+
 /* Writes ref (npages) into a new persistent store page by page in a
  * shuffled order, over an earlier version of every third page and with
  * trims, then detaches and attaches twice, checking contents and stats. */
@@ -148,6 +164,7 @@ static void round_trip(const uint8_t *ref, size_t npages,
   if (st) {
     trueno_get_stats(st, &after);
     check_stats(&before, &after, what);
+    check_cumulative(&before, &after, what);
     check_contents(st, ref, npages, what);
     trueno_store_destroy(st);
   }
@@ -159,20 +176,38 @@ static void round_trip(const uint8_t *ref, size_t npages,
           " at the second",
           what, after.mem_used_total, again.mem_used_total);
     check_stats(&before, &again, what);
+    /* The check_contents read after the first attach counted. */
+    CHECK(again.reads == before.reads + 1 &&
+              again.pages_read == before.pages_read + npages,
+          "%s: reads %" PRIu64 " then %" PRIu64, what, before.reads,
+          again.reads);
     /* Served as a store: overwrite half, trim some, detach, attach. */
     uint8_t *ref2 = malloc(npages * PG);
     memcpy(ref2, ref, npages * PG);
-    for (size_t i = 0; i < npages; i += 2) {
+    uint64_t nw = 0, nt = 0;
+    for (size_t i = 0; i < npages; i += 2, nw++) {
       memcpy(ref2 + i * PG, ref + ((i * 7 + 3) % npages) * PG, PG);
       CHECK(trueno_write(st, ref2 + i * PG, PG, i * PG) == 0, "%s: write",
             what);
     }
-    for (size_t i = 1; i < npages; i += 5) {
+    for (size_t i = 1; i < npages; i += 5, nt++) {
       memset(ref2 + i * PG, 0, PG);
       CHECK(trueno_trim(st, PG, i * PG) == 0, "%s: trim", what);
     }
+    struct trueno_stats served, last;
+    trueno_get_stats(st, &served);
+    CHECK(served.writes == again.writes + nw &&
+              served.trims == again.trims + nt,
+          "%s: writes %" PRIu64 " + %" PRIu64 " = %" PRIu64, what,
+          again.writes, nw, served.writes);
     trueno_store_destroy(st);
-    attach_check(fd, &cfg, ref2, npages, what, 1);
+    st = attach(fd, &cfg, what);
+    if (st) {
+      trueno_get_stats(st, &last);
+      check_cumulative(&served, &last, what);
+      check_contents(st, ref2, npages, what);
+      trueno_store_drop(st);
+    }
     free(ref2);
   }
   /* Dropped: nothing to attach. */
