@@ -13,12 +13,27 @@ scripts=$test_dir/../scripts
 # The smallest corpus file: the run stays short.
 f=$(ls -S "$TRUENO_CORPUS"/*.pages | tail -1)
 
-# --no-zram: a test must not reset the host's zram0.
-tmo 240 "$scripts/bench-nbd" --repeat 1 --runtime 1 --no-zram \
-    --report "$TMPD/real" "$f" >"$TMPD/real.txt" 2>"$TMPD/real.err" ||
+# --no-zram: a test must not reset the host's zram0.  trueno-lz4-state
+# (a persistent store, its pages a memfd's) is opt-in: named with the rest.
+servers=trueno-lz4,trueno-zstd,trueno-cold,memory,memory-zstd,trueno-lz4-state
+tmo 300 "$scripts/bench-nbd" --repeat 1 --runtime 1 --no-zram \
+    --servers "$servers" --report "$TMPD/real" "$f" \
+    >"$TMPD/real.txt" 2>"$TMPD/real.err" ||
     fail "bench-nbd --report failed: $(tail -3 "$TMPD/real.err")"
 grep -q "^| $(basename "$f") | trueno-lz4 | [0-9]" "$TMPD/real.txt" ||
     fail "bench-nbd's text table changed: $(head -3 "$TMPD/real.txt")"
+grep -q "^  $(basename "$f") trueno-lz4-state: copy_mbps [0-9.]*x" \
+    "$TMPD/real.txt" ||
+    fail "no state= summary: $(tail -3 "$TMPD/real.txt")"
+# The same store in shared memory must cost about the same memory: its
+# pages are RssShmem, which the ratio counted as nothing before.
+"$PYTHON" - "$TMPD/real/rows.jsonl" <<'PY' || fail "memory ratio of trueno-lz4-state"
+import json, sys
+rows = {r["server"]: r for r in map(json.loads, open(sys.argv[1]))}
+anon, state = rows["trueno-lz4"]["ratio"], rows["trueno-lz4-state"]["ratio"]
+print(f"memory ratio: trueno-lz4 {anon:.2f}, trueno-lz4-state {state:.2f}")
+sys.exit(not 0.8 * anon <= state <= 1.25 * anon)
+PY
 
 # check_report DIR SERVERS: every table row holds a number per system,
 # each SVG parses and has one plotted series a system, drawn.
@@ -57,7 +72,7 @@ for chart in ("ratio", "iops", "latency"):
         assert pts >= 4, (chart, g.get("id"), pts)
 PY
 }
-check_report "$TMPD/real" trueno-lz4,trueno-zstd,trueno-cold,memory,memory-zstd ||
+check_report "$TMPD/real" "$servers" ||
     fail "bad report from bench-nbd --report"
 ok "bench-nbd --report: $(grep -c '^| ' "$TMPD/real/report.md") table rows, 3 charts"
 
