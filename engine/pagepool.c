@@ -238,7 +238,7 @@ static int pool_init(struct pagepool *p, struct memacct *acct,
   p->table_cap = 16;
   int r = memacct_charge(acct, p->table_cap * sizeof *p->table);
   if (r)
-    return r;
+    goto fail_area;
   p->table = calloc(p->table_cap, sizeof *p->table);
   r = p->table ? -pthread_mutex_init(&p->lock, NULL) : -ENOMEM;
   if (r)
@@ -269,6 +269,7 @@ fail_table:
   free(p->table);
   p->table = NULL;
   memacct_uncharge(acct, p->table_cap * sizeof *p->table);
+fail_area:
   if (rg) {
     pthread_mutex_destroy(&p->area_lock);
     free(p->area_map);
