@@ -319,6 +319,29 @@ static int damage_fixture(size_t npages, uint8_t *ref) {
   return fd;
 }
 
+/* The damage fixture's state detached, with what a case needs to damage
+ * it and attach it again. */
+struct fixture {
+  size_t npages;
+  uint8_t *ref; /* its contents */
+  int fd;
+  struct region_hdr h;
+  struct trueno_config cfg;
+};
+
+static struct fixture fixture_make(size_t npages) {
+  struct fixture fx = {.npages = npages, .ref = malloc(npages * PG)};
+  fx.fd = damage_fixture(npages, fx.ref);
+  fx.h = read_hdr(fx.fd);
+  fx.cfg = config(npages, TRUENO_ALG_LZ4, fx.fd);
+  return fx;
+}
+
+static void fixture_free(struct fixture *fx) {
+  free(fx->ref);
+  close(fx->fd);
+}
+
 static struct slot slot_at(int fd, const struct region_hdr *h, uint64_t i) {
   struct slot s;
   peek(fd, h->slots_off + i * sizeof s, &s, sizeof s);
@@ -476,53 +499,44 @@ static void test_damage(void) {
 /* A slot chunk whose top entry a damaged state lost: its pages are holes,
  * and when a write publishes the chunk again, no old slot comes back. */
 static void test_lost_chunk(void) {
-  const size_t npages = 512;
-  uint8_t *ref = malloc(npages * PG);
-  int fd = damage_fixture(npages, ref);
-  struct region_hdr h = read_hdr(fd);
+  struct fixture fx = fixture_make(512);
   uint64_t zero = 0;
-  poke(fd, h.top_off, &zero, 8);
-  struct trueno_config cfg = config(npages, TRUENO_ALG_LZ4, fd);
-  struct trueno_store *st = attach(fd, &cfg, "lost chunk");
+  poke(fx.fd, fx.h.top_off, &zero, 8);
+  struct trueno_store *st = attach(fx.fd, &fx.cfg, "lost chunk");
   if (st) {
-    memset(ref, 0, npages * PG);
-    check_contents(st, ref, npages, "lost chunk: holes");
-    tc_fill_word(ref + 7 * PG, PG, 0x77);
-    CHECK(trueno_write(st, ref + 7 * PG, PG, 7 * PG) == 0, "write");
-    check_contents(st, ref, npages, "lost chunk, published again");
+    memset(fx.ref, 0, fx.npages * PG);
+    check_contents(st, fx.ref, fx.npages, "lost chunk: holes");
+    tc_fill_word(fx.ref + 7 * PG, PG, 0x77);
+    CHECK(trueno_write(st, fx.ref + 7 * PG, PG, 7 * PG) == 0, "write");
+    check_contents(st, fx.ref, fx.npages, "lost chunk, published again");
     trueno_store_destroy(st);
   }
-  free(ref);
-  close(fd);
+  fixture_free(&fx);
 }
 
 /* A kill between the two halves of a slot's store: the intent record
  * holds the new value, and the attach writes it again. */
 static void test_intent(void) {
-  const size_t npages = 512;
-  uint8_t *ref = malloc(npages * PG);
-  int fd = damage_fixture(npages, ref);
-  struct region_hdr h = read_hdr(fd);
+  struct fixture fx = fixture_make(512);
   const uint64_t idx = 2, word = 0x1111222233334444ull;
-  struct slot old = slot_at(fd, &h, idx);
+  struct slot old = slot_at(fx.fd, &fx.h, idx);
   CHECK(old.type == 2, "page 2 is compressed");
   struct region_intent in = {.next = {.val = word, .type = 1}};
   atomic_init(&in.idx1, idx + 1);
-  poke(fd, h.intents_off + idx % 1024 * sizeof in, &in, sizeof in);
-  poke(fd, h.slots_off + idx * sizeof old, &word, 8); /* half of it */
-  tc_fill_word(ref + idx * PG, PG, word);
-  struct trueno_config cfg = config(npages, TRUENO_ALG_LZ4, fd);
-  struct trueno_store *st = attach(fd, &cfg, "intent");
+  uint64_t rec = fx.h.intents_off + idx % 1024 * sizeof in;
+  poke(fx.fd, rec, &in, sizeof in);
+  poke(fx.fd, fx.h.slots_off + idx * sizeof old, &word, 8); /* half of it */
+  tc_fill_word(fx.ref + idx * PG, PG, word);
+  struct trueno_store *st = attach(fx.fd, &fx.cfg, "intent");
   if (st) {
-    check_contents(st, ref, npages, "intent replayed");
+    check_contents(st, fx.ref, fx.npages, "intent replayed");
     trueno_store_destroy(st);
   }
   uint64_t idx1;
-  peek(fd, h.intents_off + idx % 1024 * sizeof in, &idx1, 8);
+  peek(fx.fd, rec, &idx1, 8);
   CHECK(idx1 == 0, "intent record cleared");
-  attach_check(fd, &cfg, ref, npages, "after the replay", 0);
-  free(ref);
-  close(fd);
+  attach_check(fx.fd, &fx.cfg, fx.ref, fx.npages, "after the replay", 0);
+  fixture_free(&fx);
 }
 
 /* Cold groups in a persistent store: made, partly overwritten, moved by
