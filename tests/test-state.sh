@@ -2,7 +2,8 @@
 # state= and state-name= (docs/persistence.md): the plugin keeps its store
 # in a trueno-hold's memfd.  Pages written through NBD read back after the
 # server is killed with SIGKILL and started again on the same state, with
-# the same stats (pages_stored, mem_used_total), and after an orderly
+# the same stats (pages_stored, mem_used_total, and the cumulative
+# writes and pages_written, which the state keeps), and after an orderly
 # stop; the same with a holder started --empty (the server makes the
 # state and hands it over) and with an inherited fd:N.  A state started
 # with another size= or algorithm= is refused naming the parameter, and
@@ -90,10 +91,11 @@ stat() {
     "$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' \
         "$TMPD/stats.json" "$1"
 }
-# figures: pages_stored and mem_used_total, after the writes reached the file.
+# figures: pages_stored, mem_used_total, writes and pages_written, after
+# the writes reached the file.
 figures() {
     sleep 1.2
-    echo "$(stat pages_stored) $(stat mem_used_total)"
+    echo "$(stat pages_stored) $(stat mem_used_total) $(stat writes) $(stat pages_written)"
 }
 
 ST=(size=16M state="$S" state-name=t stats="$TMPD/stats.json")
@@ -108,14 +110,14 @@ serve "${ST[@]}"
 io verify 1 || fail "holder: pages lost across a SIGKILL"
 after=$(figures)
 [ "$before" = "$after" ] ||
-    fail "holder: pages_stored, mem_used_total $before before the kill, $after after"
+    fail "holder: pages_stored, mem_used_total, writes, pages_written $before before the kill, $after after"
 stop TERM
 serve "${ST[@]}"
 io verify 1 || fail "holder: pages lost across an orderly stop"
 # A second server on the state while this one runs: refused.
 expect_err "state=$S: state 't' is served by another server" \
     nbdkit -f -U "$TMPD/second.sock" "$TRUENO_PLUGIN" "${ST[@]}"
-ok "holder: 600 pages read back after SIGKILL and after SIGTERM; pages_stored, mem_used_total $before both times"
+ok "holder: 600 pages read back after SIGKILL and after SIGTERM; pages_stored, mem_used_total, writes, pages_written $before both times"
 
 # 2. Another size= or algorithm=: refused by name, the state left whole.
 stop KILL
