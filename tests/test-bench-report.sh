@@ -3,7 +3,8 @@
 # corpus file writes report.md with the three tables holding numbers and
 # three SVG charts that parse as XML and plot every system; on a hand-made
 # rows file the known figures reach the tables; malformed or empty rows
-# are a clear error.
+# are a clear error.  scripts/bench-recovery on a small store: a row of
+# figures, every kill followed by a correct read.
 # SPDX-License-Identifier: MIT
 source "$(dirname "$0")/functions.sh"
 require_corpus
@@ -75,6 +76,14 @@ PY
 check_report "$TMPD/real" "$servers" ||
     fail "bad report from bench-nbd --report"
 ok "bench-nbd --report: $(grep -c '^| ' "$TMPD/real/report.md") table rows, 3 charts"
+
+# Recovery after SIGKILL: its own check of every first read, a table row.
+tmo 120 "$scripts/bench-recovery" --gib 0.02 --repeat 2 "$f" \
+    >"$TMPD/rec.txt" 2>"$TMPD/rec.err" ||
+    fail "bench-recovery failed: $(tail -3 "$TMPD/rec.err")"
+grep -Eq '^\| 0.02 \| [0-9.]+ \| [0-9]+ \| [0-9]+ \| [0-9]+ \| [0-9.]+ \| [0-9]+ \| [0-9]+ \|$' \
+    "$TMPD/rec.txt" || fail "bench-recovery's table: $(cat "$TMPD/rec.txt")"
+ok "bench-recovery: $(tail -1 "$TMPD/rec.txt")"
 
 # Known figures in, the same figures out (medians over the data sets).
 mkdir "$TMPD/known"
