@@ -350,7 +350,7 @@ static int setup(struct server *s) {
   if ((r = ublk_ctrl_open(&s->ctrl, NULL)))
     return FAIL(s, "cannot open %s: %s", UBLK_CONTROL_PATH, strerror(-r));
   s->ctrl_ok = true;
-  uint32_t max_io;
+  uint32_t max_io = 0;
   r = o->recover_id >= 0 ? recover_dev(s, &max_io) : add_dev(s, &max_io);
   if (r)
     return r;

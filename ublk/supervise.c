@@ -21,6 +21,7 @@
 #include "safefile.h"
 #include "server-guard.h"
 #include "server.h"
+#include "state-pin.h"
 #include "store-state.h"
 
 struct sup {
@@ -33,6 +34,7 @@ struct sup {
   char exe[PATH_MAX]; /* this binary's path: an upgrade execs what is there now */
   pid_t child;
   struct timespec child_start;
+  struct state_pin pin;
   double lived[UBLK_RESTART_MAX_FAST];
   int nlived;
 };
@@ -222,6 +224,14 @@ static int recover(struct sup *s, double t_dead) {
   }
 }
 
+/* Maps the state to keep its pages in RAM (state-pin.h). */
+static void pin_state(struct sup *s) {
+  int r = state_pin_open(&s->pin, s->state_fd);
+  if (r)
+    slog(s, "warning: cannot map the state to keep it in RAM: %s: a page of it swapped out to this device while no server runs would stop the recovery",
+         strerror(-r));
+}
+
 /* SIGHUP: exec the trueno-ublk on disk now as this device's supervisor
  * (same pid, same state descriptor, the child still ours); it asks the
  * old server to leave once it runs.  Returns only if the exec failed. */
@@ -293,12 +303,18 @@ int ublk_supervise(const struct ublk_opts *o, int argc, char **argv,
   /* We run while the swap is dead: nothing of ours may be in it, and the
    * OOM killer must not take the one process that can bring it back. */
   int r = guard_oom_protect();
-  if (!r && mlockall(MCL_CURRENT | MCL_FUTURE))
-    r = -errno;
+  /* Its children's allocations never wait for swap I/O (to us) from the
+   * fork on; inherited. */
+  if (!r)
+    r = guard_io_flusher();
+  /* On fault for what comes later: the state's mapping (state-pin.h) is
+   * sparse. */
+  if (!r)
+    r = guard_lock_memory();
+  guard_touch_stack();
   if (r) {
     char msg[256];
-    int n = snprintf(msg, sizeof msg, "ERR supervisor: %s: %s (needs root)\n",
-                     r == -EPERM || r == -EACCES ? "oom_score_adj/mlockall" : "mlockall",
+    int n = snprintf(msg, sizeof msg, "ERR supervisor: oom_score_adj, PR_SET_IO_FLUSHER or mlockall: %s (needs root)\n",
                      strerror(-r));
     if (report_fd >= 0 && write(report_fd, msg, (size_t)n) < 0) {
       /* nobody to tell */
@@ -335,13 +351,16 @@ int ublk_supervise(const struct ublk_opts *o, int argc, char **argv,
     log_open(&s);
     write_pid(&s);
     close(report_fd);
-    slog(&s, "supervising server %ld (state=%s)", (long)s.child, s.spec);
+    pin_state(&s);
+    slog(&s, "supervising server %ld (state=%s, %zu pages kept in RAM)",
+         (long)s.child, s.spec, state_pin_scan(&s.pin));
   } else {
     /* Upgraded: the old server (still our child) makes way. */
     double t0 = now_ms();
     s.child = old_server;
-    slog(&s, "upgraded supervisor running; asking server %ld to leave",
-         (long)old_server);
+    pin_state(&s);
+    slog(&s, "upgraded supervisor running (%zu pages kept in RAM); asking server %ld to leave",
+         state_pin_scan(&s.pin), (long)old_server);
     if (old_server > 0 && kill(old_server, SIGUSR2) == 0) {
       char h[64];
       int st = reap(&s);
@@ -364,9 +383,14 @@ int ublk_supervise(const struct ublk_opts *o, int argc, char **argv,
 
   bool stopping = false;
   for (;;) {
-    int sig;
-    if (sigwait(&set, &sig))
+    /* Each second, while the server lives: its newest state pages. */
+    struct timespec tick = {1, 0};
+    int sig = sigtimedwait(&set, NULL, &tick);
+    if (sig < 0) {
+      if (errno == EAGAIN && s.child > 0 && !stopping)
+        state_pin_scan(&s.pin);
       continue;
+    }
     if (sig == SIGTERM || sig == SIGINT) {
       slog(&s, "stopping: server %ld stops and deletes the device",
            (long)s.child);
