@@ -41,6 +41,9 @@ struct server {
   int id;           /* -1 until added */
   bool started;
   bool recovery;    /* UBLK_F_USER_RECOVERY: a dead server leaves the device */
+  /* recover: said once the device serves again (the log may be on a
+   * tmpfs whose pages wait in the swap we are recovering). */
+  char recovered[160];
   int depth;        /* the device's queue depth */
   int cdev_fd;
   int nq;
@@ -307,8 +310,9 @@ static int recover_dev(struct server *s, uint32_t *max_io) {
   s->nq = info.nr_hw_queues;
   s->depth = info.queue_depth;
   *max_io = info.max_io_buf_bytes;
-  fprintf(stderr, "trueno-ublk: ublk%d: store attached in %.1f ms, recovery started at %.1f ms\n",
-          s->id, t_store, ms_since(&t0));
+  snprintf(s->recovered, sizeof s->recovered,
+           "store attached in %.1f ms, recovery started at %.1f ms", t_store,
+           ms_since(&t0));
   return 0;
 }
 
@@ -428,8 +432,8 @@ static int setup(struct server *s) {
   if (o->recover_id >= 0) {
     if ((r = ublk_ctrl_end_recovery(&s->ctrl, (uint32_t)s->id, (int)getpid())))
       return FAIL(s, "UBLK_CMD_END_USER_RECOVERY: %s", strerror(-r));
-    fprintf(stderr, "trueno-ublk: ublk%d: recovered: serving again %.1f ms after this server started\n",
-            s->id, ms_since(&t0));
+    fprintf(stderr, "trueno-ublk: ublk%d: recovered: %s, serving again at %.1f ms\n",
+            s->id, s->recovered, ms_since(&t0));
   } else if ((r = ublk_ctrl_start(&s->ctrl, (uint32_t)s->id, (int)getpid()))) {
     return FAIL(s, "UBLK_CMD_START_DEV: %s", strerror(-r));
   }

@@ -35,6 +35,12 @@ struct sup {
   pid_t child;
   struct timespec child_start;
   struct state_pin pin;
+  /* While the device waits for a server, lines wait here: the log may be
+   * on a tmpfs whose pages are in that very swap (a write would wait for
+   * the server this process is about to start). */
+  bool hold_log;
+  char pend[8192];
+  size_t npend;
   double lived[UBLK_RESTART_MAX_FAST];
   int nlived;
 };
@@ -57,8 +63,51 @@ static void slog(const struct sup *s, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  fprintf(stderr, "%s.%03ldZ trueno-ublk[%ld]: ublk%d: %s\n", when,
-          t.tv_nsec / 1000000, (long)getpid(), s->id, msg);
+  char line[1200];
+  int n = snprintf(line, sizeof line, "%s.%03ldZ trueno-ublk[%ld]: ublk%d: %s\n",
+                   when, t.tv_nsec / 1000000, (long)getpid(), s->id, msg);
+  if (n < 0)
+    return;
+  if ((size_t)n >= sizeof line)
+    n = sizeof line - 1;
+  struct sup *w = (struct sup *)s; /* the buffer is not the event */
+  if (w->hold_log) {
+    if (w->npend + (size_t)n <= sizeof w->pend) {
+      memcpy(w->pend + w->npend, line, (size_t)n);
+      w->npend += (size_t)n;
+    }
+    return;
+  }
+  fputs(line, stderr);
+}
+
+/* The lines held, and all to come, to the kernel's log. */
+static void log_to_kmsg(struct sup *s) {
+  int fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  for (char *l = s->pend, *nl; l < s->pend + s->npend; l = nl + 1) {
+    nl = memchr(l, '\n', (size_t)(s->pend + s->npend - l));
+    if (!nl)
+      break;
+    if (write(fd, l, (size_t)(nl + 1 - l)) < 0)
+      break;
+  }
+  s->npend = 0;
+  s->hold_log = false;
+  dup2(fd, STDERR_FILENO);
+  close(fd);
+}
+
+/* From now until log_release, log lines stay in memory. */
+static void log_hold(struct sup *s) { s->hold_log = true; }
+
+static void log_release(struct sup *s) {
+  s->hold_log = false;
+  if (s->npend)
+    fwrite(s->pend, 1, s->npend, stderr);
+  s->npend = 0;
+  fflush(stderr);
 }
 
 /* Appends stderr to ublkN.log (the servers write there too). */
@@ -361,6 +410,7 @@ int ublk_supervise(const struct ublk_opts *o, int argc, char **argv,
     pin_state(&s);
     slog(&s, "upgraded supervisor running (%zu pages kept in RAM); asking server %ld to leave",
          state_pin_scan(&s.pin), (long)old_server);
+    log_hold(&s);
     if (old_server > 0 && kill(old_server, SIGUSR2) == 0) {
       char h[64];
       int st = reap(&s);
@@ -369,6 +419,7 @@ int ublk_supervise(const struct ublk_opts *o, int argc, char **argv,
     s.child = -1;
     if (recover(&s, t0))
       goto give_up;
+    log_release(&s);
     write_pid(&s);
   }
   struct ublksrv_ctrl_dev_info info = {0};
@@ -416,28 +467,37 @@ int ublk_supervise(const struct ublk_opts *o, int argc, char **argv,
       continue;
     double t_dead = now_ms();
     s.child = -1;
+    log_hold(&s);
     char h[64];
     if (stopping) {
+      log_release(&s);
       slog(&s, "server %ld %s: stopped", (long)p, how(st, h, sizeof h));
       return 0;
     }
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
       /* It stops and deletes the device only when told to, or when the
        * kernel stopped the device (trueno-ublk del of the device). */
+      log_release(&s);
       slog(&s, "server %ld exited: the device was stopped", (long)p);
       return 0;
     }
     double lived = record(&s);
     slog(&s, "server %ld %s after %.1f s: recovering", (long)p,
          how(st, h, sizeof h), lived);
-    if (!recovery)
+    if (!recovery) {
+      log_release(&s);
       return 1;
+    }
     if (ublk_restart_give_up(s.lived, s.nlived))
       goto give_up;
     if (recover(&s, t_dead))
       goto give_up;
+    log_release(&s);
   }
 give_up:
+  /* The device waits with its I/O held: the log may be in that swap, the
+   * kernel's log is not. */
+  log_to_kmsg(&s);
   slog(&s, "GIVING UP after %d failures in a row within %d s of their start: /dev/ublkb%d is quiesced, its I/O held; "
        "run: trueno-ublk recover %d state=... (the same parameters), or trueno-ublk del %d",
        fast_run(&s), UBLK_RESTART_FAST_S, s.id, s.id, s.id);
