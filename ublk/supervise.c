@@ -285,7 +285,7 @@ static void pin_state(struct sup *s) {
  * (same pid, same state descriptor, the child still ours); it asks the
  * old server to leave once it runs.  Returns only if the exec failed. */
 static void upgrade(struct sup *s) {
-  char id[16], old[16], rd[PATH_MAX + 16];
+  char id[16], old[16], rd[PATH_MAX + 16], st[48];
   snprintf(id, sizeof id, "%d", s->id);
   snprintf(old, sizeof old, "%ld", (long)s->child);
   snprintf(rd, sizeof rd, "--run-dir=%s", s->o->run_dir);
@@ -310,7 +310,8 @@ static void upgrade(struct sup *s) {
     av[n++] = s->argv[i];
   }
   av[n++] = rd;
-  av[n++] = s->spec;
+  snprintf(st, sizeof st, "state=%s", s->spec);
+  av[n++] = st;
   av[n] = NULL;
   fcntl(s->state_fd, F_SETFD, 0);
   slog(s, "upgrade: exec %s", s->exe);

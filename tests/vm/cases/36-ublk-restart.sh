@@ -25,12 +25,14 @@ DEV=$(cat /run/trueno/rs.dev)
 id=${DEV#/dev/ublkb}
 STATS=/run/trueno/rs.json
 sup=$(cat /run/trueno/ublk/ublk$id.pid)
+# Failures say what the supervisor logged.
+die() { echo "--- ublk$id.log"; tail -n 40 /run/trueno/ublk/ublk$id.log; dmesg | tail -n 20; fail "$@"; }
 srv() { cat /run/trueno/ublk/ublk$id.server.pid 2>/dev/null; }
-[ -n "$(srv)" ] && [ "$(srv)" != "$sup" ] || fail "no supervised server (pid files: $(ls /run/trueno/ublk))"
+[ -n "$(srv)" ] && [ "$(srv)" != "$sup" ] || die "no supervised server (pid files: $(ls /run/trueno/ublk))"
 say "device $DEV, supervisor $sup (oom_score_adj $(cat /proc/$sup/oom_score_adj), VmLck $(awk '/^VmLck:/{print $2}' /proc/$sup/status) kB), server $(srv)"
-[ "$(cat /proc/$sup/oom_score_adj)" = -1000 ] || fail "the supervisor can be OOM-killed"
-[ "$(awk '/^VmLck:/{print $2}' /proc/$sup/status)" -gt 0 ] || fail "the supervisor's memory is not locked"
-trueno-ublk list | grep "ublk$id:" | grep -q live || fail "not live: $(trueno-ublk list)"
+[ "$(cat /proc/$sup/oom_score_adj)" = -1000 ] || die "the supervisor can be OOM-killed"
+[ "$(awk '/^VmLck:/{print $2}' /proc/$sup/status)" -gt 0 ] || die "the supervisor's memory is not locked"
+trueno-ublk list | grep "ublk$id:" | grep -q live || die "not live: $(trueno-ublk list)"
 dmesg -c >/dev/null
 sysctl -q -w kernel.sysrq=1 kernel.hung_task_timeout_secs=30 kernel.hung_task_warnings=20 kernel.hung_task_all_cpu_backtrace=0 2>/dev/null; dmesg -n 7
 
@@ -43,7 +45,7 @@ spid=$!
 mon=$!
 # Into swap first: the kills must find pages there.
 wait_for 120 sh -c "[ \$(awk 'NR==2{print \$4}' /proc/swaps) -gt 65536 ]" ||
-  { cat /tmp/stress.out; fail "nothing swapped out within 120 s"; }
+  { cat /tmp/stress.out; die "nothing swapped out within 120 s"; }
 
 # kill_one N: SIGKILL to the server; the time until a direct read of the
 # device is served again (ms).  1 MiB reads: busybox dd's buffer is then
@@ -52,12 +54,12 @@ figures="" worst=0
 kill_one() {
   old=$(srv)
   t0=$(ms)
-  kill -9 "$old" || fail "kill $1: no server $old"
+  kill -9 "$old" || die "kill $1: no server $old"
   timeout 60 dd if="$DEV" of=/dev/null bs=1M count=1 skip=$(( $1 * 3 )) iflag=direct 2>/dev/null ||
-    fail "kill $1: a read failed or hung (60 s) after the kill"
+    die "kill $1: a read failed or hung (60 s) after the kill"
   el=$(( $(ms) - t0 ))
   wait_for 10 sh -c "[ -n \"\$(cat /run/trueno/ublk/ublk$id.server.pid 2>/dev/null)\" ] && [ \"\$(cat /run/trueno/ublk/ublk$id.server.pid)\" != $old ]" ||
-    fail "kill $1: no new server pid"
+    die "kill $1: no new server pid"
   say "kill $1: server $old killed, read served after $el ms, new server $(srv)"
   figures="$figures $el"
   [ "$el" -le "$worst" ] || worst=$el
@@ -72,14 +74,14 @@ done
 # Live upgrade onto a binary replaced on disk (a new inode, as a package
 # upgrade leaves it).
 cp /sbin/trueno-ublk /sbin/trueno-ublk.new && mv /sbin/trueno-ublk.new /sbin/trueno-ublk ||
-  fail "cannot replace /sbin/trueno-ublk"
+  die "cannot replace /sbin/trueno-ublk"
 old=$(srv)
 if kill -0 $spid 2>/dev/null; then
-  up=$(trueno-swap upgrade rs) || fail "trueno-swap upgrade failed: $up"
+  up=$(trueno-swap upgrade rs) || die "trueno-swap upgrade failed: $up"
   say "upgrade: $up"
-  [ "$(cat /run/trueno/ublk/ublk$id.pid)" = "$sup" ] || fail "the supervisor's pid changed"
-  [ "$(srv)" != "$old" ] || fail "upgrade: still server $old"
-  case "$(readlink /proc/$(srv)/exe)" in *deleted*) fail "upgrade: the new server runs the old binary" ;; esac
+  [ "$(cat /run/trueno/ublk/ublk$id.pid)" = "$sup" ] || die "the supervisor's pid changed"
+  [ "$(srv)" != "$old" ] || die "upgrade: still server $old"
+  case "$(readlink /proc/$(srv)/exe)" in *deleted*) die "upgrade: the new server runs the old binary" ;; esac
 else
   say "the stress ended before the upgrade: upgrade not tested under load"
 fi
@@ -87,40 +89,40 @@ wait $spid; rc=$?
 kill $mon 2>/dev/null
 tail -3 /tmp/stress.out
 echo "--- supervisor log"; tail -n 30 /run/trueno/ublk/ublk$id.log
-[ $rc -eq 0 ] || { dmesg_new; fail "stress exited $rc (corrupt pages, time limit or killed)"; }
+[ $rc -eq 0 ] || { dmesg_new; die "stress exited $rc (corrupt pages, time limit or killed)"; }
 if dmesg | grep -i -E "killed process|out of memory|I/O error|blk_update_request|Buffer I/O" | grep -q .; then
   dmesg | grep -i -E "killed process|out of memory|I/O error|blk_update_request|Buffer I/O" | head
-  fail "the kernel logged I/O errors or killed a process"
+  die "the kernel logged I/O errors or killed a process"
 fi
-[ "$n" -ge 2 ] || fail "only $n kill(s) before the stress ended: make it longer"
+[ "$n" -ge 2 ] || die "only $n kill(s) before the stress ended: make it longer"
 sorted=$(for f in $figures; do echo "$f"; done | sort -n)
 med=$(echo "$sorted" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
 
 # recover by hand, with no supervisor: write a marker, stop the
 # supervisor without stopping the device (SIGKILL), kill the server: the
 # device holds its I/O until trueno-ublk recover serves it again.
-swapoff "$DEV" || fail "swapoff failed"
+swapoff "$DEV" || die "swapoff failed"
 dd if=/dev/zero of=/tmp/marker bs=1M count=1 2>/dev/null
 printf 'trueno-recover-marker' | dd of=/tmp/marker conv=notrunc 2>/dev/null
 dd if=/tmp/marker of="$DEV" bs=1M seek=7 oflag=direct conv=notrunc 2>/dev/null ||
-  fail "marker write failed"
+  die "marker write failed"
 kill -9 "$sup"
 old=$(srv)
 kill -9 "$old"
 sleep 1
-trueno-ublk list | grep "ublk$id:" | grep -q quiesced || fail "not quiesced after the kill: $(trueno-ublk list)"
+trueno-ublk list | grep "ublk$id:" | grep -q quiesced || die "not quiesced after the kill: $(trueno-ublk list)"
 ( dd if="$DEV" bs=1M skip=7 count=1 iflag=direct 2>/dev/null > /tmp/held.out; echo $? > /tmp/held.rc ) &
 sleep 1
-[ ! -s /tmp/held.rc ] || fail "a read with no server did not wait (rc $(cat /tmp/held.rc))"
+[ ! -s /tmp/held.rc ] || die "a read with no server did not wait (rc $(cat /tmp/held.rc))"
 t0=$(ms)
 TRUENO_UBLK_RUNDIR=/run/trueno/ublk trueno-ublk recover "$id" swap=on \
   state=/run/trueno/hold/rs.sock state-name=rs > /tmp/recover.out 2>&1 ||
-  { cat /tmp/recover.out; fail "trueno-ublk recover failed"; }
-wait_for 20 test -s /tmp/held.rc || fail "the held read was not served after recover"
+  { cat /tmp/recover.out; die "trueno-ublk recover failed"; }
+wait_for 20 test -s /tmp/held.rc || die "the held read was not served after recover"
 el=$(( $(ms) - t0 ))
-[ "$(cat /tmp/held.rc)" = 0 ] || fail "the held read failed after recover"
-grep -q trueno-recover-marker /tmp/held.out || fail "the held read did not return the marker"
+[ "$(cat /tmp/held.rc)" = 0 ] || die "the held read failed after recover"
+grep -q trueno-recover-marker /tmp/held.out || die "the held read did not return the marker"
 say "recover by hand: $(cat /tmp/recover.out), held read served $el ms after it started"
-trueno-swap down rs || fail "trueno-swap down failed"
-[ ! -e "$DEV" ] || fail "$DEV still exists after down"
+trueno-swap down rs || die "trueno-swap down failed"
+[ ! -e "$DEV" ] || die "$DEV still exists after down"
 pass "$n kills + 1 upgrade under swap stress ($mib MiB in $ram MiB RAM): 0 corrupt pages, no process killed, no I/O error; kill -> read served (ms):$figures (median $med, max $worst); $up; recover by hand: held read served $el ms after recover started"
