@@ -22,6 +22,7 @@
 #include "queue.h"
 #include "safefile.h"
 #include "server-guard.h"
+#include "state-pin.h"
 
 int ublk_run_file(char *buf, size_t cap, const char *run_dir, int id,
                   const char *ext) {
@@ -44,6 +45,7 @@ struct server {
   /* recover: said once the device serves again (the log may be on a
    * tmpfs whose pages wait in the swap we are recovering). */
   char recovered[160];
+  struct state_pin pin; /* state=: the state's pages this server keeps */
   int depth;        /* the device's queue depth */
   int cdev_fd;
   int nq;
@@ -466,6 +468,13 @@ static int setup(struct server *s) {
   int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
   if ((r = safefile_replace(s->pid_file, pid, (size_t)n, 0600)))
     return FAIL(s, "cannot write %s: %s", s->pid_file, strerror(-r));
+  /* A persistent store's pages in RAM for as long as we serve, also
+   * those this server has not touched yet (an attached store's): one of
+   * them swapped out to this device would be read back by a queue thread
+   * from itself (state-pin.h).  Now, not before: with the device live, a
+   * page still being written out completes. */
+  if (s->state.fd >= 0 && state_pin_open(&s->pin, s->state.fd) == 0)
+    state_pin_scan(&s->pin);
   report(s, "OK");
   return 0;
 }
@@ -505,6 +514,7 @@ static void teardown(struct server *s, bool keep_dev) {
   housekeeping_stop(s->housekeeping);
   s->housekeeping = NULL;
   store_state_close(&s->state, s->st); /* a persistent store is detached */
+  state_pin_close(&s->pin);
   if (s->pid_file[0])
     unlink(s->pid_file);
   if (s->stats_file[0])

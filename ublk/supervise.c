@@ -18,6 +18,7 @@
 
 #include "ctrl.h"
 #include "restart.h"
+#include "pin-mappings.h"
 #include "safefile.h"
 #include "server-guard.h"
 #include "server.h"
@@ -362,6 +363,13 @@ int ublk_supervise(const struct ublk_opts *o, int argc, char **argv,
   if (!r)
     r = guard_lock_memory();
   guard_touch_stack();
+  /* All of our code and libraries resident and locked now, while the
+   * swap still works: the server we fork at a death runs it (after an
+   * upgrade, a binary nobody has run yet). */
+  uint64_t pinned;
+  unsigned skipped;
+  if (!r)
+    pin_file_mappings(&pinned, &skipped);
   if (r) {
     char msg[256];
     int n = snprintf(msg, sizeof msg, "ERR supervisor: oom_score_adj, PR_SET_IO_FLUSHER or mlockall: %s (needs root)\n",
