@@ -31,7 +31,7 @@ struct sup {
   char **argv;
   int id;
   int state_fd;
-  char spec[32];     /* state=fd:N */
+  char spec[32];     /* fd:N, the children's state= */
   char exe[PATH_MAX]; /* this binary's path: an upgrade execs what is there now */
   pid_t child;
   struct timespec child_start;
@@ -53,7 +53,7 @@ static double now_ms(void) {
 }
 
 /* One line to ublkN.log: UTC time to the millisecond, then the event. */
-static void slog(const struct sup *s, const char *fmt, ...) {
+static void slog(struct sup *s, const char *fmt, ...) {
   struct timespec t;
   clock_gettime(CLOCK_REALTIME, &t);
   struct tm tm;
@@ -71,11 +71,10 @@ static void slog(const struct sup *s, const char *fmt, ...) {
     return;
   if ((size_t)n >= sizeof line)
     n = sizeof line - 1;
-  struct sup *w = (struct sup *)s; /* the buffer is not the event */
-  if (w->hold_log) {
-    if (w->npend + (size_t)n <= sizeof w->pend) {
-      memcpy(w->pend + w->npend, line, (size_t)n);
-      w->npend += (size_t)n;
+  if (s->hold_log) {
+    if (s->npend + (size_t)n <= sizeof s->pend) {
+      memcpy(s->pend + s->npend, line, (size_t)n);
+      s->npend += (size_t)n;
     }
     return;
   }
@@ -198,7 +197,7 @@ static int follow_child(struct sup *s, int rfd, int fwd) {
   }
 }
 
-static void write_pid(const struct sup *s) {
+static void write_pid(struct sup *s) {
   char path[PATH_MAX], pid[32];
   if (ublk_run_file(path, sizeof path, s->o->run_dir, s->id, "pid"))
     return;
@@ -391,8 +390,7 @@ int ublk_supervise(const struct ublk_opts *o, int argc, char **argv,
     }
     return 1;
   }
-  snprintf(s.spec, sizeof s.spec, "state=fd:%d", s.state_fd);
-  memmove(s.spec, s.spec + 6, strlen(s.spec + 6) + 1); /* the value */
+  snprintf(s.spec, sizeof s.spec, "fd:%d", s.state_fd);
 
   if (recover_id < 0) {
     int rfd;
