@@ -62,7 +62,7 @@ static int state_is_new(int fd) {
  * state (new again at the next start), never a store nobody keeps.
  * got: why the keeper had none, said instead when it refuses this one
  * for the same reason (another name, no such socket). */
-static int state_make(struct store_state *s, const char *got, char *err,
+static int state_make(const struct store_state *s, const char *got, char *err,
                       size_t errlen) {
   char mname[HOLD_NAME_MAX + 16];
   snprintf(mname, sizeof mname, "trueno-state:%s", s->name);
@@ -115,6 +115,19 @@ static int state_lock(const struct store_state *s, int fd, char *err,
   return own;
 }
 
+int store_state_take(const struct store_state *s, char *err,
+                     size_t errlen) {
+  char why[256];
+  int fd = statefd_get(s->spec, s->name ? s->name : "", why, sizeof why);
+  /* A keeper that holds nothing yet: trueno-hold --empty says ENOENT, as
+   * does systemd without the descriptor (the first start). */
+  if (fd == -ENOENT && strncmp(s->spec, "fd:", 3))
+    fd = state_make(s, why, err, errlen);
+  else if (fd < 0)
+    snprintf(err, errlen, "state=%s: %s", s->spec, why);
+  return fd;
+}
+
 int store_state_open(struct store_state *s, struct trueno_config *cfg,
                      struct trueno_store **out, int *attached, char *err,
                      size_t errlen) {
@@ -128,13 +141,7 @@ int store_state_open(struct store_state *s, struct trueno_config *cfg,
     return trueno_store_create(cfg, out);
   }
   char why[256];
-  int fd = statefd_get(s->spec, s->name ? s->name : "", why, sizeof why);
-  /* A keeper that holds nothing yet: trueno-hold --empty says ENOENT, as
-   * does systemd without the descriptor (the first start). */
-  if (fd == -ENOENT && strncmp(s->spec, "fd:", 3))
-    fd = state_make(s, why, err, errlen);
-  else if (fd < 0)
-    snprintf(err, errlen, "state=%s: %s", s->spec, why);
+  int fd = store_state_take(s, err, errlen);
   if (fd >= 0)
     fd = state_lock(s, fd, err, errlen);
   if (fd < 0)

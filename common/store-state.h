@@ -42,6 +42,12 @@ int store_state_check(const struct store_state *s, char *err, size_t errlen);
 int store_state_open(struct store_state *s, struct trueno_config *cfg,
                      struct trueno_store **out, int *attached, char *err,
                      size_t errlen);
+/* The state's descriptor alone (O_CLOEXEC), got from its keeper or made
+ * and given to it as store_state_open does, for a process that keeps it
+ * and passes it on as state=fd:N (trueno-ublk's supervisor).  Returns it,
+ * or a negative errno with the reason in err. */
+int store_state_take(const struct store_state *s, char *err,
+                     size_t errlen);
 /* Detaches the store (a persistent one's state stays) and closes the
  * state's descriptor. */
 void store_state_close(struct store_state *s, struct trueno_store *st);

@@ -70,6 +70,8 @@ ok "default table: a on /dev/nbd15, nbd, zstd, 64M, 2 streams, pid $pid"
 # device whose files are trueno-ublk's, linked: each listed once.
 cp "$run/a.json" "$run/ublk/ublk3.json"
 echo 999999999 >"$run/ublk/ublk3.pid"
+# A device with a supervisor: its server's pid file is no device of its own.
+echo 999999998 >"$run/ublk/ublk3.server.pid"
 cp "$run/a.json" "$run/ublk/ublk5.json"
 echo /dev/ublkb5 >"$run/b.dev"
 echo ublk >"$run/b.transport"
@@ -78,7 +80,7 @@ out=$("$ts" status -r -n -o name,instance,transport,pid) || fail "status -r -n e
 [ "$out" = "$(printf '/dev/nbd15 a nbd %s\n/dev/ublkb5 b ublk -\n/dev/nbd14 c nbd -\n/dev/ublkb3 ublk3 ublk -' "$pid")" ] ||
     fail "status -r -n -o name,instance,transport,pid:
 $out"
-ok "a, b (trueno-swap over ublk), c and ublk3 (trueno-ublk's), once each"
+ok "a, b (trueno-swap over ublk), c and ublk3 (trueno-ublk's, ublk3.server.pid not a device), once each"
 
 # Values against the stats file, the server stopped (its final figures).
 kill "$pid"

@@ -37,7 +37,17 @@ if [ "$(id -u)" -eq 0 ]; then
         note "nbd module present: the 'modprobe nbd' message is not checked here"
     fi
     expect_err "is not up" "$ts" down nosuch
+    expect_err "is not up" "$ts" upgrade nosuch
+    expect_err "invalid name" "$ts" upgrade '../x'
+    # A device without --persist has no server to replace it under the
+    # live swap (its pages die with the server).
+    mkdir -p -m 0700 "$TRUENO_SWAP_RUNDIR"
+    echo /dev/ublkb9 >"$TRUENO_SWAP_RUNDIR/np.dev"
+    echo ublk >"$TRUENO_SWAP_RUNDIR/np.transport"
+    expect_err "was not started with --persist" "$ts" upgrade np
+    rm -f "$TRUENO_SWAP_RUNDIR/np.dev" "$TRUENO_SWAP_RUNDIR/np.transport"
 fi
+expect_err "usage: trueno-swap upgrade [NAME|all]" "$ts" upgrade a b
 out=$("$ts" status) || fail "status failed"
 case "$out" in *"no trueno devices"*) ok "status with nothing up" ;; *) fail "status: $out" ;; esac
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "restart.h"
 #include "server-guard.h"
 #include "test-common.h"
 
@@ -22,6 +23,27 @@ static int parse(const char *line, struct ublk_opts *o, char *err, size_t cap) {
     argv[argc++] = t;
   err[0] = 0;
   return ublk_parse_add(argc, argv, o, err, cap);
+}
+
+/* The same for `recover`. */
+static int parse_recover(const char *line, struct ublk_opts *o, char *err,
+                         size_t cap) {
+  static char buf[512];
+  char *argv[32];
+  int argc = 0;
+  snprintf(buf, sizeof buf, "%s", line);
+  for (char *t = strtok(buf, " "); t && argc < 32; t = strtok(NULL, " "))
+    argv[argc++] = t;
+  err[0] = 0;
+  return ublk_parse_recover(argc, argv, o, err, cap);
+}
+
+static void expect_recover_err(const char *line, const char *want) {
+  struct ublk_opts o;
+  char err[512];
+  int r = parse_recover(line, &o, err, sizeof err);
+  CHECK(r == -EINVAL && strstr(err, want), "recover '%s': r=%d err='%s', want '%s'",
+        line, r, err, want);
 }
 
 static void expect_err(const char *line, const char *want) {
@@ -192,5 +214,46 @@ int main(void) {
   expect_err("--size 1G state-name=swap", "state-name: only applies with state=");
   expect_err("--size 1G state=h/s.sock state-name=swap", "state: 'h/s.sock'");
   expect_err("--size 1G state=/h/s.sock state-name=a/b", "state-name: 'a/b'");
+  CHECK(o.recover_id == -1 && !o.supervised, "add: not a recovery");
+
+  /* recover ID: everything but state= is optional (the size, queues and
+   * depth are the device's). */
+  CHECK(parse_recover("3 state=/run/h/s.sock state-name=swap swap=on", &o,
+                      err, sizeof err) == 0 &&
+            o.recover_id == 3 && o.id == 3 && o.cfg.size == 0 && o.swap &&
+            !strcmp(o.state.spec, "/run/h/s.sock") && !o.supervised,
+        "recover: %s", err);
+  CHECK(parse_recover("0 --size 1G state=fd:4 algorithm=zstd", &o, err,
+                      sizeof err) == 0 &&
+            o.recover_id == 0 && o.cfg.size == 1ull << 30 &&
+            o.cfg.algorithm == TRUENO_ALG_ZSTD,
+        "recover with --size: %s", err);
+  expect_recover_err("", "recover: which device?");
+  expect_recover_err("state=fd:4", "recover: which device?");
+  expect_recover_err("--size 1G", "recover: which device?");
+  expect_recover_err("x state=fd:4", "invalid device id 'x'");
+  expect_recover_err("1", "state: required by recover");
+  expect_recover_err("1 swap=on", "state: required by recover");
+  expect_recover_err("1 state=fd:4 colour=blue", "unknown parameter 'colour'");
+  expect_recover_err("1 state=/h/s.sock", "state-name: required");
+
+  /* The supervisor's restart policy (restart.h): kills of servers that
+   * served a while never add up; servers that fail at once do. */
+  double lived[8] = {3600, 20, 30, 6, 7};
+  CHECK(ublk_restart_fast(lived, 5) == 0 && !ublk_restart_give_up(lived, 5),
+        "kills of serving servers are not failures");
+  double fast[8] = {3600, 0.1, 0.2, 0.1, 0.3};
+  CHECK(ublk_restart_fast(fast, 5) == 4 && !ublk_restart_give_up(fast, 5),
+        "4 fast failures: one more try");
+  double fast5[8] = {0.1, 0.2, 0.1, 0.3, 1};
+  CHECK(ublk_restart_give_up(fast5, 5), "5 fast failures: give up");
+  double mixed[8] = {0.1, 0.2, 60, 0.3, 1};
+  CHECK(ublk_restart_fast(mixed, 5) == 2 && !ublk_restart_give_up(mixed, 5),
+        "a server that served resets the count");
+  CHECK(ublk_restart_delay_ms(0) == 0 && ublk_restart_delay_ms(1) == 0,
+        "the first restart is at once");
+  CHECK(ublk_restart_delay_ms(2) == 100 && ublk_restart_delay_ms(3) == 200 &&
+            ublk_restart_delay_ms(30) == 2000,
+        "then growing, at most 2 s");
   return tc_finish();
 }

@@ -19,6 +19,14 @@ expect_err "prometheus-mode: '0666'" "$tu" add --size 1G prometheus=p.prom prome
 expect_err "unknown command 'frob'" "$tu" frob
 expect_err "invalid device id 'x'" "$tu" del x
 expect_err "usage" "$tu" del
+# recover and upgrade: refused before anything needs the driver.
+expect_err "recover: which device?" "$tu" recover
+expect_err "recover: which device?" "$tu" recover state=fd:3
+expect_err "invalid device id 'x'" "$tu" recover x state=fd:3
+expect_err "state: required by recover" "$tu" recover 0
+expect_err "state-name: required with state=$TMPD/h.sock" "$tu" recover 0 state="$TMPD/h.sock"
+expect_err "usage: trueno-ublk upgrade ID" "$tu" upgrade
+expect_err "usage: trueno-ublk upgrade ID" "$tu" upgrade x
 # The driver is missing: $TRUENO_UBLK_CONTROL names a control device that
 # does not exist (as on a host without the module).
 if [ "$(id -u)" -eq 0 ]; then
@@ -27,6 +35,8 @@ if [ "$(id -u)" -eq 0 ]; then
     expect_err "modprobe ublk_drv" "$tu" add --size 8G
     expect_err "modprobe ublk_drv" "$tu" list
     expect_err "modprobe ublk_drv" "$tu" del all
+    expect_err "modprobe ublk_drv" "$tu" recover 0 state=fd:0
+    expect_err "modprobe ublk_drv" "$tu" upgrade 0
     unset TRUENO_UBLK_CONTROL
     if [ ! -e /dev/ublk-control ]; then
         # As a user would run it on this host.
@@ -40,6 +50,6 @@ if command -v setpriv >/dev/null; then
     expect_err "must be run as root" setpriv --reuid=65534 --regid=65534 --clear-groups "$tu" add --size 1G
 fi
 out=$("$tu" --help) || fail "--help failed"
-case "$out" in *"trueno-ublk add --size SIZE"*"prometheus=<FILE>"*) ok "--help" ;; *) fail "--help: $out" ;; esac
+case "$out" in *"trueno-ublk add --size SIZE"*"recover ID"*"upgrade ID"*"prometheus=<FILE>"*) ok "--help" ;; *) fail "--help: $out" ;; esac
 pgrep -x trueno-ublk >/dev/null && fail "a trueno-ublk process is left running"
 note "passed in $SECONDS s"

@@ -87,9 +87,10 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name,
   return argv[++*i];
 }
 
-int ublk_parse_add(int argc, char **argv, struct ublk_opts *o, char *err,
-                   size_t errlen) {
+static int parse_opts(int argc, char **argv, struct ublk_opts *o,
+                      bool recover, char *err, size_t errlen) {
   memset(o, 0, sizeof *o);
+  o->recover_id = -1;
   /* Engine parameters and --size go here, into o at the end. */
   struct engine_params ep;
   engine_params_init(&ep);
@@ -142,6 +143,7 @@ int ublk_parse_add(int argc, char **argv, struct ublk_opts *o, char *err,
       o->run_dir = v;
     } else if (!strcmp(argv[i], "--foreground") || !strcmp(argv[i], "-f")) {
       o->foreground = true;
+
     } else if (missing) {
       return param_error(err, errlen, "%s needs a value", argv[i]);
     } else if (argv[i][0] != '-' && strchr(argv[i], '=')) {
@@ -159,8 +161,10 @@ int ublk_parse_add(int argc, char **argv, struct ublk_opts *o, char *err,
       return param_error(err, errlen, "unknown option '%s' (engine parameters are key=value)", argv[i]);
     }
   }
-  if (!size_given)
+  if (!size_given && !recover)
     return param_error(err, errlen, "--size is required, e.g. --size 8G");
+  if (recover && !o->state.spec)
+    return param_error(err, errlen, "state: required by recover (the state the dead server's store is kept in: state=SOCKET state-name=NAME, fd:N or systemd)");
   if (o->prometheus_mode != PROMETHEUS_MODE_DEFAULT && !o->prometheus)
     return param_error(err, errlen, "prometheus-mode: only applies with prometheus=FILE");
   int r = engine_params_check(&ep, err, errlen);
@@ -177,4 +181,26 @@ int ublk_parse_add(int argc, char **argv, struct ublk_opts *o, char *err,
   if (o->swap && !max_io_given)
     o->max_io = UBLK_SWAP_MAX_IO;
   return 0;
+}
+
+int ublk_parse_add(int argc, char **argv, struct ublk_opts *o, char *err,
+                   size_t errlen) {
+  return parse_opts(argc, argv, o, false, err, errlen);
+}
+
+int ublk_parse_recover(int argc, char **argv, struct ublk_opts *o, char *err,
+                       size_t errlen) {
+  long id;
+  if (argc < 1 || argv[0][0] == '-' || strchr(argv[0], '=')) {
+    memset(o, 0, sizeof *o);
+    return param_error(err, errlen, "recover: which device? trueno-ublk recover ID state=... (see: trueno-ublk list)");
+  }
+  if (engine_params_parse_long(argv[0], 0, 1 << 20, &id)) {
+    memset(o, 0, sizeof *o);
+    return param_error(err, errlen, "invalid device id '%s': a number (see: trueno-ublk list)", argv[0]);
+  }
+  int r = parse_opts(argc - 1, argv + 1, o, true, err, errlen);
+  o->recover_id = (int)id;
+  o->id = (int)id;
+  return r;
 }

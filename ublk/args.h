@@ -36,6 +36,15 @@ struct ublk_opts {
   const char *prometheus;   /* prometheus=FILE, NULL: none */
   mode_t prometheus_mode;   /* prometheus-mode= */
   struct store_state state; /* state=, state-name= (into argv) */
+  /* recover ID: serve device id (it exists, its server died) instead of
+   * adding one; -1: add.  The queues, depth and buffer size are the
+   * device's; --size, when not given, too. */
+  int recover_id;
+  /* Run by trueno-ublk's supervisor (supervise.h), never set by a user: the
+   * server leaves ublkN.pid to it (its own pid goes to ublkN.server.pid),
+   * appends to ublkN.log and, on SIGUSR2, exits without deleting the
+   * device, for a successor to recover it. */
+  bool supervised;
 };
 
 /* "123", "512K", "8G", "1T", "4MiB" (binary units).  0 or -EINVAL. */
@@ -45,5 +54,9 @@ int ublk_parse_size(const char *s, uint64_t *out);
  * the user in err. */
 int ublk_parse_add(int argc, char **argv, struct ublk_opts *o, char *err,
                    size_t errlen);
+/* argv of `recover` (after the word "recover"): ID, then add's options,
+ * all optional; state= is required (what is recovered is the store). */
+int ublk_parse_recover(int argc, char **argv, struct ublk_opts *o, char *err,
+                       size_t errlen);
 
 #endif

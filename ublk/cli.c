@@ -2,9 +2,14 @@
  *
  *   trueno-ublk add --size 8G [--queues N] [--depth D] [--id N]
  *                   [--run-dir DIR] [--foreground] [engine params...]
+ *   trueno-ublk recover ID [--foreground] state=... [engine params...]
+ *   trueno-ublk upgrade ID
  *   trueno-ublk del ID|all
  *   trueno-ublk list
  *
+ * With state= (a persistent store) add starts a supervisor (supervise.h)
+ * that restarts a server that dies; recover serves a device whose server
+ * died by hand; upgrade has the supervisor run the binary now on disk.
  * add forks a server that sets the device up and, once /dev/ublkbN exists,
  * tells this process, which prints the device and returns; the server stays
  * (pid file, stats JSON under the run directory) until `del`.
@@ -33,6 +38,7 @@
 #include "param-table.h"
 #include "safefile.h"
 #include "server.h"
+#include "supervise.h"
 
 static const char *prog = "trueno-ublk";
 
@@ -52,10 +58,12 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: %s add --size SIZE [--queues N] [--depth D] [--max-io SIZE] [--id N]\n"
           "                   [--run-dir DIR] [--foreground] [param=value...]\n"
+          "       %s recover ID [--foreground] state=... [param=value...]\n"
+          "       %s upgrade ID\n"
           "       %s del ID|all\n"
           "       %s list\n"
           "parameters:\n%s",
-          prog, prog, prog, params);
+          prog, prog, prog, prog, prog, params);
 }
 
 static const char *run_dir(void) {
@@ -87,7 +95,7 @@ static int open_control(struct ublk_ctrl *c) {
 }
 
 /* Reads the server's report lines until "OK", "ERR ..." or the end. */
-static int wait_server(int fd, pid_t child) {
+static int wait_server(int fd, pid_t child, bool recovering) {
   char buf[4096];
   size_t len = 0;
   int id = -1;
@@ -106,6 +114,8 @@ static int wait_server(int fd, pid_t child) {
     *nl = 0;
     if (!strncmp(buf, "ID ", 3))
       id = atoi(buf + 3);
+    else if (!strncmp(buf, "NOTE ", 5))
+      fprintf(stderr, "%s: warning: %s\n", prog, buf + 5);
     else if (!strcmp(buf, "OK")) {
       printf("/dev/ublkb%d\n", id);
       return 0;
@@ -119,8 +129,9 @@ static int wait_server(int fd, pid_t child) {
 died:;
   int st = 0;
   waitpid(child, &st, 0);
-  if (id >= 0) {
-    /* It died without cleaning up: remove its device. */
+  if (id >= 0 && !recovering) {
+    /* It died without cleaning up: remove its device (a device being
+     * recovered stays, for the next try). */
     struct ublk_ctrl c;
     if (ublk_ctrl_open(&c, NULL) == 0) {
       ublk_ctrl_stop(&c, (uint32_t)id);
@@ -132,6 +143,25 @@ died:;
     return die("the server was killed by signal %d during setup",
                WTERMSIG(st));
   return die("the server exited during setup (status %d)", WEXITSTATUS(st));
+}
+
+static int daemonize(struct ublk_opts *o, int argc, char **argv);
+
+/* The run directory, made root's alone, as an absolute path in abs. */
+static int prepare_run_dir(struct ublk_opts *o, char *abs) {
+  /* Root writes its pid, stats and log files there: the directory must be
+   * root's alone (safefile.h). */
+  int r = safefile_dir(o->run_dir, 1);
+  if (r == -EPERM)
+    return die("run directory %s refused: it is not owned by this user or "
+               "is writable by others (TRUENO_UBLK_RUNDIR)", o->run_dir);
+  if (r < 0)
+    return die("cannot create %s: %s", o->run_dir, strerror(-r));
+  close(r);
+  if (!realpath(o->run_dir, abs))
+    return die("cannot resolve %s: %s", o->run_dir, strerror(errno));
+  o->run_dir = abs; /* the server works from / */
+  return 0;
 }
 
 static int cmd_add(int argc, char **argv) {
@@ -157,22 +187,17 @@ static int cmd_add(int argc, char **argv) {
   if (open_control(&c))
     return 1;
   ublk_ctrl_close(&c); /* the server opens its own */
-  /* Root writes its pid, stats and log files there: the directory must be
-   * root's alone (safefile.h). */
-  int r = safefile_dir(o.run_dir, 1);
-  if (r == -EPERM)
-    return die("run directory %s refused: it is not owned by this user or "
-               "is writable by others (TRUENO_UBLK_RUNDIR)", o.run_dir);
-  if (r < 0)
-    return die("cannot create %s: %s", o.run_dir, strerror(-r));
-  close(r);
   char abs[PATH_MAX];
-  if (!realpath(o.run_dir, abs))
-    return die("cannot resolve %s: %s", o.run_dir, strerror(errno));
-  o.run_dir = abs; /* the server works from / */
+  if (prepare_run_dir(&o, abs))
+    return 1;
   if (o.foreground)
     return ublk_server_run(&o, -1);
+  return daemonize(&o, argc, argv);
+}
 
+/* Forks the server (with a persistent store of a new device: its
+ * supervisor), which reports until /dev/ublkbN serves, then stays. */
+static int daemonize(struct ublk_opts *o, int argc, char **argv) {
   int p[2];
   if (pipe2(p, O_CLOEXEC))
     return die("pipe: %s", strerror(errno));
@@ -195,10 +220,12 @@ static int cmd_add(int argc, char **argv) {
       if (null > STDERR_FILENO)
         close(null);
     }
-    _exit(ublk_server_run(&o, p[1]));
+    if (o->state.spec && o->recover_id < 0)
+      _exit(ublk_supervise(o, argc, argv, p[1], -1, 0));
+    _exit(ublk_server_run(o, p[1]));
   }
   close(p[1]);
-  r = wait_server(p[0], pid);
+  int r = wait_server(p[0], pid, o->recover_id >= 0);
   close(p[0]);
   return r;
 }
@@ -222,9 +249,11 @@ static const char *human(double b, char *buf, size_t cap) {
   return buf;
 }
 
-static long read_pid(int id) {
+/* ublkN.pid: the server's, or its supervisor's (then the server's is in
+ * ublkN.server.pid). */
+static long read_pid_ext(int id, const char *ext) {
   char path[PATH_MAX];
-  if (ublk_run_file(path, sizeof path, run_dir(), id, "pid"))
+  if (ublk_run_file(path, sizeof path, run_dir(), id, ext))
     return -1;
   FILE *f = fopen(path, "r");
   long pid = -1;
@@ -235,6 +264,8 @@ static long read_pid(int id) {
   }
   return pid;
 }
+
+static long read_pid(int id) { return read_pid_ext(id, "pid"); }
 
 /* pid is a live trueno-ublk (not a zombie, not a recycled pid). */
 static int is_server(long pid) {
@@ -287,9 +318,9 @@ static int in_swaps(int id) {
 }
 
 static void remove_files(int id) {
-  const char *ext[] = {"pid", "json", "log"};
+  const char *ext[] = {"pid", "server.pid", "json", "log"};
   char path[PATH_MAX];
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 4; i++)
     if (!ublk_run_file(path, sizeof path, run_dir(), id, ext[i]))
       unlink(path);
 }
@@ -356,6 +387,91 @@ static int cmd_del(int argc, char **argv) {
   return rc;
 }
 
+static int cmd_recover(int argc, char **argv) {
+  struct ublk_opts o;
+  char err[512];
+  if (ublk_parse_recover(argc, argv, &o, err, sizeof err))
+    return die("%s", err);
+  struct ublk_ctrl c;
+  if (open_control(&c))
+    return 1;
+  ublk_ctrl_close(&c);
+  char abs[PATH_MAX];
+  if (prepare_run_dir(&o, abs))
+    return 1;
+  if (o.foreground)
+    return ublk_server_run(&o, -1);
+  return daemonize(&o, 0, NULL);
+}
+
+/* supervise ID OLDPID ARGS: the supervisor of an upgrade (supervise.h
+ * execs it); not for users. */
+static int cmd_supervise(int argc, char **argv) {
+  long id, old;
+  struct ublk_opts o;
+  char err[512];
+  if (argc < 2 || engine_params_parse_long(argv[0], 0, INT_MAX, &id) ||
+      engine_params_parse_long(argv[1], 0, INT_MAX, &old))
+    return die("supervise: used by trueno-ublk upgrade only");
+  if (ublk_parse_add(argc - 2, argv + 2, &o, err, sizeof err) ||
+      !o.state.spec)
+    return die("supervise: %s", err[0] ? err : "no state=");
+  return ublk_supervise(&o, argc - 2, argv + 2, -1, (int)id, (pid_t)old);
+}
+
+static double mono_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/* upgrade ID: SIGHUP to the device's supervisor, then waits until a new
+ * server serves the device. */
+static int cmd_upgrade(int argc, char **argv) {
+  long id;
+  if (argc != 1 || engine_params_parse_long(argv[0], 0, INT_MAX, &id))
+    return die("usage: %s upgrade ID (see: trueno-ublk list)", prog);
+  struct ublk_ctrl c;
+  if (open_control(&c))
+    return 1;
+  struct ublksrv_ctrl_dev_info info;
+  int r = ublk_ctrl_info(&c, (uint32_t)id, &info);
+  if (r) {
+    ublk_ctrl_close(&c);
+    return die(r == -ENODEV ? "no ublk device %ld (see: trueno-ublk list)"
+                            : "ublk device %ld: UBLK_CMD_GET_DEV_INFO failed", id);
+  }
+  long sup = read_pid((int)id), old = read_pid_ext((int)id, "server.pid");
+  if (!(info.flags & UBLK_F_USER_RECOVERY) || !is_server(sup) || sup == old ||
+      !is_server(old)) {
+    ublk_ctrl_close(&c);
+    return die("ublk%ld has no supervisor to upgrade it: only a device added "
+               "with state= has one (trueno-ublk list)", id);
+  }
+  double t0 = mono_ms();
+  kill((pid_t)sup, SIGHUP);
+  for (;;) {
+    long now = read_pid_ext((int)id, "server.pid");
+    if (now != old && is_server(now) &&
+        ublk_ctrl_info(&c, (uint32_t)id, &info) == 0 &&
+        info.state == UBLK_S_DEV_LIVE && info.ublksrv_pid == now) {
+      printf("ublk%ld: upgraded: server %ld -> %ld, served again after %.0f ms\n",
+             id, old, now, mono_ms() - t0);
+      break;
+    }
+    if (!is_server(sup) || mono_ms() - t0 > 60000) {
+      ublk_ctrl_close(&c);
+      char log[PATH_MAX];
+      ublk_run_file(log, sizeof log, run_dir(), (int)id, "log");
+      return die("ublk%ld: no new server after %.0f s (see %s)", id,
+                 (mono_ms() - t0) / 1e3, log);
+    }
+    usleep(10000);
+  }
+  ublk_ctrl_close(&c);
+  return 0;
+}
+
 static int cmd_list(void) {
   struct ublk_ctrl c;
   if (open_control(&c))
@@ -406,6 +522,12 @@ int main(int argc, char **argv) {
     return cmd_add(argc - 2, argv + 2);
   if (!strcmp(cmd, "del"))
     return cmd_del(argc - 2, argv + 2);
+  if (!strcmp(cmd, "recover"))
+    return cmd_recover(argc - 2, argv + 2);
+  if (!strcmp(cmd, "upgrade"))
+    return cmd_upgrade(argc - 2, argv + 2);
+  if (!strcmp(cmd, "supervise"))
+    return cmd_supervise(argc - 2, argv + 2);
   if (!strcmp(cmd, "list"))
     return argc == 2 ? cmd_list() : die("usage: %s list", prog);
   if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {

@@ -114,3 +114,19 @@ int ublk_ctrl_info(struct ublk_ctrl *c, uint32_t id,
   memset(info, 0, sizeof *info);
   return ctrl_cmd(c, UBLK_CMD_GET_DEV_INFO, id, info, sizeof *info, 0);
 }
+
+int ublk_ctrl_get_params(struct ublk_ctrl *c, uint32_t id,
+                         struct ublk_params *p) {
+  memset(p, 0, sizeof *p);
+  p->len = sizeof *p;
+  return ctrl_cmd(c, UBLK_CMD_GET_PARAMS, id, p, sizeof *p, 0);
+}
+
+int ublk_ctrl_start_recovery(struct ublk_ctrl *c, uint32_t id) {
+  return ctrl_cmd(c, UBLK_CMD_START_USER_RECOVERY, id, NULL, 0, 0);
+}
+
+int ublk_ctrl_end_recovery(struct ublk_ctrl *c, uint32_t id, int server_pid) {
+  return ctrl_cmd(c, UBLK_CMD_END_USER_RECOVERY, id, NULL, 0,
+                  (uint64_t)server_pid);
+}

@@ -42,5 +42,14 @@ int ublk_ctrl_queue_affinity(struct ublk_ctrl *c, uint32_t id, uint16_t q,
                              void *cpuset, uint16_t cap);
 int ublk_ctrl_info(struct ublk_ctrl *c, uint32_t id,
                    struct ublksrv_ctrl_dev_info *info);
+int ublk_ctrl_get_params(struct ublk_ctrl *c, uint32_t id,
+                         struct ublk_params *p);
+/* User recovery (a device added with UBLK_F_USER_RECOVERY whose server
+ * died): start refuses (-EBUSY) until the dead server's /dev/ublkcN is
+ * closed and the kernel has quiesced the device; end waits until every
+ * queue of the new server has fetched, then the kernel replays what it
+ * had queued. */
+int ublk_ctrl_start_recovery(struct ublk_ctrl *c, uint32_t id);
+int ublk_ctrl_end_recovery(struct ublk_ctrl *c, uint32_t id, int server_pid);
 
 #endif

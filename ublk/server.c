@@ -22,6 +22,7 @@
 #include "queue.h"
 #include "safefile.h"
 #include "server-guard.h"
+#include "state-pin.h"
 
 int ublk_run_file(char *buf, size_t cap, const char *run_dir, int id,
                   const char *ext) {
@@ -40,6 +41,12 @@ struct server {
   bool ctrl_ok;
   int id;           /* -1 until added */
   bool started;
+  bool recovery;    /* UBLK_F_USER_RECOVERY: a dead server leaves the device */
+  /* recover: said once the device serves again (the log may be on a
+   * tmpfs whose pages wait in the swap we are recovering). */
+  char recovered[160];
+  struct state_pin pin; /* state=: the state's pages this server keeps */
+  int depth;        /* the device's queue depth */
   int cdev_fd;
   int nq;
   struct ublk_queue *qs;
@@ -162,9 +169,199 @@ static void set_params(const struct server *s, struct ublk_params *p,
   p->discard.max_discard_segments = 1;
 }
 
+static double ms_since(const struct timespec *t0) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)(t.tv_sec - t0->tv_sec) * 1e3 +
+         (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* The store, anonymous or in its state.  0 or the exit status. */
+static int open_store(struct server *s) {
+  const struct ublk_opts *o = s->o;
+  struct trueno_config cfg = o->cfg;
+  char err[512];
+  s->state = o->state;
+  int r = store_state_open(&s->state, &cfg, &s->st, NULL, err, sizeof err);
+  /* recover: the dead server's lock goes with its last descriptor, which
+   * the kernel closes as it exits: 10 s for a server that is still
+   * exiting (a live one keeps it). */
+  for (int i = 0; r == -EBUSY && o->recover_id >= 0 && i < 2000; i++) {
+    usleep(5000);
+    s->state = o->state;
+    r = store_state_open(&s->state, &cfg, &s->st, NULL, err, sizeof err);
+  }
+  if (r && err[0])
+    return FAIL(s, "%s", err);
+  if (r == -ENOSPC)
+    return FAIL(s, "mem-limit: too small to hold even the slot table of a %" PRIu64 "-byte device", cfg.size);
+  if (r == -ENOMEM)
+    return FAIL(s, "invalid size: %" PRIu64 " bytes is too large: no memory for its slot table", cfg.size);
+  if (r)
+    return FAIL(s, "cannot create the store: %s", strerror(-r));
+  /* A swap device's writes must not allocate: its page table comes now. */
+  if (o->swap && (r = trueno_store_populate(s->st)))
+    return FAIL(s, "swap: %s for the page table of a %" PRIu64 "-byte device (swap=on allocates it up front: 16 bytes per 4 KiB)",
+                r == -ENOSPC ? "mem-limit is too small" : strerror(-r), cfg.size);
+  return 0;
+}
+
+#define RECOVERY_FLAGS (UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE)
+
+/* A new device: ADD_DEV, SET_PARAMS.  0 or the exit status. */
+static int add_dev(struct server *s, uint32_t *max_io) {
+  const struct ublk_opts *o = s->o;
+  int r = open_store(s);
+  if (r)
+    return r;
+  /* With a persistent store (state=) the device outlives its server: the
+   * kernel holds its I/O (RECOVERY), and replays what the dead server had
+   * taken (REISSUE: a swap-in that failed instead would kill its
+   * process), until a new server recovers it (trueno-ublk recover, the
+   * supervisor).  Without, a dead server's I/O fails and the disk goes. */
+  uint64_t want = o->state.spec ? RECOVERY_FLAGS : 0;
+  if (want && s->ctrl.features && (s->ctrl.features & want) != want) {
+    report(s, "NOTE this kernel's ublk_drv lacks %s: /dev/ublkbN will not survive its server (state= keeps only the store)",
+           s->ctrl.features & UBLK_F_USER_RECOVERY ? "UBLK_F_USER_RECOVERY_REISSUE" : "UBLK_F_USER_RECOVERY (Linux >= 6.0)");
+    want = 0;
+  }
+  struct ublksrv_ctrl_dev_info info = {
+      .nr_hw_queues = (uint16_t)s->nq,
+      .queue_depth = (uint16_t)o->depth,
+      .max_io_buf_bytes = o->max_io,
+      .dev_id = (uint32_t)o->id,
+      .flags = want,
+  };
+  r = ublk_ctrl_add(&s->ctrl, &info);
+  if (r == -EEXIST)
+    return FAIL(s, "ublk device %d exists already (trueno-ublk list; or pick another --id)", o->id);
+  if (r)
+    return FAIL(s, "UBLK_CMD_ADD_DEV: %s", strerror(-r));
+  s->id = (int)info.dev_id;
+  report(s, "ID %d", s->id);
+  /* A kernel that cannot say its features drops the flags it lacks (or
+   * an unprivileged device's): what it kept is what we have. */
+  s->recovery = want && (info.flags & want) == want;
+  if (want && !s->recovery)
+    report(s, "NOTE the kernel refused UBLK_F_USER_RECOVERY%s for ublk%d: /dev/ublkb%d will not survive its server",
+           info.flags & UBLK_F_USER_RECOVERY ? "_REISSUE" : "", s->id, s->id);
+  /* The kernel caps queues at its CPUs and aligns the buffer size. */
+  s->nq = info.nr_hw_queues;
+  s->depth = info.queue_depth;
+  *max_io = info.max_io_buf_bytes;
+  if (*max_io < TRUENO_PAGE_SIZE || *max_io > o->max_io)
+    return FAIL(s, "the kernel set a %u-byte I/O buffer size", *max_io);
+  struct ublk_params p;
+  set_params(s, &p, *max_io);
+  if ((r = ublk_ctrl_set_params(&s->ctrl, (uint32_t)s->id, &p)))
+    return FAIL(s, "UBLK_CMD_SET_PARAMS: %s", strerror(-r));
+  return 0;
+}
+
+/* recover ID: the device exists, its server died.  START_USER_RECOVERY
+ * (once the kernel has quiesced the device), then the store.  0 or the
+ * exit status. */
+static int recover_dev(struct server *s, uint32_t *max_io) {
+  const struct ublk_opts *o = s->o;
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  s->id = o->recover_id;
+  struct ublksrv_ctrl_dev_info info;
+  int r = ublk_ctrl_info(&s->ctrl, (uint32_t)s->id, &info);
+  if (r == -ENODEV)
+    return FAIL(s, "no ublk device %d to recover (see: trueno-ublk list)", s->id);
+  if (r)
+    return FAIL(s, "ublk device %d: UBLK_CMD_GET_DEV_INFO: %s", s->id, strerror(-r));
+  if ((info.flags & UBLK_F_USER_RECOVERY) == 0)
+    return FAIL(s, "ublk device %d was added without UBLK_F_USER_RECOVERY (no state=): it cannot be recovered, only deleted", s->id);
+  struct ublk_params p;
+  if ((r = ublk_ctrl_get_params(&s->ctrl, (uint32_t)s->id, &p)))
+    return FAIL(s, "ublk device %d: UBLK_CMD_GET_PARAMS: %s", s->id, strerror(-r));
+  uint64_t dev_bytes = p.basic.dev_sectors << 9;
+  if (o->cfg.size && o->cfg.size != dev_bytes)
+    return FAIL(s, "size: --size %" PRIu64 " but ublk device %d has %" PRIu64 " bytes", o->cfg.size, s->id, dev_bytes);
+  /* The store first: a state that cannot be served leaves the device
+   * as it is, for another try (START_USER_RECOVERY is not undone). */
+  struct ublk_opts oc = *o; /* the device's size */
+  oc.cfg.size = dev_bytes;
+  s->o = &oc;
+  r = open_store(s);
+  s->o = o;
+  if (r)
+    return r;
+  double t_store = ms_since(&t0);
+  /* The kernel says -EBUSY until the dead server's /dev/ublkcN is closed
+   * and the device quiesced (its I/O requeued); a live server keeps it
+   * so for ever. */
+  int waited = 0;
+  for (;;) {
+    r = ublk_ctrl_start_recovery(&s->ctrl, (uint32_t)s->id);
+    if (r != -EBUSY || waited >= 10000)
+      break;
+    usleep(1000);
+    waited++;
+  }
+  if (r == -EBUSY)
+    return FAIL(s, "ublk device %d: UBLK_CMD_START_USER_RECOVERY: still busy after 10 s: is its server alive (pid %d)? (state %s)",
+                s->id, info.ublksrv_pid,
+                info.state == UBLK_S_DEV_LIVE ? "live" : "quiesced");
+  if (r)
+    return FAIL(s, "ublk device %d: UBLK_CMD_START_USER_RECOVERY: %s", s->id, strerror(-r));
+  report(s, "ID %d", s->id);
+  s->recovery = true;
+  s->nq = info.nr_hw_queues;
+  s->depth = info.queue_depth;
+  *max_io = info.max_io_buf_bytes;
+  snprintf(s->recovered, sizeof s->recovered,
+           "store attached in %.1f ms, recovery started at %.1f ms", t_store,
+           ms_since(&t0));
+  return 0;
+}
+
+/* The kernel notices a dead server when its io_uring is cancelled, but
+ * only for a queue with a fetch outstanding: with every tag of a queue
+ * in the server's hands (a swap storm), only when a request times out
+ * (ublk_timeout: while the server lives the timer is merely reset).
+ * The block layer's 30 s would be a 30 s stall of the swap (seen in the
+ * VM rig); 1 s bounds it.  Best effort: no sysfs, no change. */
+static void short_timeout(int id) {
+  char path[96];
+  snprintf(path, sizeof path, "/sys/block/ublkb%d/queue/io_timeout", id);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  if (write(fd, "1000", 4) != 4) {
+    /* an older kernel: its default stays */
+  }
+  close(fd);
+}
+
+/* stderr to ublkN.log: a new log for a new device; a supervised server
+ * appends to its supervisor's. */
+static void log_to_file(struct server *s) {
+  const struct ublk_opts *o = s->o;
+  char log[4096];
+  if (ublk_run_file(log, sizeof log, o->run_dir, s->id, "log"))
+    return;
+  int dfd = safefile_dir(o->run_dir, 0);
+  if (dfd < 0)
+    return;
+  const char *base = strrchr(log, '/') + 1;
+  int fd = o->supervised
+               ? openat(dfd, base, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)
+               : safefile_create_at(dfd, base, 0600);
+  close(dfd);
+  if (fd >= 0) {
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+  }
+}
+
 /* Everything up to a live /dev/ublkbN.  Returns 0 or the exit status. */
 static int setup(struct server *s) {
   const struct ublk_opts *o = s->o;
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   int r;
   /* As the NBD server with swap=on: the kernel may need us to free memory
    * (swap, or writeback of a file system on us). */
@@ -174,84 +371,38 @@ static int setup(struct server *s) {
     return FAIL(s, "cannot set oom_score_adj to -1000: %s (needs root)", strerror(-r));
   if (o->swap)
     guard_keep_memory();
-  struct trueno_config cfg = o->cfg;
-  char err[512];
-  s->state = o->state;
-  r = store_state_open(&s->state, &cfg, &s->st, NULL, err, sizeof err);
-  if (r && err[0])
-    return FAIL(s, "%s", err);
-  if (r == -ENOSPC)
-    return FAIL(s, "mem-limit: too small to hold even the slot table of a %" PRIu64 "-byte device", o->cfg.size);
-  if (r == -ENOMEM)
-    return FAIL(s, "invalid size: %" PRIu64 " bytes is too large: no memory for its slot table", o->cfg.size);
-  if (r)
-    return FAIL(s, "cannot create the store: %s", strerror(-r));
-  /* A swap device's writes must not allocate: its page table comes now. */
-  if (o->swap && (r = trueno_store_populate(s->st)))
-    return FAIL(s, "swap: %s for the page table of a %" PRIu64 "-byte device (swap=on allocates it up front: 16 bytes per 4 KiB)",
-                r == -ENOSPC ? "mem-limit is too small" : strerror(-r), o->cfg.size);
-
   if ((r = ublk_ctrl_open(&s->ctrl, NULL)))
     return FAIL(s, "cannot open %s: %s", UBLK_CONTROL_PATH, strerror(-r));
   s->ctrl_ok = true;
-  struct ublksrv_ctrl_dev_info info = {
-      .nr_hw_queues = (uint16_t)s->nq,
-      .queue_depth = (uint16_t)o->depth,
-      .max_io_buf_bytes = o->max_io,
-      .dev_id = (uint32_t)o->id,
-      /* No UBLK_F_USER_RECOVERY*: when the server dies, the kernel must
-       * fail the I/O and remove the disk, not queue it for a successor. */
-      .flags = 0,
-  };
-  r = ublk_ctrl_add(&s->ctrl, &info);
-  if (r == -EEXIST)
-    return FAIL(s, "ublk device %d exists already (trueno-ublk list; or pick another --id)", o->id);
+  uint32_t max_io = 0;
+  r = o->recover_id >= 0 ? recover_dev(s, &max_io) : add_dev(s, &max_io);
   if (r)
-    return FAIL(s, "UBLK_CMD_ADD_DEV: %s", strerror(-r));
-  s->id = (int)info.dev_id;
-  report(s, "ID %d", s->id);
-  /* The kernel caps queues at its CPUs and aligns the buffer size. */
-  s->nq = info.nr_hw_queues;
-  uint32_t max_io = info.max_io_buf_bytes;
-  if (max_io < TRUENO_PAGE_SIZE || max_io > o->max_io)
-    return FAIL(s, "the kernel set a %u-byte I/O buffer size", max_io);
+    return r;
 
-  if (ublk_run_file(s->pid_file, sizeof s->pid_file, o->run_dir, s->id, "pid") ||
+  if (ublk_run_file(s->pid_file, sizeof s->pid_file, o->run_dir, s->id,
+                    o->supervised ? "server.pid" : "pid") ||
       ublk_run_file(s->stats_file, sizeof s->stats_file, o->run_dir, s->id, "json"))
     return FAIL(s, "run directory name too long: %s", o->run_dir);
-  if (s->report_fd >= 0) {
-    /* From now on the daemon's own messages go to ublkN.log. */
-    char log[4096];
-    ublk_run_file(log, sizeof log, o->run_dir, s->id, "log");
-    int dfd = safefile_dir(o->run_dir, 0);
-    int fd = dfd < 0 ? -1 : safefile_create_at(dfd, strrchr(log, '/') + 1, 0600);
-    if (dfd >= 0)
-      close(dfd);
-    if (fd >= 0) {
-      dup2(fd, STDERR_FILENO);
-      close(fd);
-    }
-  }
+  /* From now on the daemon's own messages go to ublkN.log. */
+  if (s->report_fd >= 0)
+    log_to_file(s);
 
-  struct ublk_params p;
-  set_params(s, &p, max_io);
-  if ((r = ublk_ctrl_set_params(&s->ctrl, (uint32_t)s->id, &p)))
-    return FAIL(s, "UBLK_CMD_SET_PARAMS: %s", strerror(-r));
   if ((r = open_cdev(s)))
     return FAIL(s, "cannot open /dev/ublkc%d: %s", s->id, strerror(-r));
   /* One worker per CPU, for the large requests of all queues. */
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   if (ncpu > 1 && !getenv("TRUENO_UBLK_NO_WORKERS")) {
     r = ublk_workers_start(&s->pool, (int)(ncpu > 16 ? 16 : ncpu),
-                           (unsigned)(s->nq * o->depth));
+                           (unsigned)(s->nq * s->depth));
     if (r) {
       ublk_workers_stop(&s->pool);
       return FAIL(s, "cannot start the worker threads: %s", strerror(-r));
     }
     s->pool_ok = true;
   }
-  struct ublk_opts oq = *o; /* the queues use the kernel's buffer size */
+  struct ublk_opts oq = *o; /* the queues use the kernel's sizes */
   oq.max_io = max_io;
+  oq.depth = s->depth;
   s->o = &oq;
   r = setup_queues(s);
   s->o = o;
@@ -296,10 +447,19 @@ static int setup(struct server *s) {
   for (int i = 0; i < s->nq; i++)
     if (s->qs[i].error)
       return FAIL(s, "queue %d: fetching requests: %s", i, strerror(-s->qs[i].error));
-  /* START_DEV waits until every tag of every queue is fetched. */
-  if ((r = ublk_ctrl_start(&s->ctrl, (uint32_t)s->id, (int)getpid())))
+  /* START_DEV (END_USER_RECOVERY) waits until every tag of every queue is
+   * fetched; then the kernel replays what it held. */
+  if (o->recover_id >= 0) {
+    if ((r = ublk_ctrl_end_recovery(&s->ctrl, (uint32_t)s->id, (int)getpid())))
+      return FAIL(s, "UBLK_CMD_END_USER_RECOVERY: %s", strerror(-r));
+    fprintf(stderr, "trueno-ublk: ublk%d: recovered: %s, serving again at %.1f ms\n",
+            s->id, s->recovered, ms_since(&t0));
+  } else if ((r = ublk_ctrl_start(&s->ctrl, (uint32_t)s->id, (int)getpid()))) {
     return FAIL(s, "UBLK_CMD_START_DEV: %s", strerror(-r));
+  }
   s->started = true;
+  if (s->recovery)
+    short_timeout(s->id);
   char dev[64];
   snprintf(dev, sizeof dev, "/dev/ublkb%d", s->id);
   if ((r = wait_node(dev, 5000)))
@@ -308,12 +468,21 @@ static int setup(struct server *s) {
   int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
   if ((r = safefile_replace(s->pid_file, pid, (size_t)n, 0600)))
     return FAIL(s, "cannot write %s: %s", s->pid_file, strerror(-r));
+  /* A persistent store's pages in RAM for as long as we serve, also
+   * those this server has not touched yet (an attached store's): one of
+   * them swapped out to this device would be read back by a queue thread
+   * from itself (state-pin.h).  Now, not before: with the device live, a
+   * page still being written out completes. */
+  if (s->state.fd >= 0 && state_pin_open(&s->pin, s->state.fd) == 0)
+    state_pin_scan(&s->pin);
   report(s, "OK");
   return 0;
 }
 
 /* Stops what setup started, in the reverse order. */
-static void teardown(struct server *s) {
+static void teardown(struct server *s, bool keep_dev) {
+  if (keep_dev)
+    s->id = -1; /* neither stopped nor deleted: recover ID serves it */
   if (s->id >= 0 && s->ctrl_ok) {
     /* Aborts every fetch: the queue threads end. */
     int r = ublk_ctrl_stop(&s->ctrl, (uint32_t)s->id);
@@ -345,6 +514,7 @@ static void teardown(struct server *s) {
   housekeeping_stop(s->housekeeping);
   s->housekeeping = NULL;
   store_state_close(&s->state, s->st); /* a persistent store is detached */
+  state_pin_close(&s->pin);
   if (s->pid_file[0])
     unlink(s->pid_file);
   if (s->stats_file[0])
@@ -357,7 +527,7 @@ static void teardown(struct server *s) {
 
 int ublk_server_run(const struct ublk_opts *o, int report_fd) {
   struct server s = {.o = o, .report_fd = report_fd, .id = -1, .cdev_fd = -1,
-                     .state = STORE_STATE_INIT};
+                     .state = STORE_STATE_INIT, .depth = o->depth};
   pthread_mutex_init(&s.lock, NULL);
   pthread_cond_init(&s.cond, NULL);
   s.main_thread = pthread_self();
@@ -373,6 +543,7 @@ int ublk_server_run(const struct ublk_opts *o, int report_fd) {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
   sigaddset(&set, SIGUSR1);
+  sigaddset(&set, SIGUSR2);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
 
   int status = setup(&s);
@@ -384,7 +555,17 @@ int ublk_server_run(const struct ublk_opts *o, int report_fd) {
       int sig;
       if (sigwait(&set, &sig))
         continue;
-      if (sig != SIGUSR1)
+      if (s.recovery && o->supervised && (sig == SIGUSR2 || sig == SIGHUP)) {
+        /* Make way for a successor (the supervisor's upgrade): the
+         * housekeeping stops between two steps, the kernel holds and then
+         * replays the I/O in flight; the device and the state stay. */
+        fprintf(stderr, "trueno-ublk: ublk%d: server %ld leaves the device to its successor\n",
+                s.id, (long)getpid());
+        guard_refill_stop(s.refill);
+        housekeeping_stop(s.housekeeping);
+        _exit(UBLK_EXIT_DETACHED);
+      }
+      if (sig != SIGUSR1 && sig != SIGUSR2)
         break; /* asked to stop */
       pthread_mutex_lock(&s.lock);
       int ended = s.ended;
@@ -396,7 +577,9 @@ int ublk_server_run(const struct ublk_opts *o, int report_fd) {
       if (s.qs[i].error)
         fprintf(stderr, "trueno-ublk: queue %d: %s\n", i, strerror(-s.qs[i].error));
   }
-  teardown(&s);
+  /* A recovery that failed leaves the device quiesced, its I/O held, for
+   * the next try (or del). */
+  teardown(&s, status != 0 && o->recover_id >= 0);
   pthread_cond_destroy(&s.cond);
   pthread_mutex_destroy(&s.lock);
   return status;
