@@ -594,19 +594,20 @@ int supervise_main(int argc, char **argv) {
   s.g.fd = s.watch.fd = -1;
   if (parse(&s, argc, argv))
     return 2;
-  if (s.log) {
-    int fd = open(s.log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-      fprintf(stderr, "trueno-nbd: error: --log: %s: %s\n", s.log, strerror(errno));
-      return 1;
-    }
-    fflush(stderr);
-    dup2(fd, 2);
-    close(fd);
+  int logfd = -1;
+  if (s.log && (logfd = open(s.log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+    fprintf(stderr, "trueno-nbd: error: --log: %s: %s\n", s.log, strerror(errno));
+    return 1;
   }
   if (!s.foreground && daemonise(&s) < 0) {
     fprintf(stderr, "trueno-nbd supervise: error: fork: %s\n", strerror(errno));
     return 1;
+  }
+  /* The log is our stderr, and the server's (the parent kept its own). */
+  if (logfd >= 0) {
+    fflush(stderr);
+    dup2(logfd, 2);
+    close(logfd);
   }
   if (guard(&s) || make_state(&s))
     return 1;
