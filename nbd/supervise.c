@@ -247,6 +247,7 @@ static int spawn(struct sup *s) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL); /* ours is ignored; an ignored signal stays so across exec */
     fcntl(s->state_fd, F_SETFD, 0);
     execvp(argv[0], argv);
     fprintf(stderr, "trueno-nbd supervise: cannot run %s: %s\n", argv[0], strerror(errno));
