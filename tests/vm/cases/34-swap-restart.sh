@@ -35,12 +35,25 @@ spid=$!
 # read_ms T0 N: a 4 KiB direct read of the device; ms since T0.
 read_ms() {
   timeout 120 dd if="$DEV" of=/dev/null bs=4k count=1 skip=$((1000 + $2 * 4099)) \
-    iflag=direct 2>/dev/null || { dmesg_new; tail -20 "$log"; fail "read after event $2 failed"; }
+    iflag=direct 2>/dev/null || { diag; fail "read after event $2 failed"; }
   echo $(( $(ms) - $1 ))
 }
+# What to look at when something stops: swap, the device, the log.
+diag() {
+  say "swap used $(awk 'NR==2{print int($4/1024)}' /proc/swaps) MiB, free $(awk '/MemFree/{print int($2/1024)}' /proc/meminfo) MiB; stat $(cat /sys/block/${DEV#/dev/}/stat); inflight $(cat /sys/block/${DEV#/dev/}/inflight)"
+  tail -3 /tmp/stress.out
+  tail -15 "$log"
+  dmesg | tail -30
+}
 # Into swap first: the kills hit a store with pages in it.
-wait_for 120 [ "$(awk 'NR==2{print $4}' /proc/swaps)" -gt 65536 ] ||
-  fail "less than 64 MiB in swap after 120 s"
+i=0
+while [ "$(awk 'NR==2{print $4}' /proc/swaps)" -lt 32768 ]; do
+  i=$((i + 1))
+  [ $((i % 10)) -ne 0 ] || say "$i s: swap used $(awk 'NR==2{print int($4/1024)}' /proc/swaps) MiB, free $(awk '/MemFree/{print int($2/1024)}' /proc/meminfo) MiB; $(tail -1 /tmp/stress.out)"
+  [ $i -le 180 ] || { diag; fail "less than 32 MiB in swap after 180 s"; }
+  kill -0 $spid 2>/dev/null || { diag; fail "stress ended before the kills"; }
+  sleep 1
+done
 figures="" n=0
 while [ $n -lt $kills ]; do
   kill -0 $spid 2>/dev/null || break
@@ -73,7 +86,7 @@ fi
 if echo "$msgs" | grep -iE "I/O error|critical|Read-error|Write-error"; then
   fail "I/O errors in the kernel log"
 fi
-[ $rc -eq 0 ] || fail "stress exited $rc (corrupt pages, time limit or killed) after $el s"
+[ $rc -eq 0 ] || { diag; fail "stress exited $rc (corrupt pages, time limit or killed) after $el s"; }
 restarts=$(grep -c "restart: server .* handed to" "$log")
 [ "$restarts" -ge $kills ] || fail "the supervisor logged $restarts restarts, not $kills"
 grep -q "upgrade done" "$log" || fail "no 'upgrade done' in the supervisor's log"
