@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -33,6 +34,10 @@
 
 #include "genl.h"
 #include "handshake.h"
+
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57 /* Linux 5.6 */
+#endif
 
 #define MAX_CONNS 16
 #define HANDSHAKE_MS 10000
@@ -76,6 +81,23 @@ __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...) {
   fprintf(stderr, "%s.%03ldZ trueno-nbd supervise[%d]: %s\n", when,
           ts.tv_nsec / 1000000, (int)getpid(), msg);
   fflush(stderr);
+}
+
+/* What an administrator must see even when the log is not looked at
+ * (giving up, the kernel refusing a connection): also to the kernel's
+ * log, at error level, where the console and journald show it. */
+__attribute__((format(printf, 1, 2))) static void shout(const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  say("%s", msg);
+  int fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    dprintf(fd, "<3>trueno-nbd supervise[%d]: %s\n", (int)getpid(), msg);
+    close(fd);
+  }
 }
 
 /* A failure before the device is up: to the log and to the user. */
@@ -189,14 +211,18 @@ static int parse(struct sup *s, int argc, char **argv) {
 }
 
 /* Memory locked (the supervisor runs while swap waits for it), spared by
- * the OOM killer; both as the server's swap=on. */
+ * the OOM killer, an I/O flusher (its allocations, the fork of a new
+ * server among them, never wait for swap writes that only that server
+ * can complete; inherited by the servers it starts); as swap=on does for
+ * the server (common/server-guard.c, not linked here: it brings the engine). */
 static int guard(struct sup *s) {
   int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    if (write(fd, "-1000", 5) != 5)
-      say("warning: oom_score_adj -1000: %s", strerror(errno));
+  if (fd < 0 || write(fd, "-1000", 5) != 5)
+    say("warning: oom_score_adj -1000: %s", strerror(errno));
+  if (fd >= 0)
     close(fd);
-  }
+  if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) < 0)
+    say("warning: PR_SET_IO_FLUSHER: %s", strerror(errno));
   if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0) {
     if (s->attach)
       return fail_start(s, "mlockall: %s (a supervisor of swap must be locked)",
@@ -247,7 +273,9 @@ static int spawn(struct sup *s) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL); /* ours is ignored; an ignored signal stays so across exec */
+    /* SIGPIPE stays ignored (as ours): a reply to a connection the
+     * kernel shut down must fail, not kill the server.  In the VM rig a
+     * server with SIGPIPE back to default died at the first swap-out. */
     fcntl(s->state_fd, F_SETFD, 0);
     execvp(argv[0], argv);
     fprintf(stderr, "trueno-nbd supervise: cannot run %s: %s\n", argv[0], strerror(errno));
@@ -378,7 +406,7 @@ static int start_and_reconnect(struct sup *s, int64_t t0, const char *why) {
   int rc = nbd_genl_reconnect(&s->g, (uint32_t)s->index, fds, s->conns, s->backend);
   close_all(fds, s->conns);
   if (rc < 0) {
-    say("%s: the kernel refused NBD_CMD_RECONFIGURE of /dev/nbd%d: %s", why, s->index,
+    shout("%s: the kernel refused NBD_CMD_RECONFIGURE of /dev/nbd%d: %s", why, s->index,
         strerror(-rc));
     return -1;
   }
@@ -405,7 +433,7 @@ static void recover(struct sup *s, int64_t t0, int64_t lived_ms) {
     }
     s->fails++;
   }
-  say("GIVING UP: the server failed %" PRIu64 " times in a row, each within %" PRIu64
+  shout("GIVING UP: the server failed %" PRIu64 " times in a row, each within %" PRIu64
       " s; %s; the state is kept: SIGHUP (trueno-swap upgrade) tries again",
       s->max_fails, s->fast_ms / 1000,
       s->index >= 0 ? "the device fails its I/O once its dead-connection timeout passes"
@@ -443,7 +471,7 @@ static void upgrade(struct sup *s) {
     say("upgrade done in %" PRId64 " ms", now_ms() - t0);
     return;
   }
-  say("upgrade failed: the new server did not come up; restarting as after a crash");
+  shout("upgrade failed: the new server did not come up; restarting as after a crash");
   if (s->pid) {
     kill(s->pid, SIGKILL);
     waitpid(s->pid, NULL, 0);
@@ -689,9 +717,12 @@ int supervise_main(int argc, char **argv) {
       char b[96];
       int64_t t0 = now_ms();
       if (reap(&s, &st)) {
-        say("server %s after %" PRId64 " ms: restarting", how(st, b, sizeof b),
-            t0 - s.started_ms);
-        recover(&s, t0, t0 - s.started_ms);
+        /* Restart first, then log: a write to a log on tmpfs may wait
+         * for memory that only the restarted server can free. */
+        int64_t lived = t0 - s.started_ms;
+        how(st, b, sizeof b);
+        recover(&s, t0, lived);
+        say("(the server it replaced: %s after %" PRId64 " ms)", b, lived);
       }
     }
   }

@@ -28,6 +28,11 @@ say "device $DEV, supervisor $sup (VmLck $(awk '/^VmLck:/{print $2}' /proc/$sup/
 [ "$(awk '/^VmLck:/{print $2}' /proc/$sup/status)" -gt 0 ] || fail "supervisor memory not locked"
 [ "$(awk '/^VmLck:/{print $2}' /proc/$SERVER_PID/status)" -gt 0 ] || fail "server memory not locked (nbdkit -f)"
 dmesg -c >/dev/null
+# The supervisor's log as it comes (its events and the server's errors).
+# (tail itself: a filter between would hold them in its buffer).
+tail -f "$log" &
+tailpid=$!
+dmesg -n 7
 t0=$(now)
 /opt/trueno/stress --mib "$mib" --rounds 1 --corpus /opt/trueno/corpus \
   --time-limit 600 --round-budget 120 > /tmp/stress.out 2>&1 &
