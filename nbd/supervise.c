@@ -40,6 +40,7 @@
 #endif
 
 #define MAX_CONNS 16
+#define MAX_PINS 64
 #define HANDSHAKE_MS 10000
 #define READY_MS 30000 /* a server that does not listen by then failed */
 #define STOP_MS 10000  /* SIGTERM, then SIGKILL */
@@ -58,6 +59,11 @@ struct sup {
   int index;          /* the device's, -1 before attaching */
   struct nbd_genl g, watch;
   int report; /* pipe to the parent until ready, else -1 */
+  struct pin {
+    void *addr;
+    size_t len;
+  } pins[MAX_PINS]; /* the server's files, kept resident */
+  int npins;
 };
 
 static int64_t now_ms(void) {
@@ -315,6 +321,59 @@ static const char *how(int st, char *buf, size_t len) {
   return buf;
 }
 
+/* Keeps the files the running server maps (nbdkit, its plugin and
+ * filters, the libraries) resident and locked in our memory: on a tmpfs
+ * root their pages can be swapped out to the very device the server
+ * serves, and a restarted server would then wait in exec for a read that
+ * only it can answer (seen in the VM rig: nbdkit stuck in
+ * load_elf_binary -> shmem_swapin_folio -> nbd_queue_rq).  Each mapping
+ * made here is locked and populated by mlockall(MCL_FUTURE).  The new
+ * pins are made before the old ones go, so a page in both stays put. */
+static void pin_server_files(struct sup *s) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/maps", (int)s->pid);
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return;
+  struct pin old[MAX_PINS];
+  int nold = s->npins;
+  memcpy(old, s->pins, sizeof old);
+  s->npins = 0;
+  char line[4096], seen[MAX_PINS][256];
+  uint64_t bytes = 0;
+  while (fgets(line, sizeof line, f) && s->npins < MAX_PINS) {
+    char *file = strchr(line, '/');
+    if (!file || strstr(line, "(deleted)") || !strncmp(file, "/dev/", 5) ||
+        !strncmp(file, "/memfd:", 7))
+      continue;
+    file[strcspn(file, "\n")] = 0;
+    int dup = 0;
+    for (int i = 0; i < s->npins && !dup; i++)
+      dup = !strncmp(seen[i], file, sizeof seen[i]);
+    if (dup)
+      continue;
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0)
+      continue;
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0) {
+      void *a = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
+      if (a != MAP_FAILED) {
+        snprintf(seen[s->npins], sizeof seen[0], "%s", file);
+        s->pins[s->npins].addr = a;
+        s->pins[s->npins++].len = (size_t)sb.st_size;
+        bytes += (uint64_t)sb.st_size;
+      }
+    }
+    close(fd);
+  }
+  fclose(f);
+  for (int i = 0; i < nold; i++)
+    munmap(old[i].addr, old[i].len);
+  say("server %d: %d files it maps kept resident (%" PRIu64 " KiB)", (int)s->pid, s->npins,
+      bytes >> 10);
+}
+
 /* Until the server answers on its socket: a connection through the
  * handshake (the first of the device's), -1 if the server ended or took
  * longer than READY_MS (said why). */
@@ -397,6 +456,7 @@ static int start_and_reconnect(struct sup *s, int64_t t0, const char *why) {
   int64_t t1 = now_ms();
   if (s->index < 0) {
     close(first);
+    pin_server_files(s);
     say("%s: server %d ready %" PRId64 " ms after it was needed", why, (int)s->pid, t1 - t0);
     return 0;
   }
@@ -411,6 +471,7 @@ static int start_and_reconnect(struct sup *s, int64_t t0, const char *why) {
     return -1;
   }
   drain_watch(s);
+  pin_server_files(s);
   say("%s: server %d ready %" PRId64 " ms, %d connection(s) handed to /dev/nbd%d %" PRId64
       " ms after it was needed",
       why, (int)s->pid, t1 - t0, s->conns, s->index, now_ms() - t0);
@@ -675,6 +736,7 @@ int supervise_main(int argc, char **argv) {
       unlink(s.pidfile);
     return 1;
   }
+  pin_server_files(&s);
   char dev[32] = "";
   if (s.index >= 0)
     snprintf(dev, sizeof dev, "/dev/nbd%d", s.index);

@@ -33,6 +33,10 @@ dmesg -c >/dev/null
 tail -f "$log" &
 tailpid=$!
 dmesg -n 7
+# If the supervisor or the server stops, where their threads are (static,
+# locked: works while swap is stuck).
+/opt/trueno/watchdog "$sup" "$STATS" 8 &
+/opt/trueno/watchdog "$SERVER_PID" "$STATS" 8 &
 t0=$(now)
 /opt/trueno/stress --mib "$mib" --rounds 1 --corpus /opt/trueno/corpus \
   --time-limit 600 --round-budget 120 > /tmp/stress.out 2>&1 &
