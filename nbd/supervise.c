@@ -64,6 +64,8 @@ struct sup {
     size_t len;
   } pins[MAX_PINS]; /* the server's files, kept resident */
   int npins;
+  int dead_links;       /* reported dead, not yet replaced */
+  int64_t dead_since;   /* when the oldest of them was reported */
 };
 
 static int64_t now_ms(void) {
@@ -471,6 +473,7 @@ static int start_and_reconnect(struct sup *s, int64_t t0, const char *why) {
     return -1;
   }
   drain_watch(s);
+  s->dead_links = 0;
   pin_server_files(s);
   say("%s: server %d ready %" PRId64 " ms, %d connection(s) handed to /dev/nbd%d %" PRId64
       " ms after it was needed",
@@ -542,36 +545,28 @@ static void upgrade(struct sup *s) {
   say("upgrade %s", s->pid ? "done (after retries)" : "failed");
 }
 
-/* The kernel says a link of our device died while the server lives (a
- * request timed out, or the server closed one connection): a new one in
- * its place.  A server that died is handled by SIGCHLD instead. */
-static void link_dead(struct sup *s) {
-  int64_t t0 = now_ms();
-  for (int tries = 0; tries < 50; tries++) {
-    if (server_gone(s))
-      return; /* the SIGCHLD that follows restarts it */
-    struct nbd_export ex;
-    char err[256];
-    int fd = nbd_unix_connect(s->sock);
-    if (fd >= 0 && nbd_handshake(fd, s->export ? s->export : "", HANDSHAKE_MS, &ex, err,
-                                 sizeof err) == 0) {
-      int rc = nbd_genl_reconnect(&s->g, (uint32_t)s->index, &fd, 1, s->backend);
-      close(fd);
-      if (rc == 0) {
-        say("link dead (kernel), server %d alive: new connection handed to /dev/nbd%d in %" PRId64
-            " ms", (int)s->pid, s->index, now_ms() - t0);
-        return;
-      }
-      say("link dead: NBD_CMD_RECONFIGURE: %s", strerror(-rc));
-      return;
-    }
+/* The kernel said a link of our device died while the server lives (a
+ * request timed out, a send blocked past the timeout, the server closed
+ * one connection): one new connection in its place.  0 when handed over
+ * (or nothing to do), -EAGAIN to try again shortly: the server may still
+ * count the dead connection against its limit until it sees it close. */
+static int link_dead(struct sup *s) {
+  if (server_gone(s))
+    return 0; /* the SIGCHLD that follows restarts it */
+  struct nbd_export ex;
+  char err[256];
+  int fd = nbd_unix_connect(s->sock);
+  if (fd < 0 || nbd_handshake(fd, s->export ? s->export : "", HANDSHAKE_MS, &ex, err,
+                              sizeof err) < 0) {
     if (fd >= 0)
       close(fd);
-    /* The server may not have seen the dead connection close yet and
-     * still count it against its limit. */
-    usleep(20000);
+    return -EAGAIN;
   }
-  say("link dead: no new connection to server %d within 1 s", (int)s->pid);
+  int rc = nbd_genl_reconnect(&s->g, (uint32_t)s->index, &fd, 1, s->backend);
+  close(fd);
+  if (rc < 0)
+    shout("link dead: NBD_CMD_RECONFIGURE of /dev/nbd%d: %s", s->index, strerror(-rc));
+  return 0;
 }
 
 static int attach(struct sup *s, int first, const struct nbd_export *ex) {
@@ -753,13 +748,23 @@ int supervise_main(int argc, char **argv) {
 
   struct pollfd pf[2] = {{.fd = sfd, .events = POLLIN}, {.fd = s.watch.fd, .events = POLLIN}};
   for (;;) {
-    if (poll(pf, s.index >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+    if (poll(pf, s.index >= 0 ? 2 : 1, s.dead_links ? 20 : -1) < 0 && errno != EINTR)
       break;
     if (pf[1].revents & POLLIN) {
       int idx = nbd_genl_link_dead(&s.watch);
       /* A link that died with its server is SIGCHLD's to handle. */
-      if (idx == s.index && !server_gone(&s))
-        link_dead(&s);
+      if (idx == s.index && !server_gone(&s)) {
+        /* Logged once replaced: a write to the log may wait for memory. */
+        if (!s.dead_links++)
+          s.dead_since = now_ms();
+      }
+    }
+    while (s.dead_links) {
+      if (link_dead(&s) == -EAGAIN)
+        break;
+      s.dead_links--;
+      say("link dead (kernel), server %d alive: new connection handed to /dev/nbd%d %" PRId64
+          " ms after the report", (int)s.pid, s.index, now_ms() - s.dead_since);
     }
     struct signalfd_siginfo si;
     while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
