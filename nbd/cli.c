@@ -56,6 +56,7 @@ static void usage(FILE *f) {
           "                  [--device /dev/nbdN | --no-attach] [--connections N]\n"
           "                  [--timeout S] [--dead-conn-timeout S] [--backend ID]\n"
           "                  [--export NAME] [--state-fd N] [--max-fails K] [--fast S]\n"
+          "                  [--restart-reserve MIB]\n"
           "                  [--foreground] -- SERVER [ARGS...]\n",
           prog, prog, prog, prog, prog);
 }

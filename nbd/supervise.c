@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -64,6 +65,9 @@ struct sup {
     size_t len;
   } pins[MAX_PINS]; /* the server's files, kept resident */
   int npins;
+  void *ballast;        /* memory held for the next server's start */
+  size_t ballast_len;   /* --restart-reserve */
+  int64_t retake_at;    /* when to take the ballast back, 0: never */
   int dead_links;       /* reported dead, not yet replaced */
   int64_t dead_since;   /* when the oldest of them was reported */
 };
@@ -190,7 +194,11 @@ static int parse(struct sup *s, int argc, char **argv) {
       rc = parse_num(a, v, 1, 1000, &s->max_fails);
     else if (!strcmp(a, "--fast"))
       rc = parse_num(a, v, 0, 86400, &s->fast_ms);
-    else if (!strcmp(a, "--state-fd"))
+    else if (!strcmp(a, "--restart-reserve")) {
+      uint64_t mib;
+      rc = parse_num(a, v, 0, 4096, &mib);
+      s->ballast_len = (size_t)mib << 20;
+    } else if (!strcmp(a, "--state-fd"))
       rc = parse_num(a, v, 3, INT_MAX, &state_fd);
     else
       return bad("unknown option '%s'", a);
@@ -260,6 +268,31 @@ static int make_state(struct sup *s) {
   return 0;
 }
 
+/* A server restarted while swap waits for it starts in a machine out of
+ * memory, whose only way to free any is the swap it is to serve: its
+ * first allocations (nbdkit's heap and threads, the store's attach, the
+ * write reserve) spin in reclaim (seen in the VM rig).  So the supervisor
+ * holds --restart-reserve MiB, locked, and frees it just before it
+ * starts a server; it takes it back once swap flows again. */
+static void ballast_take(struct sup *s) {
+  if (s->ballast || !s->ballast_len)
+    return;
+  void *a = mmap(NULL, s->ballast_len, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (a == MAP_FAILED) {
+    say("warning: cannot hold the %zu MiB restart reserve: %s", s->ballast_len >> 20,
+        strerror(errno));
+    return;
+  }
+  s->ballast = a;
+}
+
+static void ballast_free(struct sup *s) {
+  if (s->ballast)
+    munmap(s->ballast, s->ballast_len);
+  s->ballast = NULL;
+}
+
 /* Starts the server: its argv and state=fd:N, our stderr (the log). */
 static int spawn(struct sup *s) {
   unlink(s->sock);
@@ -271,6 +304,8 @@ static int spawn(struct sup *s) {
     return -ENOMEM;
   memcpy(argv, s->server, (size_t)n * sizeof *argv);
   argv[n] = s->state_arg;
+  ballast_free(s);
+  s->retake_at = now_ms() + 10000;
   pid_t pid = fork();
   if (pid < 0) {
     int e = errno;
@@ -285,6 +320,10 @@ static int spawn(struct sup *s) {
      * kernel shut down must fail, not kill the server.  In the VM rig a
      * server with SIGPIPE back to default died at the first swap-out. */
     fcntl(s->state_fd, F_SETFD, 0);
+    /* Real-time from exec on, as swap=on makes the server later: its
+     * start-up allocations may dip into the kernel's reserve. */
+    struct sched_param sp = {.sched_priority = 1};
+    sched_setscheduler(0, SCHED_RR, &sp);
     execvp(argv[0], argv);
     fprintf(stderr, "trueno-nbd supervise: cannot run %s: %s\n", argv[0], strerror(errno));
     _exit(127);
@@ -732,6 +771,8 @@ int supervise_main(int argc, char **argv) {
     return 1;
   }
   pin_server_files(&s);
+  ballast_take(&s);
+  s.retake_at = 0;
   char dev[32] = "";
   if (s.index >= 0)
     snprintf(dev, sizeof dev, "/dev/nbd%d", s.index);
@@ -748,8 +789,17 @@ int supervise_main(int argc, char **argv) {
 
   struct pollfd pf[2] = {{.fd = sfd, .events = POLLIN}, {.fd = s.watch.fd, .events = POLLIN}};
   for (;;) {
-    if (poll(pf, s.index >= 0 ? 2 : 1, s.dead_links ? 20 : -1) < 0 && errno != EINTR)
+    int wait = -1;
+    if (s.retake_at)
+      wait = (int)(s.retake_at > now_ms() ? s.retake_at - now_ms() : 0);
+    if (s.dead_links)
+      wait = 20;
+    if (poll(pf, s.index >= 0 ? 2 : 1, wait) < 0 && errno != EINTR)
       break;
+    if (s.retake_at && now_ms() >= s.retake_at && s.pid && !s.dead_links) {
+      s.retake_at = 0;
+      ballast_take(&s);
+    }
     if (pf[1].revents & POLLIN) {
       int idx = nbd_genl_link_dead(&s.watch);
       /* A link that died with its server is SIGCHLD's to handle. */
