@@ -40,6 +40,16 @@
 #define PR_SET_IO_FLUSHER 57 /* Linux 5.6 */
 #endif
 
+#ifndef MCL_ONFAULT
+#define MCL_ONFAULT 4
+#endif
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
 #define MAX_CONNS 16
 #define MAX_PINS 64
 #define HANDSHAKE_MS 10000
@@ -68,6 +78,8 @@ struct sup {
   void *ballast;        /* memory held for the next server's start */
   size_t ballast_len;   /* --restart-reserve */
   int64_t retake_at;    /* when to take the ballast back, 0: never */
+  void *state_map;      /* the state, mapped to lock what it holds */
+  size_t state_len;
   int dead_links;       /* reported dead, not yet replaced */
   int64_t dead_since;   /* when the oldest of them was reported */
 };
@@ -239,7 +251,10 @@ static int guard(struct sup *s) {
     close(fd);
   if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) < 0)
     say("warning: PR_SET_IO_FLUSHER: %s", strerror(errno));
-  if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0) {
+  /* All we have now, faulted in; what we map later only as it is
+   * touched (the state: mostly holes, never to be filled here). */
+  if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0 ||
+      mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) < 0) {
     if (s->attach)
       return fail_start(s, "mlockall: %s (a supervisor of swap must be locked)",
                         strerror(errno));
@@ -278,7 +293,11 @@ static void ballast_take(struct sup *s) {
   if (s->ballast || !s->ballast_len)
     return;
   void *a = mmap(NULL, s->ballast_len, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (a != MAP_FAILED && madvise(a, s->ballast_len, MADV_POPULATE_WRITE) < 0) {
+    munmap(a, s->ballast_len);
+    a = MAP_FAILED;
+  }
   if (a == MAP_FAILED) {
     say("warning: cannot hold the %zu MiB restart reserve: %s", s->ballast_len >> 20,
         strerror(errno));
@@ -291,6 +310,42 @@ static void ballast_free(struct sup *s) {
   if (s->ballast)
     munmap(s->ballast, s->ballast_len);
   s->ballast = NULL;
+}
+
+/* Locks, in our mapping of the state, every page the state holds (its
+ * data ranges; holes stay holes): the server locks them while it runs,
+ * but at its death nothing would, and the kernel could swap them out to
+ * the device only the next server can serve, which would then fault on
+ * its own store.  Done every STATE_SWEEP_MS while a server runs (what it
+ * wrote since the last sweep is not covered), never after a death (a
+ * page already swapped out would make us wait for the dead device). */
+#define STATE_SWEEP_MS 500
+static void lock_state(struct sup *s) {
+  struct stat sb;
+  if (fstat(s->state_fd, &sb) < 0 || sb.st_size <= 0)
+    return;
+  if ((size_t)sb.st_size != s->state_len) {
+    if (s->state_map)
+      munmap(s->state_map, s->state_len);
+    s->state_map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, s->state_fd, 0);
+    if (s->state_map == MAP_FAILED) {
+      s->state_map = NULL;
+      s->state_len = 0;
+      return;
+    }
+    s->state_len = (size_t)sb.st_size;
+  }
+  off_t off = 0;
+  for (;;) {
+    off_t d = lseek(s->state_fd, off, SEEK_DATA);
+    if (d < 0)
+      break;
+    off_t h = lseek(s->state_fd, d, SEEK_HOLE);
+    if (h < 0 || h > (off_t)s->state_len)
+      h = (off_t)s->state_len;
+    madvise((char *)s->state_map + d, (size_t)(h - d), MADV_POPULATE_READ);
+    off = h;
+  }
 }
 
 /* Starts the server: its argv and state=fd:N, our stderr (the log). */
@@ -399,6 +454,8 @@ static void pin_server_files(struct sup *s) {
       continue;
     if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0) {
       void *a = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
+      if (a != MAP_FAILED)
+        madvise(a, (size_t)sb.st_size, MADV_POPULATE_READ);
       if (a != MAP_FAILED) {
         snprintf(seen[s->npins], sizeof seen[0], "%s", file);
         s->pins[s->npins].addr = a;
@@ -789,13 +846,18 @@ int supervise_main(int argc, char **argv) {
 
   struct pollfd pf[2] = {{.fd = sfd, .events = POLLIN}, {.fd = s.watch.fd, .events = POLLIN}};
   for (;;) {
-    int wait = -1;
-    if (s.retake_at)
+    int wait = s.pid ? STATE_SWEEP_MS : -1;
+    if (s.retake_at && wait < 0)
       wait = (int)(s.retake_at > now_ms() ? s.retake_at - now_ms() : 0);
     if (s.dead_links)
       wait = 20;
     if (poll(pf, s.index >= 0 ? 2 : 1, wait) < 0 && errno != EINTR)
       break;
+    static int64_t swept;
+    if (s.pid && !server_gone(&s) && now_ms() - swept >= STATE_SWEEP_MS) {
+      lock_state(&s);
+      swept = now_ms();
+    }
     if (s.retake_at && now_ms() >= s.retake_at && s.pid && !s.dead_links) {
       s.retake_at = 0;
       ballast_take(&s);
