@@ -600,11 +600,11 @@ static void recover(struct sup *s, int64_t t0, int64_t lived_ms) {
                     : "nothing serves");
 }
 
-/* Stops the server: SIGTERM, SIGKILL after STOP_MS.  0 if it ended. */
-static void stop_server(struct sup *s) {
+/* Stops the server with SIG (SIGTERM: SIGKILL after STOP_MS). */
+static void stop_server(struct sup *s, int sig) {
   if (!s->pid)
     return;
-  kill(s->pid, SIGTERM);
+  kill(s->pid, sig);
   int64_t t0 = now_ms();
   int st;
   char b[96];
@@ -624,8 +624,13 @@ static void stop_server(struct sup *s) {
 
 static void upgrade(struct sup *s) {
   int64_t t0 = now_ms();
-  say("upgrade: stopping server %d", (int)s->pid);
-  stop_server(s);
+  /* SIGKILL, not SIGTERM: nbdkit answers the requests in flight at a
+   * SIGTERM with ESHUTDOWN, which the kernel fails (a swap-in failed:
+   * SIGBUS for its process, seen in the VM rig); after a kill the kernel
+   * sends them again at their timeout, and the state is made to survive
+   * a kill at any instant. */
+  say("upgrade: stopping server %d (SIGKILL)", (int)s->pid);
+  stop_server(s, SIGKILL);
   s->fails = 0;
   if (start_and_reconnect(s, t0, "upgrade") == 0) {
     say("upgrade done in %" PRId64 " ms", now_ms() - t0);
@@ -813,7 +818,7 @@ int supervise_main(int argc, char **argv) {
   struct nbd_export ex;
   int first = wait_ready(&s, &ex);
   if (first < 0) {
-    stop_server(&s);
+    stop_server(&s, SIGTERM);
     if (s.pidfile)
       unlink(s.pidfile);
     return fail_start(&s, "the server did not come up on %s (see the log%s%s)", s.sock,
@@ -822,7 +827,7 @@ int supervise_main(int argc, char **argv) {
   if (!s.attach)
     close(first);
   else if (attach(&s, first, &ex)) {
-    stop_server(&s);
+    stop_server(&s, SIGTERM);
     if (s.pidfile)
       unlink(s.pidfile);
     return 1;
@@ -882,7 +887,7 @@ int supervise_main(int argc, char **argv) {
     while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
       if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
         say("%s: stopping", strsignal((int)si.ssi_signo));
-        stop_server(&s);
+        stop_server(&s, SIGTERM);
         if (s.pidfile)
           unlink(s.pidfile);
         say("stopped; the state is dropped");
