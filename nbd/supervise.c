@@ -372,8 +372,7 @@ static int spawn(struct sup *s) {
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     /* SIGPIPE stays ignored (as ours): a reply to a connection the
-     * kernel shut down must fail, not kill the server.  In the VM rig a
-     * server with SIGPIPE back to default died at the first swap-out. */
+     * kernel shut down must fail, not kill the server. */
     fcntl(s->state_fd, F_SETFD, 0);
     /* Real-time from exec on, as swap=on makes the server later: its
      * start-up allocations may dip into the kernel's reserve. */
