@@ -9,6 +9,7 @@
  *   trueno-nbd reconnect /dev/nbdN SOCK [--export NAME] [--backend ID]
  *   trueno-nbd disconnect /dev/nbdN
  *   trueno-nbd probe SOCK [--export NAME]
+ *   trueno-nbd supervise --socket SOCK ... -- SERVER [ARGS...]  (supervise.c)
  * SPDX-License-Identifier: MIT
  */
 #include <config.h>
@@ -25,6 +26,7 @@
 
 #include "genl.h"
 #include "handshake.h"
+#include "supervise.h"
 
 static const char *prog = "trueno-nbd";
 #define HANDSHAKE_MS 10000
@@ -49,8 +51,14 @@ static void usage(FILE *f) {
           "                  [--backend ID]\n"
           "       %s reconnect /dev/nbdN SOCK [--export NAME] [--backend ID]\n"
           "       %s disconnect /dev/nbdN\n"
-          "       %s probe SOCK [--export NAME]\n",
-          prog, prog, prog, prog);
+          "       %s probe SOCK [--export NAME]\n"
+          "       %s supervise --socket SOCK --pidfile FILE [--log FILE]\n"
+          "                  [--device /dev/nbdN | --no-attach] [--connections N]\n"
+          "                  [--timeout S] [--dead-conn-timeout S] [--backend ID]\n"
+          "                  [--export NAME] [--state-fd N] [--max-fails K] [--fast S]\n"
+          "                  [--restart-reserve MIB]\n"
+          "                  [--foreground] -- SERVER [ARGS...]\n",
+          prog, prog, prog, prog, prog);
 }
 
 /* "/dev/nbdN" or "nbdN": N, or -EINVAL. */
@@ -195,7 +203,7 @@ static int cmd_connect(struct opts *o) {
   a.size = ex.size;
   a.server_flags = ex.flags;
   uint32_t index;
-  int rc = nbd_genl_connect(&g, &a, fd, &index);
+  int rc = nbd_genl_connect(&g, &a, &fd, 1, &index);
   close(fd); /* the kernel holds its own reference */
   nbd_genl_close(&g);
   if (rc == -EBUSY)
@@ -246,7 +254,7 @@ static int cmd_reconnect(struct opts *o) {
     return die("%s has %" PRId64 " bytes but the export on %s has %" PRIu64,
                o->pos[0], have, o->pos[1], ex.size);
   }
-  int rc = nbd_genl_reconnect(&g, (uint32_t)index, fd, o->backend);
+  int rc = nbd_genl_reconnect(&g, (uint32_t)index, &fd, 1, o->backend);
   close(fd);
   nbd_genl_close(&g);
   if (rc == -EINVAL)
@@ -288,6 +296,8 @@ int main(int argc, char **argv) {
     usage(stdout);
     return 0;
   }
+  if (!strcmp(cmd, "supervise"))
+    return supervise_main(argc - 2, argv + 2);
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
     if (strcmp(cmd, commands[i].name) != 0)
       continue;

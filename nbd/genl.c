@@ -56,19 +56,20 @@ static void nest_end(struct msg *m, size_t off) {
   a->nla_len = (uint16_t)(m->u.nh.nlmsg_len - off);
 }
 
-/* NBD_ATTR_SOCKETS { NBD_SOCK_ITEM { NBD_SOCK_FD fd } } */
-static void put_socket(struct msg *m, int fd) {
+/* NBD_ATTR_SOCKETS { NBD_SOCK_ITEM { NBD_SOCK_FD fd } ... }, one item
+ * per connection. */
+static void put_sockets(struct msg *m, const int *fds, int n) {
   size_t socks = put(m, NBD_ATTR_SOCKETS, NULL, 0);
-  size_t item = put(m, NBD_SOCK_ITEM, NULL, 0);
-  put_u32(m, NBD_SOCK_FD, (uint32_t)fd);
-  nest_end(m, item);
+  for (int i = 0; i < n; i++) {
+    size_t item = put(m, NBD_SOCK_ITEM, NULL, 0);
+    put_u32(m, NBD_SOCK_FD, (uint32_t)fds[i]);
+    nest_end(m, item);
+  }
   nest_end(m, socks);
 }
 
-/* Looks for attribute TYPE among those of a genl message's payload. */
-static const struct nlattr *find_attr(const struct nlmsghdr *nh, uint16_t type) {
-  const char *p = (const char *)NLMSG_DATA(nh) + GENL_HDRLEN;
-  const char *end = (const char *)nh + nh->nlmsg_len;
+/* Looks for attribute TYPE among those from P to END. */
+static const struct nlattr *find_in(const char *p, const char *end, uint16_t type) {
   while (p + NLA_HDRLEN <= end) {
     const struct nlattr *a = (const struct nlattr *)p;
     if (a->nla_len < NLA_HDRLEN || p + a->nla_len > end)
@@ -80,8 +81,40 @@ static const struct nlattr *find_attr(const struct nlmsghdr *nh, uint16_t type) 
   return NULL;
 }
 
+/* Looks for attribute TYPE among those of a genl message's payload. */
+static const struct nlattr *find_attr(const struct nlmsghdr *nh, uint16_t type) {
+  return find_in((const char *)NLMSG_DATA(nh) + GENL_HDRLEN,
+                 (const char *)nh + nh->nlmsg_len, type);
+}
+
+/* The id of multicast group NAME in a CTRL_CMD_GETFAMILY reply, or 0:
+ * CTRL_ATTR_MCAST_GROUPS { n { CTRL_ATTR_MCAST_GRP_NAME, _ID } ... }. */
+static uint32_t mcast_group(const struct nlmsghdr *nh, const char *name) {
+  const struct nlattr *gs = find_attr(nh, CTRL_ATTR_MCAST_GROUPS);
+  if (!gs)
+    return 0;
+  const char *p = (const char *)gs + NLA_HDRLEN, *end = (const char *)gs + gs->nla_len;
+  while (p + NLA_HDRLEN <= end) {
+    const struct nlattr *g = (const struct nlattr *)p;
+    if (g->nla_len < NLA_HDRLEN || p + g->nla_len > end)
+      break;
+    const char *in = p + NLA_HDRLEN, *gend = p + g->nla_len;
+    const struct nlattr *n = find_in(in, gend, CTRL_ATTR_MCAST_GRP_NAME);
+    const struct nlattr *id = find_in(in, gend, CTRL_ATTR_MCAST_GRP_ID);
+    if (n && id && id->nla_len >= NLA_HDRLEN + 4 &&
+        strncmp((const char *)n + NLA_HDRLEN, name, n->nla_len - NLA_HDRLEN) == 0) {
+      uint32_t v;
+      memcpy(&v, (const char *)id + NLA_HDRLEN, 4);
+      return v;
+    }
+    p += NLA_ALIGN(g->nla_len);
+  }
+  return 0;
+}
+
 /* Sends M and reads until its ack or error.  A reply message's attribute
- * WANT (if nonzero), WANT_LEN bytes, is copied to OUT. */
+ * WANT (if nonzero), WANT_LEN bytes, is copied to OUT; with WANT_LEN 0, a
+ * GETFAMILY reply's id of the nbd multicast group goes to g->mcast. */
 static int transact(struct nbd_genl *g, struct msg *m, uint16_t want, void *out,
                     size_t want_len) {
   struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
@@ -106,6 +139,8 @@ static int transact(struct nbd_genl *g, struct msg *m, uint16_t want, void *out,
         const struct nlmsgerr *e = NLMSG_DATA(nh);
         return e->error; /* 0: the ack */
       }
+      if (nh->nlmsg_type == GENL_ID_CTRL && m->u.nh.nlmsg_type == GENL_ID_CTRL)
+        g->mcast = mcast_group(nh, NBD_GENL_MCAST_GROUP_NAME);
       if (want && nh->nlmsg_type == m->u.nh.nlmsg_type) {
         const struct nlattr *a = find_attr(nh, want);
         if (a && a->nla_len >= NLA_HDRLEN + want_len)
@@ -118,6 +153,7 @@ static int transact(struct nbd_genl *g, struct msg *m, uint16_t want, void *out,
 int nbd_genl_open(struct nbd_genl *g) {
   g->seq = 0;
   g->family = 0;
+  g->mcast = 0;
   g->fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
   if (g->fd < 0)
     return -errno;
@@ -149,7 +185,7 @@ void nbd_genl_close(struct nbd_genl *g) {
 }
 
 int nbd_genl_connect(struct nbd_genl *g, const struct nbd_connect_args *a,
-                     int sockfd, uint32_t *index) {
+                     const int *fds, int nfds, uint32_t *index) {
   struct msg m;
   msg_init(&m, g->family, NBD_CMD_CONNECT, NBD_GENL_VERSION);
   if (a->index >= 0)
@@ -163,7 +199,7 @@ int nbd_genl_connect(struct nbd_genl *g, const struct nbd_connect_args *a,
   put_u64(&m, NBD_ATTR_CLIENT_FLAGS, a->client_flags);
   if (a->backend)
     put_str(&m, NBD_ATTR_BACKEND_IDENTIFIER, a->backend);
-  put_socket(&m, sockfd);
+  put_sockets(&m, fds, nfds);
   uint32_t idx = UINT32_MAX;
   int rc = transact(g, &m, NBD_ATTR_INDEX, &idx, sizeof idx);
   if (rc < 0)
@@ -174,14 +210,14 @@ int nbd_genl_connect(struct nbd_genl *g, const struct nbd_connect_args *a,
   return 0;
 }
 
-int nbd_genl_reconnect(struct nbd_genl *g, uint32_t index, int sockfd,
-                       const char *backend) {
+int nbd_genl_reconnect(struct nbd_genl *g, uint32_t index, const int *fds,
+                       int nfds, const char *backend) {
   struct msg m;
   msg_init(&m, g->family, NBD_CMD_RECONFIGURE, NBD_GENL_VERSION);
   put_u32(&m, NBD_ATTR_INDEX, index);
   if (backend)
     put_str(&m, NBD_ATTR_BACKEND_IDENTIFIER, backend);
-  put_socket(&m, sockfd);
+  put_sockets(&m, fds, nfds);
   return transact(g, &m, 0, NULL, 0);
 }
 
@@ -190,4 +226,36 @@ int nbd_genl_disconnect(struct nbd_genl *g, uint32_t index) {
   msg_init(&m, g->family, NBD_CMD_DISCONNECT, NBD_GENL_VERSION);
   put_u32(&m, NBD_ATTR_INDEX, index);
   return transact(g, &m, 0, NULL, 0);
+}
+
+int nbd_genl_watch(struct nbd_genl *g) {
+  if (!g->mcast)
+    return -ENOENT;
+  uint32_t grp = g->mcast;
+  if (setsockopt(g->fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &grp, sizeof grp) < 0)
+    return -errno;
+  return 0;
+}
+
+int nbd_genl_link_dead(struct nbd_genl *g) {
+  union {
+    struct nlmsghdr nh;
+    char buf[8192];
+  } r;
+  ssize_t n = recv(g->fd, r.buf, sizeof r.buf, MSG_DONTWAIT);
+  if (n < 0)
+    return -errno;
+  int found = -ENOMSG;
+  for (struct nlmsghdr *nh = &r.nh; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
+    const struct genlmsghdr *gh = NLMSG_DATA(nh);
+    if (nh->nlmsg_type != g->family || gh->cmd != NBD_CMD_LINK_DEAD)
+      continue;
+    const struct nlattr *a = find_attr(nh, NBD_ATTR_INDEX);
+    uint32_t idx;
+    if (a && a->nla_len >= NLA_HDRLEN + 4) {
+      memcpy(&idx, (const char *)a + NLA_HDRLEN, 4);
+      found = (int)(idx & 0x7fffffff);
+    }
+  }
+  return found;
 }
