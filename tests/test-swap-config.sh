@@ -38,6 +38,8 @@ recompress-rate = 2048
 swap-priority = 50
 transport = nbd
 connections = 2
+persist = no
+dead-conn-timeout = 30
 parameters = lz4-impl=trueno overcommit=yes
 
 ; Sections, comments with ';', odd spacing, CRLF line ends.
@@ -46,6 +48,7 @@ zram-size=2 * (100 + 28) - -0
 transport = ublk
 queues = 2
 depth = 64
+persist = yes
 swap-priority=-1
 compression-algorithm = zstd( level = -5 )
 recompress = lz4hc(level=12)
@@ -60,8 +63,8 @@ EOF
 out=$("$ts" config 2>"$TMPD/err") || fail "config exited $?: $(cat "$TMPD/err")"
 [ ! -s "$TMPD/err" ] || fail "config printed errors: $(cat "$TMPD/err")"
 printf '%s\n' "$out"
-want="main: trueno-swap up --name main --size $(sz "$half") --priority 50 --transport nbd --connections 2 mem-limit=$eighth algorithm=zstd level=3 recompress=zstd:9 recompress-idle=60 recompress-rate=2048 lz4-impl=trueno overcommit=yes
-spill: trueno-swap up --name spill --size 256M --transport ublk --queues 2 --depth 64 --priority -1 algorithm=zstd level=-5 recompress=lz4hc:12 group=16
+want="main: trueno-swap up --name main --size $(sz "$half") --priority 50 --transport nbd --connections 2 --dead-conn-timeout 30 mem-limit=$eighth algorithm=zstd level=3 recompress=zstd:9 recompress-idle=60 recompress-rate=2048 lz4-impl=trueno overcommit=yes
+spill: trueno-swap up --name spill --size 256M --transport ublk --queues 2 --depth 64 --persist --priority -1 algorithm=zstd level=-5 recompress=lz4hc:12 group=16
 crlf: trueno-swap up --name crlf --size 1536K
 defaults: trueno-swap up --name defaults --size $(sz "$half")"
 [ "$out" = "$want" ] || fail "config printed:
@@ -166,6 +169,8 @@ bad compression-algorithm "zstd(speed=3)" "invalid parameters '(speed=3)'"
 bad compression-algorithm "lz4(level=3)" "invalid level 3 for lz4"
 bad recompress lz4 "unknown algorithm 'lz4' (one of: off zstd lz4hc)"
 bad transport tcp "invalid transport 'tcp': nbd or ublk"
+bad persist maybe "invalid value 'maybe': yes or no"
+bad dead-conn-timeout 0 "invalid number '0'"
 bad recompress-rate 5 "set twice (also line 5)"
 bad parameters "swap=off" "swap= is set by trueno-swap"
 bad parameters "algorithm=zstd;reboot" "invalid parameter 'algorithm=zstd;reboot'"
