@@ -34,11 +34,18 @@ dmesg -c >/dev/null
 # (tail itself: a filter between would hold them in its buffer).
 tail -f "$log" &
 tailpid=$!
+# The case's output is a pipe the rig reads to its end: whatever runs in
+# the background must be gone when the case exits, pass or fail, or the
+# boot waits for its timeout.
+bg=$tailpid
+trap 'kill $bg 2>/dev/null' EXIT
 dmesg -n 7
 # If the supervisor or the server stops, where their threads are (static,
 # locked: works while swap is stuck).
 /opt/trueno/watchdog "$sup" "$STATS" 8 &
+bg="$bg $!"
 /opt/trueno/watchdog "$SERVER_PID" "$STATS" 8 &
+bg="$bg $!"
 t0=$(now)
 /opt/trueno/stress --mib "$mib" --rounds 1 --corpus /opt/trueno/corpus \
   --time-limit 600 --round-budget 120 > /tmp/stress.out 2>&1 &
