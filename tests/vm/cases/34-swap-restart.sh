@@ -1,7 +1,5 @@
 # vm-ram: 256
 # vm-transports: nbd
-# vm-default: no
-# (Not in the default set until it has passed more than its 1 run.)
 # Swap whose server dies and is upgraded under it (issue 19):
 # `trueno-swap up --persist` (trueno-nbd supervise: the store's state in
 # its memfd, nbdkit its child, /dev/nbdN attached with --timeout 5 and a
