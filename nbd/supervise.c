@@ -35,6 +35,7 @@
 
 #include "genl.h"
 #include "handshake.h"
+#include "log-stamp.h"
 
 #ifndef PR_SET_IO_FLUSHER
 #define PR_SET_IO_FLUSHER 57 /* Linux 5.6 */
@@ -92,18 +93,13 @@ static int64_t now_ms(void) {
 
 /* One line in the log (stderr), with the wall-clock time to the ms. */
 __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  struct tm tm;
-  gmtime_r(&ts.tv_sec, &tm);
-  char when[32], msg[1024];
-  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+  char when[LOG_STAMP_LEN], msg[1024];
+  log_stamp(when);
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  fprintf(stderr, "%s.%03ldZ trueno-nbd supervise[%d]: %s\n", when,
-          ts.tv_nsec / 1000000, (int)getpid(), msg);
+  fprintf(stderr, "%s trueno-nbd supervise[%d]: %s\n", when, (int)getpid(), msg);
   fflush(stderr);
 }
 

@@ -18,6 +18,7 @@
 
 #include "ctrl.h"
 #include "restart.h"
+#include "log-stamp.h"
 #include "pin-mappings.h"
 #include "safefile.h"
 #include "server-guard.h"
@@ -54,19 +55,15 @@ static double now_ms(void) {
 
 /* One line to ublkN.log: UTC time to the millisecond, then the event. */
 static void slog(struct sup *s, const char *fmt, ...) {
-  struct timespec t;
-  clock_gettime(CLOCK_REALTIME, &t);
-  struct tm tm;
-  gmtime_r(&t.tv_sec, &tm);
-  char when[32], msg[1024];
-  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+  char when[LOG_STAMP_LEN], msg[1024];
+  log_stamp(when);
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   char line[1200];
-  int n = snprintf(line, sizeof line, "%s.%03ldZ trueno-ublk[%ld]: ublk%d: %s\n",
-                   when, t.tv_nsec / 1000000, (long)getpid(), s->id, msg);
+  int n = snprintf(line, sizeof line, "%s trueno-ublk[%ld]: ublk%d: %s\n", when,
+                   (long)getpid(), s->id, msg);
   if (n < 0)
     return;
   if ((size_t)n >= sizeof line)
